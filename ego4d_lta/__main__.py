@@ -1,0 +1,3 @@
+from ego4d_lta.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,445 @@
+"""A synthetic Ego4D LTA dataset in the official layout, learnable the way Ego4D is.
+
+Each clip follows the script of one *activity*: a cycle of (verb, noun) steps where each step has
+an alternative (a branch), with occasional skipped steps and stray actions. The future therefore
+depends on the observed context (which activity, where in its cycle), and repeating the last
+action is a poor guess. Every segment shows its action: the noun is an object's shape and colour,
+the verb is how the object moves; each activity has its own background tint (its "scenario").
+Noise: pixel noise, colour and size jitter, random object placement, a drifting distractor blob.
+
+Layout written under OUT (what `--data OUT` expects everywhere):
+    annotations/fho_lta_{train,val,test_unannotated}.json, annotations/fho_lta_taxonomy.json
+    clips/<clip_uid>.mp4          H.264, 30 fps, keyframe every 2 s
+    synthetic.json                the generator's settings and which test clips are broken
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ego4d_lta.challenge import SPLIT_FILES, TAXONOMY_FILE
+from ego4d_lta.data.jsonio import write_json_atomic
+
+FPS = 30
+
+# (name in the taxonomy's style, motion pattern)
+VERBS = (
+    ("take_(pick,_grab,_get)", "rise"),
+    ("put_(place,_leave,_drop)", "fall"),
+    ("cut_(trim,_slice,_chop)", "shake"),
+    ("wash_(clean,_wipe,_rinse)", "circle"),
+    ("open_(unscrew,_unlock)", "grow"),
+    ("close_(shut,_lock)", "shrink"),
+    ("hold_(support,_grip,_grasp)", "still"),
+    ("move_(transfer,_pass,_exchange)", "slide"),
+    ("pour", "diagonal"),
+    ("turn_on_(switch_on,_start)", "blink"),
+)
+SHAPES = ("disk", "square", "triangle", "ring", "cross", "bar")
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 190, 60),
+    "blue": (50, 80, 230),
+    "yellow": (235, 215, 40),
+    "magenta": (210, 50, 200),
+    "cyan": (40, 200, 210),
+    "white": (240, 240, 240),
+    "orange": (245, 140, 30),
+}
+NOUNS = (
+    "knife",
+    "onion",
+    "plate",
+    "pot",
+    "cup",
+    "door",
+    "tap",
+    "sponge",
+    "bowl",
+    "chopping_board",
+    "bottle",
+    "brush",
+    "box",
+    "paper",
+    "spoon",
+    "drawer",
+)
+SCENARIOS = (
+    ("Cooking", (70, 60, 50)),
+    ("Carpenter", (55, 70, 55)),
+    ("Cleaning / laundry", (50, 55, 75)),
+    ("Car mechanic", (75, 75, 75)),
+    ("Baker", (80, 65, 70)),
+    ("Crafting/knitting/sewing/drawing/painting", (60, 75, 80)),
+)
+
+
+def noun_look(noun: int) -> tuple[str, tuple[int, int, int]]:
+    """The shape and colour that show noun `noun` (distinct for every noun)."""
+    colours = list(COLOURS.values())
+    return SHAPES[noun % len(SHAPES)], colours[noun % len(colours)]
+
+
+@dataclass(frozen=True)
+class SizePreset:
+    frame_size: int
+    clips: dict[str, int]
+    segments: tuple[int, int]
+    activities: int
+
+
+SIZES = {
+    "tiny": SizePreset(64, {"train": 16, "val": 5, "test": 5}, (34, 42), 4),
+    "small": SizePreset(112, {"train": 60, "val": 15, "test": 15}, (36, 60), 6),
+}
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What `ego4d-lta synth` generates; the same config and seed give the same dataset."""
+
+    seed: int = 0
+    size: str = "tiny"
+    missing_videos: int = 0
+    """Test clips whose annotations exist but whose video file does not (like Ego4D's undownloadable one)."""
+    corrupt_videos: int = 0
+    """Test clips whose video file is truncated garbage."""
+    p_branch: float = 0.25
+    p_skip: float = 0.05
+    p_stray: float = 0.04
+
+
+@dataclass
+class Activity:
+    """One script: `main[j]` or, with probability p_branch, `alt[j]` at cycle position j."""
+
+    scenario: int
+    main: list[tuple[int, int]]
+    alt: list[tuple[int, int]]
+
+
+@dataclass
+class SynthSummary:
+    out: Path
+    clips: dict[str, list[str]] = field(default_factory=dict)
+    segments: dict[str, int] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
+    bytes: int = 0
+
+
+def make_activities(rng: np.random.Generator, count: int) -> list[Activity]:
+    """Random scripts: each activity has its own noun subset and a cycle of 5-7 steps."""
+    activities = []
+    for a in range(count):
+        nouns = rng.choice(len(NOUNS), size=5, replace=False)
+        length = int(rng.integers(5, 8))
+        main, alt = [], []
+        for _ in range(length):
+            main.append((int(rng.integers(len(VERBS))), int(rng.choice(nouns))))
+            alt.append((int(rng.integers(len(VERBS))), int(rng.choice(nouns))))
+        activities.append(Activity(scenario=a % len(SCENARIOS), main=main, alt=alt))
+    return activities
+
+
+def script_actions(
+    rng: np.random.Generator, activity: Activity, length: int, cfg: SynthConfig
+) -> list[tuple[int, int]]:
+    """A clip's sequence of (verb, noun): walk the activity's cycle with branches, skips and strays."""
+    cycle = len(activity.main)
+    phase = int(rng.integers(cycle))
+    actions = []
+    while len(actions) < length:
+        r = rng.random()
+        if r < cfg.p_stray:
+            pool = activity.main + activity.alt
+            actions.append(pool[int(rng.integers(len(pool)))])
+            continue
+        phase = (phase + (2 if r < cfg.p_stray + cfg.p_skip else 1)) % cycle
+        step = activity.alt[phase] if rng.random() < cfg.p_branch else activity.main[phase]
+        actions.append(step)
+    return actions
+
+
+def generate(out: Path | str, cfg: SynthConfig, progress: Callable[[str], None] | None = None) -> SynthSummary:
+    """Write the whole dataset under `out` (existing files of the same names are replaced)."""
+    if cfg.size not in SIZES:
+        raise ValueError(f"unknown size {cfg.size!r}: expected one of {', '.join(SIZES)}")
+    preset = SIZES[cfg.size]
+    if cfg.missing_videos + cfg.corrupt_videos > preset.clips["test"]:
+        raise ValueError(f"at most {preset.clips['test']} broken test clips in size {cfg.size!r}")
+    out = Path(out)
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    (out / "clips").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(cfg.seed)
+    activities = make_activities(rng, preset.activities)
+    summary = SynthSummary(out=out)
+    taxonomy = {"verbs": [v for v, _ in VERBS], "nouns": list(NOUNS)}
+    write_json_atomic(out / "annotations" / TAXONOMY_FILE, taxonomy)
+    for split, count in preset.clips.items():
+        entries, uids = [], []
+        for c in range(count):
+            uid = str(uuid.UUID(bytes=rng.bytes(16), version=4))
+            activity = activities[c % len(activities)]
+            length = int(rng.integers(preset.segments[0], preset.segments[1] + 1))
+            actions = script_actions(rng, activity, length, cfg)
+            times = segment_times(rng, length)
+            clip_seed = int(rng.integers(2**31))
+            entries.extend(annotation_entries(uid, actions, times, labelled=split != "test"))
+            uids.append(uid)
+            broken = _broken_kind(split, c, count, cfg)
+            summary.clips.setdefault(split, []).append(uid)
+            if broken == "missing":
+                summary.missing.append(uid)
+                (out / "clips" / f"{uid}.mp4").unlink(missing_ok=True)
+                continue
+            path = out / "clips" / f"{uid}.mp4"
+            render_clip(path, actions, times, activity.scenario, preset.frame_size, clip_seed)
+            if broken == "corrupt":
+                summary.corrupt.append(uid)
+                _corrupt(path, clip_seed)
+            summary.bytes += path.stat().st_size
+            if progress:
+                progress(f"{split} clip {c + 1}/{count}")
+        summary.segments[split] = len(entries)
+        doc = {
+            "version": "synthetic-1",
+            "description": f"ego4d-lta synthetic dataset, size {cfg.size}, seed {cfg.seed}",
+            "split": split,
+            "clips": entries,
+        }
+        write_json_atomic(out / "annotations" / SPLIT_FILES[split], doc)
+    info = {
+        "config": asdict(cfg),
+        "frame_size": preset.frame_size,
+        "fps": FPS,
+        "missing_videos": summary.missing,
+        "corrupt_videos": summary.corrupt,
+        "activities": [{"scenario": SCENARIOS[a.scenario][0], "main": a.main, "alt": a.alt} for a in activities],
+    }
+    write_json_atomic(out / "synthetic.json", info, option=0)
+    return summary
+
+
+def segment_times(rng: np.random.Generator, length: int) -> list[tuple[float, float]]:
+    """Consecutive segments of 2.3-3.2 s (each longer than the 2.133 s SlowFast window), small gaps."""
+    t = float(rng.uniform(0.2, 1.0))
+    times = []
+    for _ in range(length):
+        duration = float(rng.uniform(2.3, 3.2))
+        times.append((round(t, 3), round(t + duration, 3)))
+        t += duration + float(rng.uniform(0.0, 0.4))
+    return times
+
+
+def annotation_entries(
+    uid: str, actions: list[tuple[int, int]], times: list[tuple[float, float]], labelled: bool
+) -> list[dict]:
+    entries = []
+    for idx, ((verb, noun), (start, end)) in enumerate(zip(actions, times, strict=True)):
+        entry = {
+            "clip_uid": uid,
+            "video_uid": uid,
+            "action_idx": idx,
+            "action_clip_start_sec": start,
+            "action_clip_end_sec": end,
+            "action_clip_start_frame": round(start * FPS),
+            "action_clip_end_frame": round(end * FPS),
+        }
+        if labelled:
+            entry |= {"verb": VERBS[verb][0], "noun": NOUNS[noun], "verb_label": verb, "noun_label": noun}
+        entries.append(entry)
+    return entries
+
+
+def render_clip(
+    path: Path,
+    actions: list[tuple[int, int]],
+    times: list[tuple[float, float]],
+    scenario: int,
+    size: int,
+    seed: int,
+) -> None:
+    """Render and encode one clip (H.264, yuv420p, 30 fps, keyframe every 2 s) to `path` atomically."""
+    rng = np.random.default_rng(seed)
+    total = int(np.ceil((times[-1][1] + 0.5) * FPS))
+    background = _background(rng, scenario, size)
+    labels = np.full(total, -1, np.int64)
+    for i, (start, end) in enumerate(times):
+        labels[round(start * FPS) : round(end * FPS)] = i
+    distractor = _distractor_path(rng, total, size)
+    looks = [_segment_look(rng, size) for _ in times]
+    noise = rng.normal(0, 3, size=(16, size, size, 3)).round().astype(np.int16)
+    tmp = path.with_name(f".{path.name}.tmp.mp4")
+    with av.open(str(tmp), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.options = {"preset": "veryfast", "crf": "26", "g": str(2 * FPS)}
+        stream.codec_context.thread_count = 1  # deterministic bytes for a seed
+        chunk = 2 * FPS
+        for first in range(0, total, chunk):
+            frames = _render_frames(
+                rng,
+                background,
+                labels,
+                first,
+                min(first + chunk, total),
+                actions,
+                times,
+                looks,
+                distractor,
+                noise,
+            )
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.replace(path)
+
+
+def _render_frames(
+    rng: np.random.Generator,
+    background: np.ndarray,
+    labels: np.ndarray,
+    first: int,
+    stop: int,
+    actions: list[tuple[int, int]],
+    times: list[tuple[float, float]],
+    looks: list[dict],
+    distractor: np.ndarray,
+    noise: np.ndarray,
+) -> np.ndarray:
+    """Frames first..stop-1 as (n, size, size, 3) uint8, vectorised over the frames of each segment."""
+    size = background.shape[0]
+    n = stop - first
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    frames = np.repeat(background[None], n, axis=0)
+    d = distractor[first:stop]
+    blob = (xx[None] - d[:, 0, None, None]) ** 2 + (yy[None] - d[:, 1, None, None]) ** 2 <= (0.07 * size) ** 2
+    frames[blob] = 110
+    chunk_labels = labels[first:stop]
+    for seg in np.unique(chunk_labels[chunk_labels >= 0]):
+        t = np.flatnonzero(chunk_labels == seg)
+        verb, noun = actions[seg]
+        shape, colour = noun_look(noun)
+        colour = np.clip(np.array(colour) + looks[seg]["colour_jitter"], 0, 255)
+        seconds = (first + t) / FPS - times[seg][0]
+        cx, cy, scale, visible = _motion(VERBS[verb][1], seconds, looks[seg], size)
+        radius = (looks[seg]["radius"] * scale)[:, None, None]
+        mask = _shape_mask(shape, (xx[None] - cx[:, None, None]) / radius, (yy[None] - cy[:, None, None]) / radius)
+        mask &= visible[:, None, None]
+        sub = frames[t]
+        sub[mask] = colour
+        frames[t] = sub
+    frames += noise[rng.integers(len(noise), size=n)]
+    return np.clip(frames, 0, 255).astype(np.uint8)
+
+
+def _segment_look(rng: np.random.Generator, size: int) -> dict:
+    """A segment's random placement, size, speed, phase and colour jitter."""
+    return {
+        "cx": float(rng.uniform(0.35, 0.65) * size),
+        "cy": float(rng.uniform(0.35, 0.65) * size),
+        "radius": float(rng.uniform(0.13, 0.17) * size),
+        "amplitude": float(rng.uniform(0.16, 0.22) * size),
+        "freq": float(rng.uniform(0.8, 1.2)),
+        "phase": float(rng.uniform(0, 1)),
+        "colour_jitter": rng.integers(-20, 21, size=3),
+    }
+
+
+def _motion(
+    pattern: str, seconds: np.ndarray, look: dict, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Centre x, y, scale and visibility of the object at `seconds` into its segment, per frame."""
+    u = seconds * look["freq"] + look["phase"]
+    saw = u - np.floor(u)
+    wave = np.sin(2 * np.pi * u)
+    a = look["amplitude"]
+    cx = np.full_like(u, look["cx"])
+    cy = np.full_like(u, look["cy"])
+    scale = np.ones_like(u)
+    visible = np.ones(u.shape, bool)
+    if pattern == "rise":
+        cy += a * (0.5 - saw) * 1.6
+    elif pattern == "fall":
+        cy -= a * (0.5 - saw) * 1.6
+    elif pattern == "shake":
+        cx += 0.4 * a * np.sin(2 * np.pi * 3 * u)
+    elif pattern == "circle":
+        cx += a * np.cos(2 * np.pi * u)
+        cy += a * wave
+    elif pattern == "grow":
+        scale = 0.6 + 0.8 * saw
+    elif pattern == "shrink":
+        scale = 1.4 - 0.8 * saw
+    elif pattern == "still":
+        cx += 0.03 * size * np.sin(2 * np.pi * 0.3 * u)
+    elif pattern == "slide":
+        cx += a * wave
+    elif pattern == "diagonal":
+        cx += a * wave
+        cy += a * wave
+    elif pattern == "blink":
+        visible = np.sin(2 * np.pi * 2 * u) > -0.2
+    return cx, cy, scale, visible
+
+
+def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    ax, ay = np.abs(dx), np.abs(dy)
+    if shape == "disk":
+        return dx * dx + dy * dy <= 1.0
+    if shape == "square":
+        return np.maximum(ax, ay) <= 0.85
+    if shape == "triangle":
+        return (dy >= -0.9) & (dy <= 0.9) & (ax <= (dy + 0.9) * 0.55)
+    if shape == "ring":
+        r2 = dx * dx + dy * dy
+        return (r2 <= 1.0) & (r2 >= 0.3)
+    if shape == "cross":
+        return ((ax <= 0.3) & (ay <= 1.0)) | ((ay <= 0.3) & (ax <= 1.0))
+    if shape == "bar":
+        return (ax <= 1.1) & (ay <= 0.35)
+    raise ValueError(shape)
+
+
+def _background(rng: np.random.Generator, scenario: int, size: int) -> np.ndarray:
+    """The scenario's tint, a per-clip offset and a soft static gradient."""
+    base = np.array(SCENARIOS[scenario][1], np.float32) + rng.integers(-12, 13, size=3)
+    ramp = np.linspace(-15, 15, size, dtype=np.float32)
+    grad = ramp[None, :, None] * rng.uniform(-1, 1) + ramp[:, None, None] * rng.uniform(-1, 1)
+    return np.clip(base[None, None, :] + grad, 0, 255).astype(np.int16)
+
+
+def _distractor_path(rng: np.random.Generator, total: int, size: int) -> np.ndarray:
+    """A grey blob drifting smoothly over the whole clip, unrelated to the actions."""
+    steps = rng.normal(0, 0.01 * size, size=(total, 2)).cumsum(axis=0)
+    start = rng.uniform(0.1, 0.9, size=2) * size
+    return np.mod(start + steps, size)
+
+
+def _broken_kind(split: str, index: int, count: int, cfg: SynthConfig) -> str | None:
+    """The last test clips are the broken ones: first the missing, then the corrupt."""
+    if split != "test":
+        return None
+    from_end = count - 1 - index
+    if from_end < cfg.missing_videos:
+        return "missing"
+    if from_end < cfg.missing_videos + cfg.corrupt_videos:
+        return "corrupt"
+    return None
+
+
+def _corrupt(path: Path, seed: int) -> None:
+    """Keep a few header bytes and replace the rest with noise: the container cannot be opened."""
+    data = path.read_bytes()
+    noise = np.random.default_rng(seed).integers(0, 256, size=max(len(data) // 4, 512), dtype=np.uint8)
+    path.write_bytes(data[:64] + noise.tobytes())

@@ -1,0 +1,118 @@
+"""`ego4d-lta validate`: check a submission against a split's key set and, on val, score it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ego4d_lta.challenge import K, Z
+from ego4d_lta.data.annotations import Taxonomy, load_annotations
+from ego4d_lta.data.windows import Windows, make_windows
+from ego4d_lta.metrics import HEADS, Scores, score
+from ego4d_lta.submission import check_submission, read_submission
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of `validate_file`; `to_json` is the `--json` output."""
+
+    path: Path
+    split: str
+    windows: int
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    scores: Scores | None = None
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict:
+        out = {
+            "valid": self.valid,
+            "split": self.split,
+            "windows": self.windows,
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+        }
+        if self.scores is not None:
+            out["scores"] = self.scores.to_json()
+        return out
+
+
+def validate_file(path: Path | str, annotations_dir: Path | str, split: str) -> ValidationReport:
+    """Check `path` against `split`'s windows; on a labelled split, also score it.
+
+    Raises `UserError` for unreadable inputs (the annotations, a file that is not JSON); rule
+    violations of the submission itself are collected in the report.
+    """
+    path = Path(path)
+    table, taxonomy = load_annotations(annotations_dir, split)
+    windows = make_windows(table, include_extra=True)
+    required = [k for k, e in zip(windows.keys, windows.extra, strict=True) if not e]
+    extra = [k for k, e in zip(windows.keys, windows.extra, strict=True) if e]
+    obj, raw = read_submission(path)
+    check = check_submission(obj, required, extra, taxonomy, raw=raw)
+    report = ValidationReport(path, split, len(required), list(check.errors), list(check.warnings))
+    if check.valid and split != "test":
+        report.scores = score_against(windows, table, check.keys, check.verb, check.noun, taxonomy)
+    return report
+
+
+def score_against(
+    windows: Windows, table, keys: list[str], verb: np.ndarray, noun: np.ndarray, taxonomy: Taxonomy
+) -> Scores:
+    """Score (n, K, Z) predictions for `keys` on the challenge windows (extra-window keys ignored)."""
+    row_of = {key: i for i, key in enumerate(keys)}
+    challenge = windows.challenge()
+    rows = np.array([row_of[key] for key in challenge.keys], dtype=np.int64)
+    verb_truth = table["verb"].to_numpy()[challenge.future]
+    noun_truth = table["noun"].to_numpy()[challenge.future]
+    return score(verb[rows], noun[rows], verb_truth, noun_truth, taxonomy.num_nouns)
+
+
+def format_report(report: ValidationReport) -> str:
+    """The human-readable summary printed on stdout for a valid file."""
+    lines = [f"{report.path}: valid {report.split} submission, {report.windows} windows (K={K}, Z={Z})"]
+    if report.scores is not None:
+        ed20 = report.scores.ed20
+        lines.append(f"{'':8}{'ED@20':>8}{'AUED':>8}")
+        for head in HEADS:
+            lines.append(f"{head:8}{ed20[head]:8.4f}{report.scores.aued[head]:8.4f}")
+    return "\n".join(lines)
+
+
+def plot_ed_at_z(scores: Scores, out: Path | str, title: str = "") -> Path:
+    """Write a PNG of ED@z, z = 1..Z, for verb, noun and action."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for head in HEADS:
+        values = scores.ed_at_z[head]
+        ax.plot(
+            range(1, len(values) + 1),
+            values,
+            marker="o",
+            markersize=3,
+            label=f"{head} (ED@20 {values[-1]:.3f})",
+        )
+    ax.set_xlabel("z (future actions)")
+    ax.set_ylabel("ED@z (lower is better)")
+    ax.set_xticks(range(0, Z + 1, 2))
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title or "Edit distance at z")
+    fig.tight_layout()
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
