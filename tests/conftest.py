@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ego4d_lta.data.synthetic import SynthConfig, generate
+from ego4d_lta.data.synthetic import generate
+from ego4d_lta.demo import DEMO_SYNTH
 
 SHARED_DATA = Path(os.environ.get("EGO4D_LTA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -21,8 +22,14 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny synthetic dataset with one missing and one corrupt test video (as the demo uses)."""
-    out = tmp_path_factory.mktemp("synth") / "data"
-    generate(out, SynthConfig(seed=0, size="tiny", missing_videos=1, corrupt_videos=1))
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo folder whose data/ already holds the demo's dataset (so the demo test reuses it)."""
+    out = tmp_path_factory.mktemp("demo")
+    generate(out / "data", DEMO_SYNTH)
     return out
+
+
+@pytest.fixture(scope="session")
+def synth_data(demo_dir: Path) -> Path:
+    """The tiny synthetic dataset, seed 0, with one missing and one corrupt test video."""
+    return demo_dir / "data"

@@ -15,8 +15,12 @@ Layout written under OUT (what `--data OUT` expects everywhere):
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -167,11 +171,20 @@ def script_actions(
     return actions
 
 
-def generate(out: Path | str, cfg: SynthConfig, progress: Callable[[str], None] | None = None) -> SynthSummary:
-    """Write the whole dataset under `out` (existing files of the same names are replaced)."""
+def generate(
+    out: Path | str, cfg: SynthConfig, progress: Callable[[str], None] | None = None, workers: int | None = None
+) -> SynthSummary:
+    """Write the whole dataset under `out` (existing files of the same names are replaced).
+
+    Scripts and annotations are drawn sequentially from one seeded generator; clips are then rendered
+    by `workers` processes (default: all cores), each from its own seed, so the output is the same
+    for any number of workers.
+    """
     if cfg.size not in SIZES:
         raise ValueError(f"unknown size {cfg.size!r}: expected one of {', '.join(SIZES)}")
     preset = SIZES[cfg.size]
+    if min(cfg.missing_videos, cfg.corrupt_videos) < 0:
+        raise ValueError("--missing-videos and --corrupt-videos must be >= 0")
     if cfg.missing_videos + cfg.corrupt_videos > preset.clips["test"]:
         raise ValueError(f"at most {preset.clips['test']} broken test clips in size {cfg.size!r}")
     out = Path(out)
@@ -180,40 +193,43 @@ def generate(out: Path | str, cfg: SynthConfig, progress: Callable[[str], None] 
     rng = np.random.default_rng(cfg.seed)
     activities = make_activities(rng, preset.activities)
     summary = SynthSummary(out=out)
-    taxonomy = {"verbs": [v for v, _ in VERBS], "nouns": list(NOUNS)}
-    write_json_atomic(out / "annotations" / TAXONOMY_FILE, taxonomy)
+    jobs = []
+    docs = {}
+    clip_activity = {}
     for split, count in preset.clips.items():
-        entries, uids = [], []
+        entries = []
         for c in range(count):
             uid = str(uuid.UUID(bytes=rng.bytes(16), version=4))
             activity = activities[c % len(activities)]
+            clip_activity[uid] = c % len(activities)
             length = int(rng.integers(preset.segments[0], preset.segments[1] + 1))
             actions = script_actions(rng, activity, length, cfg)
             times = segment_times(rng, length)
             clip_seed = int(rng.integers(2**31))
             entries.extend(annotation_entries(uid, actions, times, labelled=split != "test"))
-            uids.append(uid)
-            broken = _broken_kind(split, c, count, cfg)
             summary.clips.setdefault(split, []).append(uid)
+            broken = _broken_kind(split, c, count, cfg)
+            path = out / "clips" / f"{uid}.mp4"
             if broken == "missing":
                 summary.missing.append(uid)
-                (out / "clips" / f"{uid}.mp4").unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
                 continue
-            path = out / "clips" / f"{uid}.mp4"
-            render_clip(path, actions, times, activity.scenario, preset.frame_size, clip_seed)
             if broken == "corrupt":
                 summary.corrupt.append(uid)
-                _corrupt(path, clip_seed)
-            summary.bytes += path.stat().st_size
-            if progress:
-                progress(f"{split} clip {c + 1}/{count}")
+            jobs.append((path, actions, times, activity.scenario, preset.frame_size, clip_seed, broken == "corrupt"))
         summary.segments[split] = len(entries)
-        doc = {
+        docs[split] = {
             "version": "synthetic-1",
             "description": f"ego4d-lta synthetic dataset, size {cfg.size}, seed {cfg.seed}",
             "split": split,
             "clips": entries,
         }
+    for done, size in enumerate(_run_jobs(jobs, workers), start=1):
+        summary.bytes += size
+        if progress:
+            progress(f"rendered {done}/{len(jobs)} clips")
+    write_json_atomic(out / "annotations" / TAXONOMY_FILE, {"verbs": [v for v, _ in VERBS], "nouns": list(NOUNS)})
+    for split, doc in docs.items():
         write_json_atomic(out / "annotations" / SPLIT_FILES[split], doc)
     info = {
         "config": asdict(cfg),
@@ -222,9 +238,29 @@ def generate(out: Path | str, cfg: SynthConfig, progress: Callable[[str], None] 
         "missing_videos": summary.missing,
         "corrupt_videos": summary.corrupt,
         "activities": [{"scenario": SCENARIOS[a.scenario][0], "main": a.main, "alt": a.alt} for a in activities],
+        "clip_activity": clip_activity,
     }
-    write_json_atomic(out / "synthetic.json", info, option=0)
+    write_json_atomic(out / "synthetic.json", info)
     return summary
+
+
+def _render_job(job: tuple) -> int:
+    path, actions, times, scenario, size, seed, corrupt = job
+    render_clip(path, actions, times, scenario, size, seed)
+    if corrupt:
+        _corrupt(path, seed)
+    return path.stat().st_size
+
+
+def _run_jobs(jobs: list[tuple], workers: int | None) -> Iterator[int]:
+    """Render clips, in parallel processes when more than one core is available; yields file sizes."""
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if workers <= 1:
+        yield from map(_render_job, jobs)
+        return
+    # spawn, not fork: the caller may hold threads (torch) or open PyAV containers.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(_render_job, jobs)
 
 
 def segment_times(rng: np.random.Generator, length: int) -> list[tuple[float, float]]:
@@ -269,13 +305,12 @@ def render_clip(
     """Render and encode one clip (H.264, yuv420p, 30 fps, keyframe every 2 s) to `path` atomically."""
     rng = np.random.default_rng(seed)
     total = int(np.ceil((times[-1][1] + 0.5) * FPS))
-    background = _background(rng, scenario, size)
-    labels = np.full(total, -1, np.int64)
-    for i, (start, end) in enumerate(times):
-        labels[round(start * FPS) : round(end * FPS)] = i
+    backgrounds = _noisy_backgrounds(rng, scenario, size)
     distractor = _distractor_path(rng, total, size)
     looks = [_segment_look(rng, size) for _ in times]
-    noise = rng.normal(0, 3, size=(16, size, size, 3)).round().astype(np.int16)
+    noise_index = rng.integers(len(backgrounds), size=total)
+    objects = _object_tracks(actions, times, looks, total, size)
+    blob = _sprite("disk", 0.07 * size)
     tmp = path.with_name(f".{path.name}.tmp.mp4")
     with av.open(str(tmp), "w") as container:
         stream = container.add_stream("libx264", rate=FPS)
@@ -283,64 +318,56 @@ def render_clip(
         stream.pix_fmt = "yuv420p"
         stream.codec_context.options = {"preset": "veryfast", "crf": "26", "g": str(2 * FPS)}
         stream.codec_context.thread_count = 1  # deterministic bytes for a seed
-        chunk = 2 * FPS
-        for first in range(0, total, chunk):
-            frames = _render_frames(
-                rng,
-                background,
-                labels,
-                first,
-                min(first + chunk, total),
-                actions,
-                times,
-                looks,
-                distractor,
-                noise,
-            )
-            for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    container.mux(packet)
+        for f in range(total):
+            frame = backgrounds[noise_index[f]].copy()
+            _paste(frame, blob, distractor[f, 0], distractor[f, 1], (110, 110, 110))
+            track = objects.get(f)
+            if track is not None:
+                sprite, cx, cy, colour = track
+                _paste(frame, sprite, cx, cy, colour)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
     tmp.replace(path)
 
 
-def _render_frames(
-    rng: np.random.Generator,
-    background: np.ndarray,
-    labels: np.ndarray,
-    first: int,
-    stop: int,
-    actions: list[tuple[int, int]],
-    times: list[tuple[float, float]],
-    looks: list[dict],
-    distractor: np.ndarray,
-    noise: np.ndarray,
-) -> np.ndarray:
-    """Frames first..stop-1 as (n, size, size, 3) uint8, vectorised over the frames of each segment."""
-    size = background.shape[0]
-    n = stop - first
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    frames = np.repeat(background[None], n, axis=0)
-    d = distractor[first:stop]
-    blob = (xx[None] - d[:, 0, None, None]) ** 2 + (yy[None] - d[:, 1, None, None]) ** 2 <= (0.07 * size) ** 2
-    frames[blob] = 110
-    chunk_labels = labels[first:stop]
-    for seg in np.unique(chunk_labels[chunk_labels >= 0]):
-        t = np.flatnonzero(chunk_labels == seg)
-        verb, noun = actions[seg]
+def _object_tracks(
+    actions: list[tuple[int, int]], times: list[tuple[float, float]], looks: list[dict], total: int, size: int
+) -> dict[int, tuple[np.ndarray, float, float, np.ndarray]]:
+    """frame -> (sprite mask, centre x, centre y, colour) of the acting object, for frames inside a segment."""
+    tracks = {}
+    for seg, ((verb, noun), (start, end)) in enumerate(zip(actions, times, strict=True)):
+        frames = np.arange(round(start * FPS), min(round(end * FPS), total))
         shape, colour = noun_look(noun)
-        colour = np.clip(np.array(colour) + looks[seg]["colour_jitter"], 0, 255)
-        seconds = (first + t) / FPS - times[seg][0]
-        cx, cy, scale, visible = _motion(VERBS[verb][1], seconds, looks[seg], size)
-        radius = (looks[seg]["radius"] * scale)[:, None, None]
-        mask = _shape_mask(shape, (xx[None] - cx[:, None, None]) / radius, (yy[None] - cy[:, None, None]) / radius)
-        mask &= visible[:, None, None]
-        sub = frames[t]
-        sub[mask] = colour
-        frames[t] = sub
-    frames += noise[rng.integers(len(noise), size=n)]
-    return np.clip(frames, 0, 255).astype(np.uint8)
+        colour = np.clip(np.array(colour) + looks[seg]["colour_jitter"], 0, 255).astype(np.uint8)
+        cx, cy, scale, visible = _motion(VERBS[verb][1], frames / FPS - start, looks[seg], size)
+        for i, f in enumerate(frames):
+            if visible[i]:
+                radius = round(looks[seg]["radius"] * scale[i] * 4) / 4  # quantised: sprites are reused
+                tracks[int(f)] = (_sprite(shape, radius), float(cx[i]), float(cy[i]), colour)
+    return tracks
+
+
+@functools.lru_cache(maxsize=1024)
+def _sprite(shape: str, radius: float) -> np.ndarray:
+    """The boolean mask of `shape` with `radius` pixels, centred in a (2R+1)^2 box."""
+    half = int(np.ceil(radius * 1.2))
+    grid = np.arange(-half, half + 1, dtype=np.float32) / radius
+    return _shape_mask(shape, grid[None, :], grid[:, None])
+
+
+def _paste(frame: np.ndarray, sprite: np.ndarray, cx: float, cy: float, colour: object) -> None:
+    """Draw `sprite` centred at (cx, cy) into `frame`, clipped at the borders."""
+    half = sprite.shape[0] // 2
+    x0, y0 = round(cx) - half, round(cy) - half
+    h, w = frame.shape[:2]
+    sx0, sy0 = max(0, -x0), max(0, -y0)
+    sx1, sy1 = min(sprite.shape[1], w - x0), min(sprite.shape[0], h - y0)
+    if sx1 <= sx0 or sy1 <= sy0:
+        return
+    region = frame[y0 + sy0 : y0 + sy1, x0 + sx0 : x0 + sx1]
+    region[sprite[sy0:sy1, sx0:sx1]] = colour
 
 
 def _segment_look(rng: np.random.Generator, size: int) -> dict:
@@ -411,12 +438,13 @@ def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     raise ValueError(shape)
 
 
-def _background(rng: np.random.Generator, scenario: int, size: int) -> np.ndarray:
-    """The scenario's tint, a per-clip offset and a soft static gradient."""
+def _noisy_backgrounds(rng: np.random.Generator, scenario: int, size: int, count: int = 16) -> np.ndarray:
+    """`count` noisy copies of the clip's background: the scenario's tint, a per-clip offset, a soft gradient."""
     base = np.array(SCENARIOS[scenario][1], np.float32) + rng.integers(-12, 13, size=3)
     ramp = np.linspace(-15, 15, size, dtype=np.float32)
     grad = ramp[None, :, None] * rng.uniform(-1, 1) + ramp[:, None, None] * rng.uniform(-1, 1)
-    return np.clip(base[None, None, :] + grad, 0, 255).astype(np.int16)
+    noise = rng.normal(0, 3, size=(count, size, size, 3))
+    return np.clip(base + grad + noise, 0, 255).round().astype(np.uint8)
 
 
 def _distractor_path(rng: np.random.Generator, total: int, size: int) -> np.ndarray:

@@ -1,0 +1,94 @@
+"""The command line as a user types it: synth, validate on synthetic data, the demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ego4d_lta.baselines import BASELINES
+from ego4d_lta.challenge import K, Z
+from ego4d_lta.data.annotations import load_annotations
+from ego4d_lta.data.windows import make_windows
+from ego4d_lta.demo import run_demo
+from ego4d_lta.submission import build_submission, write_submission
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ego4d_lta", *args], capture_output=True, text=True, env=env)
+
+
+def test_synth_bad_option_is_one_line_exit_2(tmp_path: Path) -> None:
+    out = _cli("synth", str(tmp_path / "d"), "--missing-videos", "99")
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
+    assert "at most 5 broken test clips" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_validate_perfect_val_submission_scores_zero(synth_data: Path, tmp_path: Path) -> None:
+    table, _ = load_annotations(synth_data / "annotations", "val")
+    windows = make_windows(table)  # with the extra windows: valid, with a warning
+    verb = np.repeat(table.verb.to_numpy()[windows.future][:, None], K, axis=1)
+    noun = np.repeat(table.noun.to_numpy()[windows.future][:, None], K, axis=1)
+    path = write_submission(tmp_path / "gt.json", build_submission(windows.keys, verb, noun))
+    out = _cli("validate", str(path), "--annotations", str(synth_data / "annotations"), "--split", "val")
+    assert out.returncode == 0, out.stderr
+    assert "warning:" in out.stderr and "one extra window" in out.stderr
+    lines = out.stdout.splitlines()
+    assert f"{len(windows.challenge())} windows" in lines[0]
+    assert [line.split() for line in lines[2:]] == [[h, "0.0000", "0.0000"] for h in ("verb", "noun", "action")]
+
+
+def test_validate_test_split_uses_data_env_and_flags_missing_keys(synth_data: Path, tmp_path: Path) -> None:
+    table, _ = load_annotations(synth_data / "annotations", "test")
+    windows = make_windows(table, include_extra=False)
+    zeros = np.zeros((len(windows), K, Z), np.int64)
+    path = write_submission(tmp_path / "t.json", build_submission(windows.keys, zeros, zeros))
+    env = {"EGO4D_LTA_DATA": str(synth_data), "PATH": ""}
+    out = _cli("validate", str(path), "--split", "test", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["valid"] and report["windows"] == len(windows) and "scores" not in report
+
+    short = write_submission(tmp_path / "short.json", build_submission(windows.keys[1:], zeros[1:], zeros[1:]))
+    out = _cli("validate", str(short), "--split", "test", "--json", env=env)
+    assert out.returncode == 2
+    assert json.loads(out.stdout)["errors"] == [f"1 of {len(windows)} expected keys are missing: {windows.keys[0]}"]
+    assert f"error: {short}: 1 of {len(windows)} expected keys are missing" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["validate", "nope.json", "--split", "test"], "nope.json: no such file"),
+        (
+            ["validate", "{sub}", "--annotations", "/nonexistent", "--split", "val"],
+            "fho_lta_taxonomy.json: no such file",
+        ),
+    ],
+)
+def test_validate_input_errors_are_one_line(synth_data: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    sub = tmp_path / "s.json"
+    sub.write_text("{}")
+    args = [a.replace("{sub}", str(sub)) for a in args]
+    out = _cli(*args, env={"EGO4D_LTA_DATA": str(synth_data), "PATH": ""})
+    assert out.returncode == 2 and message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_demo_reports_baselines_and_a_valid_test_submission(demo_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    report = run_demo(demo_dir)
+    printed = capsys.readouterr().out
+    assert "reusing synthetic dataset" in printed  # the session's dataset, not a second generation
+    saved = json.loads((demo_dir / "demo_report.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    assert set(saved["baselines"]) == set(BASELINES)
+    for scores in saved["baselines"].values():
+        assert set(scores) == {"verb", "noun", "action"} and all(0 <= v <= 1 for v in scores.values())
+    # the random baseline is the worst on verbs and nouns; repeat-last knows the true last action
+    assert saved["baselines"]["random"]["verb"] > saved["baselines"]["repeat_last"]["verb"]
+    out = _cli("validate", saved["submission"], "--annotations", str(demo_dir / "data" / "annotations"))
+    assert out.returncode == 0, out.stderr
