@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from ego4d_lta.baselines import BASELINES, baseline_predictions
@@ -16,6 +17,7 @@ from ego4d_lta.data.annotations import load_annotations
 from ego4d_lta.data.jsonio import read_json, write_json_atomic
 from ego4d_lta.data.synthetic import SynthConfig, generate
 from ego4d_lta.data.windows import make_windows
+from ego4d_lta.errors import UserError
 from ego4d_lta.submission import build_submission, write_submission
 from ego4d_lta.validate import validate_file
 
@@ -27,11 +29,12 @@ def ensure_dataset(data: Path, cfg: SynthConfig) -> None:
     info = data / "synthetic.json"
     if info.exists():
         try:
-            if read_json(info).get("config") == _as_dict(cfg):
-                print(f"[demo] reusing synthetic dataset in {data}")
-                return
-        except Exception:  # a damaged marker file: regenerate
-            pass
+            same = read_json(info).get("config") == _as_dict(cfg)
+        except (UserError, AttributeError):  # a damaged marker file: regenerate
+            same = False
+        if same:
+            print(f"[demo] reusing synthetic dataset in {data}")
+            return
     started = time.perf_counter()
     print(f"[demo] writing synthetic dataset to {data} ...", flush=True)
     summary = generate(data, cfg)
@@ -81,6 +84,4 @@ def _print_table(baselines: dict, test_windows: int, test_path: Path, out: Path)
 
 
 def _as_dict(cfg: SynthConfig) -> dict:
-    from dataclasses import asdict
-
     return asdict(cfg)
