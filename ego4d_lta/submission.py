@@ -112,22 +112,18 @@ def check_submission(
         )
     keys = [k for k in required_keys if k in obj] + extra_present
     entry_errors = _Errors()
-    for key in keys:
-        _check_structure(key, obj[key], entry_errors)
-    arrays = None
-    if not entry_errors:
-        arrays = _fast_arrays(obj, keys, raw)
-        if arrays is None:
-            for key in keys:
-                _check_elements(key, obj[key], entry_errors)
-            if not entry_errors:
-                arrays = _int_arrays(obj, keys)
-    if arrays is not None:
-        _check_ranges(keys, arrays, taxonomy, entry_errors)
+    good = [key for key in keys if _check_structure(key, obj[key], entry_errors)]
+    arrays = _fast_arrays(obj, keys, raw) if len(good) == len(keys) else None
+    if arrays is None:  # slow path: name every bad element of the well-formed entries
+        for key in good:
+            _check_elements(key, obj[key], entry_errors)
+        _check_ranges_slow(good, obj, taxonomy, entry_errors)
         if not entry_errors:
-            result.verb, result.noun = arrays
+            arrays = _int_arrays(obj, keys)
     else:
-        _check_ranges_slow(keys, obj, taxonomy, entry_errors)
+        _check_ranges(keys, arrays, taxonomy, entry_errors)
+    if not entry_errors:
+        result.verb, result.noun = arrays
     result.errors.extend(entry_errors.messages())
     result.keys = keys
     if result.errors:
@@ -148,19 +144,20 @@ class _Errors:
         else:
             self.hidden += 1
 
-    def __bool__(self) -> bool:
-        return bool(self.shown)
+    def __len__(self) -> int:
+        return len(self.shown) + self.hidden
 
     def messages(self) -> list[str]:
         more = [f"... and {self.hidden} more errors of the same kinds"] if self.hidden else []
         return self.shown + more
 
 
-def _check_structure(key: str, value: object, errors: _Errors) -> None:
-    """The value is {"verb": K lists, "noun": K lists}, each list of length Z."""
+def _check_structure(key: str, value: object, errors: _Errors) -> bool:
+    """The value is {"verb": K lists, "noun": K lists}, each list of length Z. True when it is."""
+    before = len(errors)
     if not isinstance(value, dict):
         errors.append(f"key '{printable(key)}': value is {describe(value)}, expected an object with 'verb' and 'noun'")
-        return
+        return False
     for head in HEADS:
         if head not in value:
             errors.append(f"key '{printable(key)}': missing '{head}'")
@@ -170,9 +167,9 @@ def _check_structure(key: str, value: object, errors: _Errors) -> None:
                 f"key '{printable(key)}': unexpected field '{printable(name, 30)}' (only 'verb' and 'noun' are allowed)"
             )
     for head in HEADS:
-        seqs = value.get(head)
         if head not in value:
             continue
+        seqs = value[head]
         if not isinstance(seqs, list):
             errors.append(f"key '{printable(key)}': '{head}' is {describe(seqs)}, expected a list of K={K} sequences")
         elif len(seqs) != K:
@@ -185,6 +182,7 @@ def _check_structure(key: str, value: object, errors: _Errors) -> None:
                     )
                 elif len(seq) != Z:
                     errors.append(f"key '{printable(key)}': {head}[{k}] has {len(seq)} actions, expected exactly Z={Z}")
+    return len(errors) == before
 
 
 def _fast_arrays(obj: dict, keys: list[str], raw: bytes | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -207,14 +205,12 @@ def _fast_arrays(obj: dict, keys: list[str], raw: bytes | None) -> tuple[np.ndar
     return out[0], out[1]
 
 
-def _int_arrays(obj: dict, keys: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-    """(verb, noun) int64 arrays of entries already known to be exact ints; None if one overflows int64."""
+def _int_arrays(obj: dict, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(verb, noun) int64 arrays of entries already checked to hold in-range integers."""
     if not keys:
         return np.zeros((0, K, Z), np.int64), np.zeros((0, K, Z), np.int64)
-    try:
-        return tuple(np.array([obj[key][head] for key in keys], dtype=np.int64) for head in HEADS)
-    except OverflowError:
-        return None
+    verb, noun = (np.array([obj[key][head] for key in keys], dtype=np.int64) for head in HEADS)
+    return verb, noun
 
 
 def _check_ranges(keys: list[str], arrays: tuple[np.ndarray, np.ndarray], taxonomy: Taxonomy, errors: _Errors) -> None:
@@ -237,7 +233,7 @@ def _check_elements(key: str, value: dict, errors: _Errors) -> None:
 
 
 def _check_ranges_slow(keys: list[str], obj: dict, taxonomy: Taxonomy, errors: _Errors) -> None:
-    """Range errors for a file that also has other errors (only well-formed entries are looked at)."""
+    """Range errors of well-formed entries, element by element (the fast path's job on clean files)."""
     for key in keys:
         value = obj[key]
         if not isinstance(value, dict):

@@ -258,3 +258,14 @@ def test_fuzzed_submissions_exit_2_with_a_message(
     assert code == 2, (raw[:200], out, err)
     assert "Traceback" not in err and err.strip()
     assert all(line.startswith(("error: ", "ego4d-lta validate: error: ", str(path))) for line in err.splitlines())
+
+
+def test_structure_and_element_errors_of_different_keys_are_all_reported() -> None:
+    obj = _mutated(("clipA_7", "noun"), ...)
+    obj["clipA_8"]["verb"][0][0] = None
+    obj["clipB_7"]["noun"][1][2] = 6
+    assert _check(obj) == [
+        "key 'clipA_7': missing 'noun'",
+        "key 'clipA_8': verb[0][0] is null, expected an integer class id",
+        "key 'clipB_7': noun[1][2] = 6 is outside the taxonomy's noun ids 0..5",
+    ]
