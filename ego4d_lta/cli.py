@@ -59,7 +59,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             sys.stdout.write(orjson.dumps(failed, option=orjson.OPT_INDENT_2).decode() + "\n")
         raise
     if args.plot and report.scores is not None:
-        plot_ed_at_z(report.scores, args.plot, title=f"{Path(args.file).name} ({args.split})")
+        try:
+            plot_ed_at_z(report.scores, args.plot, title=f"{Path(args.file).name} ({args.split})")
+        except OSError as e:
+            raise UserError(f"{args.plot}: cannot write the plot ({e.strerror or e})") from None
     if args.json:
         sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
     for warning in report.warnings:

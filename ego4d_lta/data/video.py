@@ -1,0 +1,232 @@
+"""Decode one annotated segment's frames with PyAV and turn them into SlowFast and CLIP inputs.
+
+Each observed segment contributes one 2.133 s window: 32 frames at stride 2 at 30 fps (design §4.3),
+at a random position inside the segment when training and at its centre otherwise, clamped to the
+video. Decoding seeks to the keyframe before the window and decodes only up to its last frame.
+
+The transforms are written with torch ops: pytorchvideo's transforms module does not import on
+current torchvision. SlowFast sees short side 256 (random 256-320 when training), a 224 crop
+(random when training), a horizontal flip with probability 0.5 only when training, and its own
+mean/std; CLIP sees its own frames resized and normalised with the CLIP model's preprocessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ego4d_lta.errors import UserError
+
+
+class VideoError(UserError):
+    """A clip's video is missing or cannot be decoded; names the clip."""
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How a segment becomes frames (the official Ego4D LTA SlowFast 8x8 settings by default)."""
+
+    num_frames: int = 32
+    sampling_rate: int = 2
+    fps: float = 30.0
+    alpha: int = 4
+    """Fast/slow frame ratio: the slow pathway sees num_frames / alpha frames."""
+    crop_size: int = 224
+    short_side: int = 256
+    train_jitter: tuple[int, int] = (256, 320)
+    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
+    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered by one window (32 * 2 / 30 = 2.133 s)."""
+        return self.num_frames * self.sampling_rate / self.fps
+
+
+def window_start(
+    segment: tuple[float, float],
+    video_duration: float,
+    cfg: SamplingConfig,
+    rng: np.random.Generator | None = None,
+) -> float:
+    """Start time of the window cut from `segment`: random inside it when `rng` is given, else centred.
+
+    A segment shorter than the window, or one that runs past the video's end, is clamped so the
+    window stays inside [0, video_duration].
+    """
+    start, end = segment
+    room = (end - start) - cfg.duration
+    t = start + rng.uniform(0, room) if rng is not None and room > 0 else (start + end - cfg.duration) / 2
+    return float(min(max(t, 0.0), max(video_duration - cfg.duration, 0.0)))
+
+
+def frame_indices(start_sec: float, num_video_frames: int, cfg: SamplingConfig) -> np.ndarray:
+    """The window's frame numbers (num_frames of them, sampling_rate apart), clamped to the video."""
+    first = round(start_sec * cfg.fps)
+    idx = first + np.arange(cfg.num_frames) * cfg.sampling_rate
+    return np.clip(idx, 0, max(num_video_frames - 1, 0))
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps
+
+
+def probe(path: Path | str, clip_uid: str = "") -> VideoInfo:
+    """Frame count, rate and size of a video (from the container; counted when the header has none)."""
+    name = clip_uid or Path(path).stem
+    with _open(path, name) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 30)
+        frames = stream.frames
+        if not frames:
+            frames = sum(1 for _ in _decode(container, name))
+        return VideoInfo(frames=int(frames), fps=fps, width=stream.width, height=stream.height)
+
+
+def decode_frames(path: Path | str, indices: np.ndarray, clip_uid: str = "") -> np.ndarray:
+    """uint8 RGB frames (len(indices), H, W, 3) at the given frame numbers (ascending, repeats allowed).
+
+    Seeks once, to the keyframe at or before the first wanted frame, then decodes forward only as
+    far as the last one.
+    """
+    name = clip_uid or Path(path).stem
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.size == 0:
+        raise ValueError("no frames requested")
+    if np.any(np.diff(indices) < 0):
+        raise ValueError("frame indices must be ascending")
+    wanted = set(indices.tolist())
+    last = int(indices[-1])
+    found: dict[int, np.ndarray] = {}
+    with _open(path, name) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        fps = float(stream.average_rate or stream.guessed_rate or 30)
+        base = stream.start_time or 0
+        ticks = 1 / (fps * stream.time_base)
+        target = base + int((int(indices[0]) - 2) * ticks)  # a little early: a late landing would skip frames
+        container.seek(max(target, base), stream=stream, backward=True, any_frame=False)
+        for frame in _decode(container, name):
+            index = round((frame.pts - base) / ticks) if frame.pts is not None else None
+            if index is None:
+                continue
+            if index > last:
+                break
+            if index in wanted:
+                found[index] = frame.to_ndarray(format="rgb24")
+    if not found:
+        raise VideoError(f"{path}: clip {name}: no frames decoded at {indices[0]}..{last}")
+    missing = sorted(wanted - set(found))
+    if missing and missing[0] < max(found):
+        raise VideoError(f"{path}: clip {name}: frame {missing[0]} could not be decoded")
+    for index in missing:  # past the end of a stream shorter than its header: repeat the last frame
+        found[index] = found[max(found)]
+    return np.stack([found[i] for i in indices.tolist()])
+
+
+def slowfast_input(
+    frames: np.ndarray | torch.Tensor, cfg: SamplingConfig, rng: np.random.Generator | None = None
+) -> list[torch.Tensor]:
+    """[slow (3, T/alpha, S, S), fast (3, T, S, S)] float tensors from uint8 (T, H, W, 3) frames.
+
+    Training augmentation (random short side, random crop, flip with p = 0.5) only when `rng` is given.
+    """
+    x = _to_float_cthw(frames)
+    short = int(rng.integers(cfg.train_jitter[0], cfg.train_jitter[1] + 1)) if rng is not None else cfg.short_side
+    x = resize_short_side(x, short)
+    x = crop(x, cfg.crop_size, rng)
+    if rng is not None and rng.random() < 0.5:
+        x = x.flip(-1)
+    x = normalize(x, cfg.mean, cfg.std)
+    slow_idx = torch.linspace(0, x.shape[1] - 1, x.shape[1] // cfg.alpha).long()
+    return [x.index_select(1, slow_idx), x]
+
+
+def clip_input(
+    frames: np.ndarray | torch.Tensor,
+    image_size: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    num_frames: int = 8,
+) -> torch.Tensor:
+    """(num_frames, 3, S, S) CLIP images: evenly spaced frames of the window (the slow pathway's by
+    default), short side resized to `image_size` (bicubic), centre-cropped, CLIP-normalised."""
+    x = _to_float_cthw(frames)
+    idx = torch.linspace(0, x.shape[1] - 1, num_frames).long()
+    x = resize_short_side(x.index_select(1, idx), image_size, mode="bicubic").clamp(0, 1)
+    x = normalize(crop(x, image_size, None), mean, std)
+    return x.permute(1, 0, 2, 3).contiguous()
+
+
+def resize_short_side(x: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
+    """Resize (C, T, H, W) so that min(H, W) == size, keeping the aspect ratio."""
+    h, w = x.shape[-2:]
+    scale = size / min(h, w)
+    new = (max(size, round(h * scale)), max(size, round(w * scale)))
+    if new == (h, w):
+        return x
+    out = F.interpolate(x.transpose(0, 1), size=new, mode=mode, align_corners=False, antialias=True)
+    return out.transpose(0, 1)
+
+
+def crop(x: torch.Tensor, size: int, rng: np.random.Generator | None) -> torch.Tensor:
+    """A size x size crop of (C, T, H, W): random position with `rng`, else the centre."""
+    h, w = x.shape[-2:]
+    if rng is not None:
+        top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    else:
+        top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top : top + size, left : left + size]
+
+
+def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """Per-channel (x - mean) / std on (C, T, H, W)."""
+    m = torch.tensor(mean, dtype=x.dtype).view(-1, 1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(-1, 1, 1, 1)
+    return (x - m) / s
+
+
+def _to_float_cthw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    t = torch.as_tensor(frames)
+    if t.dtype != torch.uint8 or t.ndim != 4 or t.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames (T, H, W, 3), got {tuple(t.shape)} {t.dtype}")
+    return t.permute(3, 0, 1, 2).float().div_(255)
+
+
+def _open(path: Path | str, name: str) -> av.container.InputContainer:
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"{path}: clip {name}: video file is missing")
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as e:
+        raise VideoError(f"{path}: clip {name}: cannot open video ({_reason(e)})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: clip {name}: no video stream")
+    return container
+
+
+def _decode(container: av.container.InputContainer, name: str):
+    try:
+        yield from container.decode(video=0)
+    except av.error.FFmpegError as e:
+        raise VideoError(f"{container.name}: clip {name}: corrupt video ({_reason(e)})") from None
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text if len(text) < 120 else text[:117] + "..."

@@ -1,0 +1,115 @@
+"""Decoding one segment's window with PyAV, and the SlowFast / CLIP input transforms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from ego4d_lta.data.video import (
+    SamplingConfig,
+    VideoError,
+    clip_input,
+    decode_frames,
+    frame_indices,
+    probe,
+    slowfast_input,
+    window_start,
+)
+
+CFG = SamplingConfig()
+
+
+def test_window_is_centred_random_inside_or_clamped() -> None:
+    assert window_start((10.0, 14.0), 100.0, CFG) == pytest.approx(12.0 - CFG.duration / 2)
+    starts = [window_start((10.0, 14.0), 100.0, CFG, np.random.default_rng(s)) for s in range(50)]
+    assert min(starts) >= 10.0 and max(starts) <= 14.0 - CFG.duration and np.std(starts) > 0.2
+    assert window_start((10.0, 11.0), 100.0, CFG, np.random.default_rng(0)) == pytest.approx(10.5 - CFG.duration / 2)
+    assert window_start((0.0, 1.0), 100.0, CFG) == 0.0
+    assert window_start((99.0, 101.0), 100.0, CFG) == pytest.approx(100.0 - CFG.duration)
+    assert frame_indices(0.5, 1000, CFG).tolist() == list(range(15, 15 + 64, 2))
+    assert frame_indices(9.9, 300, CFG)[-1] == 299
+
+
+@pytest.fixture(scope="module")
+def numbered_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """300 frames whose content encodes the frame number, keyframe every 60 frames; and its frames."""
+    path = tmp_path_factory.mktemp("video") / "numbered.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.codec_context.options = {"g": "60", "crf": "18", "bf": "2"}
+        for i in range(300):
+            img = np.zeros((64, 96, 3), np.uint8)
+            img[:, : (i % 96) + 1, 0] = 200
+            img[: (i // 96 + 1) * 12, :, 1] = 150
+            img[:, :, 2] = (i * 37) % 256
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(path)) as container:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    return path, frames
+
+
+@pytest.mark.parametrize("first", [0, 1, 57, 59, 60, 61, 119, 200, 250, 280])
+def test_seek_and_decode_equals_a_sequential_decode(numbered_video: tuple[Path, np.ndarray], first: int) -> None:
+    path, frames = numbered_video
+    idx = np.clip(first + np.arange(32) * 2, 0, len(frames) - 1)  # runs past the end for the late windows
+    assert np.array_equal(decode_frames(path, idx), frames[idx])
+
+
+def test_probe(numbered_video: tuple[Path, np.ndarray]) -> None:
+    info = probe(numbered_video[0])
+    assert (info.frames, info.fps, info.width, info.height) == (300, 30.0, 96, 64)
+
+
+def test_slowfast_input_shapes_normalisation_and_train_only_augmentation() -> None:
+    frames = np.full((32, 120, 160, 3), round(0.45 * 255), np.uint8)
+    frames[:, :, :80, 0] = 255  # left half red: shows a flip
+    slow, fast = slowfast_input(frames, CFG)
+    assert slow.shape == (3, 8, 224, 224) and fast.shape == (3, 32, 224, 224)
+    assert torch.equal(slow, fast[:, ::4])
+    assert fast[1].abs().max() < 0.02  # green channel is the mean everywhere
+    assert fast[0, :, :, 0].mean() > 1 and fast[0, :, :, -1].mean() < 0.1  # eval: never flipped
+    flips = []
+    for seed in range(20):
+        _, fast = slowfast_input(frames, CFG, np.random.default_rng(seed))
+        assert fast.shape == (3, 32, 224, 224)
+        flips.append(bool(fast[0, :, :, -1].mean() > fast[0, :, :, 0].mean()))
+    assert 3 <= sum(flips) <= 17
+
+
+def test_clip_input_uses_clip_preprocessing() -> None:
+    frames = np.zeros((32, 90, 120, 3), np.uint8)
+    frames[np.arange(32), :, :, 0] = (np.arange(32) * 8)[:, None, None]
+    mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+    x = clip_input(frames, 64, mean, std)
+    assert x.shape == (8, 3, 64, 64)
+    red = x[:, 0, 32, 32] * std[0] + mean[0]
+    expected = torch.tensor([i * 8 / 255 for i in np.linspace(0, 31, 8).astype(int)], dtype=torch.float32)
+    assert torch.allclose(red, expected, atol=1e-3)
+
+
+def test_missing_and_corrupt_videos_are_clear_errors(synth_data: Path) -> None:
+    info = json.loads((synth_data / "synthetic.json").read_text())
+    for uid, what in ((info["missing_videos"][0], "video file is missing"), (info["corrupt_videos"][0], "video")):
+        with pytest.raises(VideoError, match=f"clip {uid}: .*{what}") as e:
+            decode_frames(synth_data / "clips" / f"{uid}.mp4", np.arange(0, 64, 2), clip_uid=uid)
+        assert "\n" not in str(e.value)
+
+
+def test_decodes_a_real_synthetic_segment(synth_data: Path) -> None:
+    ann = json.loads((synth_data / "annotations" / "fho_lta_val.json").read_text())["clips"][3]
+    path = synth_data / "clips" / f"{ann['clip_uid']}.mp4"
+    video = probe(path)
+    start = window_start((ann["action_clip_start_sec"], ann["action_clip_end_sec"]), video.duration, CFG)
+    frames = decode_frames(path, frame_indices(start, video.frames, CFG))
+    assert frames.shape == (32, video.height, video.width, 3)
+    slow, fast = slowfast_input(frames, SamplingConfig(crop_size=56, short_side=64))
+    assert slow.shape == (3, 8, 56, 56) and fast.shape == (3, 32, 56, 56)
