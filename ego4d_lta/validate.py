@@ -51,8 +51,7 @@ def validate_file(path: Path | str, annotations_dir: Path | str, split: str) -> 
     path = Path(path)
     table, taxonomy = load_annotations(annotations_dir, split)
     windows = make_windows(table, include_extra=True)
-    required = [k for k, e in zip(windows.keys, windows.extra, strict=True) if not e]
-    extra = [k for k, e in zip(windows.keys, windows.extra, strict=True) if e]
+    required, extra = windows.key_sets()
     obj, raw = read_submission(path)
     check = check_submission(obj, required, extra, taxonomy, raw=raw)
     report = ValidationReport(path, split, len(required), list(check.errors), list(check.warnings))

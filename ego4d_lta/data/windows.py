@@ -43,6 +43,12 @@ class Windows:
             extra=self.extra[idx],
         )
 
+    def key_sets(self) -> tuple[list[str], list[str]]:
+        """(the challenge's required keys, the extra-window keys)."""
+        required = [k for k, e in zip(self.keys, self.extra, strict=True) if not e]
+        extra = [k for k, e in zip(self.keys, self.extra, strict=True) if e]
+        return required, extra
+
     def challenge(self) -> Windows:
         """Only the windows of the challenge's key set."""
         return self.select(~self.extra)
@@ -81,10 +87,7 @@ def make_windows(table: pd.DataFrame, include_extra: bool = True) -> Windows:
 
 def expected_keys(table: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(the challenge's required keys, the extra-window keys) of a split, from its annotations only."""
-    windows = make_windows(table, include_extra=True)
-    required = [k for k, e in zip(windows.keys, windows.extra, strict=True) if not e]
-    extra = [k for k, e in zip(windows.keys, windows.extra, strict=True) if e]
-    return required, extra
+    return make_windows(table, include_extra=True).key_sets()
 
 
 def _check_sorted(table: pd.DataFrame) -> None:
