@@ -15,5 +15,7 @@ SPLIT_FILES = {
     "test": "fho_lta_test_unannotated.json",
 }
 TAXONOMY_FILE = "fho_lta_taxonomy.json"
+SCENARIOS_FILE = "scenarios_taxonomy.json"
+"""Optional: Ego4D scenario names as `{"id": name}` (not in the LTA download; the CLIP prompts use it)."""
 
 EVALAI_CHALLENGE_ID = 1598

@@ -88,6 +88,77 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_features_dir() -> Path:
+    """`$EGO4D_LTA_FEATURES`, else `features/`: where feature caches live."""
+    return Path(os.environ.get("EGO4D_LTA_FEATURES", "features"))
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """`i/n` (0-based): e.g. `$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected i/n, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"{text!r}: needs 0 <= i < n")
+    return i, n
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from ego4d_lta.extract import ENCODER_PRESETS, ExtractConfig, extract
+
+    encoders = ENCODER_PRESETS[args.encoders]
+    if args.clip_model:
+        from dataclasses import replace
+
+        encoders = replace(encoders, clip_model=args.clip_model)
+    cfg = ExtractConfig(
+        data_dir=args.data or default_data_dir(),
+        features_dir=args.features or default_features_dir(),
+        split=args.split,
+        encoders=encoders,
+        slowfast_weights=args.slowfast_weights,
+        clip_weights=args.clip_weights,
+        clip_pretrained=args.clip_pretrained,
+        shard=args.shard,
+        views=args.views,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        limit=args.limit,
+        scenarios=args.scenarios,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    s = extract(cfg)
+    print(
+        f"{s.split_dir}: {s.rows} segment windows from {s.clips} clips ready "
+        f"({s.done_now} extracted now in {s.seconds:.1f} s, {s.segments_per_second:.2f} segments/s)"
+    )
+    for clip_uid, error in s.failed.items():
+        print(f"warning: clip {clip_uid} has no features: {error}", file=sys.stderr)
+    return 0
+
+
+def _cmd_resize(args: argparse.Namespace) -> int:
+    from ego4d_lta.resize import ResizeConfig, resize_all
+
+    cfg = ResizeConfig(
+        short_side=args.short_side,
+        keyframe_seconds=args.keyframe_seconds,
+        crf=args.crf,
+        preset=args.preset,
+        shard=args.shard,
+    )
+    s = resize_all(args.src, args.dst, cfg, progress=_progress(args.quiet))
+    if not args.quiet:
+        print(file=sys.stderr)
+    print(f"{args.dst}: {len(s.done)} clips re-encoded, {len(s.skipped)} already there, {len(s.failed)} failed")
+    for error in s.failed.values():
+        print(f"ego4d-lta resize: error: {error}", file=sys.stderr)
+    return EXIT_INVALID if s.failed else 0
+
+
 def _progress(quiet: bool) -> Callable[[str], None] | None:
     if quiet:
         return None
@@ -138,6 +209,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="write ED@z curves (val only)")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("resize", help="re-encode clips to 320p H.264, a keyframe every 2 s (resumable, shardable)")
+    p.add_argument("--src", type=Path, required=True, help="folder of <clip_uid>.mp4")
+    p.add_argument("--dst", type=Path, required=True, help="output folder (finished clips are skipped on a rerun)")
+    p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="do clips I, I+N, ... (0-based)")
+    p.add_argument("--short-side", type=int, default=320)
+    p.add_argument("--keyframe-seconds", type=float, default=2.0)
+    p.add_argument("--crf", type=int, default=23)
+    p.add_argument("--preset", default="medium", help="x264 preset")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=_cmd_resize)
+
+    p = sub.add_parser("extract", help="frozen SlowFast + CLIP features of every segment -> feature cache")
+    p.add_argument("--split", choices=["train", "val", "test"], required=True)
+    p.add_argument("--data", type=Path, default=None, help="dataset root (default: $EGO4D_LTA_DATA or data/)")
+    p.add_argument(
+        "--features", type=Path, default=None, help="feature cache root (default: $EGO4D_LTA_FEATURES or features/)"
+    )
+    p.add_argument(
+        "--encoders",
+        choices=["full", "tiny"],
+        default="full",
+        help="full: SlowFast R101 8x8 + CLIP ViT-B-16 at 224 px; tiny: narrow test models at 64 px",
+    )
+    p.add_argument(
+        "--slowfast-weights",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="ego4d_slowfast8x8.ckpt, lta_slowfast_*.ckpt or an ego4d-lta SlowFast file",
+    )
+    p.add_argument("--clip-model", default=None, help="open_clip model name (default: the preset's, ViT-B-16)")
+    p.add_argument("--clip-weights", type=Path, default=None, metavar="FILE", help="open_clip weights file")
+    p.add_argument("--clip-pretrained", default=None, metavar="TAG", help="open_clip pretrained tag (needs network)")
+    p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="do shard I of N (0-based)")
+    p.add_argument("--views", type=int, default=1, help="windows per train segment: the centre + random positions")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="decoding processes")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ...")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the shard's first N clips (smoke run)")
+    p.add_argument(
+        "--scenarios",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="scenario names for the prompt bank (default: annotations/scenarios_taxonomy.json if there)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="fixes the random views")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_extract)
     return parser
 
 

@@ -39,3 +39,38 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def synth_data(demo_dir: Path) -> Path:
     """The tiny synthetic dataset, seed 0, with one missing and one corrupt test video."""
     return demo_dir / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Random-init tiny SlowFast and CLIP weights, saved as files: extraction loads them like real ones."""
+    import torch
+
+    from ego4d_lta.models.clip import TINY_CLIP, random_clip
+    from ego4d_lta.models.clip import save_weights as save_clip
+    from ego4d_lta.models.slowfast import SLOWFAST_PRESETS, SlowFastEncoder, save_weights
+
+    out = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    save_weights(SlowFastEncoder(SLOWFAST_PRESETS["tiny"], 32, 64), out / "slowfast_tiny.pt")
+    save_clip(random_clip(TINY_CLIP, seed=1), out / "clip_tiny.pt")
+    return {"slowfast": out / "slowfast_tiny.pt", "clip": out / "clip_tiny.pt"}
+
+
+def subset_dataset(src: Path, dst: Path, split: str, clips: list[str], max_segments: int | None = None) -> Path:
+    """A dataset root holding only `clips` of one split (their first `max_segments` segments), videos linked."""
+    import json
+
+    from ego4d_lta.challenge import SPLIT_FILES, TAXONOMY_FILE
+
+    (dst / "annotations").mkdir(parents=True)
+    doc = json.loads((src / "annotations" / SPLIT_FILES[split]).read_text())
+    kept, count = [], {}
+    for entry in doc["clips"]:
+        if entry["clip_uid"] in clips and count.get(entry["clip_uid"], 0) < (max_segments or 10**9):
+            kept.append(entry)
+            count[entry["clip_uid"]] = count.get(entry["clip_uid"], 0) + 1
+    (dst / "annotations" / SPLIT_FILES[split]).write_text(json.dumps({**doc, "clips": kept}))
+    (dst / "annotations" / TAXONOMY_FILE).write_text((src / "annotations" / TAXONOMY_FILE).read_text())
+    (dst / "clips").symlink_to((src / "clips").resolve())
+    return dst

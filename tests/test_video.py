@@ -18,6 +18,7 @@ from ego4d_lta.data.video import (
     frame_indices,
     probe,
     slowfast_input,
+    stream_windows,
     window_start,
 )
 
@@ -96,6 +97,24 @@ def test_clip_input_uses_clip_preprocessing() -> None:
     assert torch.allclose(red, expected, atol=1e-3)
 
 
+def test_clip_input_matches_open_clips_own_preprocessing() -> None:
+    """Same pixels as open_clip's eval transform on PIL images (bicubic resize, centre crop, CLIP mean/std)."""
+    import open_clip
+    from PIL import Image
+
+    yy, xx = np.mgrid[:120, :160]
+    frames = np.stack(
+        [np.stack([(xx * 1.5 + t * 10) % 256, (yy * 2) % 256, ((xx + yy) * 3) % 256], -1) for t in range(32)]
+    ).astype(np.uint8)
+    mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
+    transform = open_clip.image_transform(64, is_train=False, mean=mean, std=std)
+    ref = torch.stack([transform(Image.fromarray(f)) for f in frames[np.linspace(0, 31, 8).astype(int)]])
+    ours = clip_input(frames, 64, mean, std)
+    assert (ours - ref).abs().mean() < 0.01 and (ours - ref).abs().max() < 0.1
+    wrong = clip_input(frames, 64, CFG.mean, CFG.std)  # SlowFast's normalisation, the fork's mistake
+    assert (wrong - ref).abs().mean() > 0.1
+
+
 def test_missing_and_corrupt_videos_are_clear_errors(synth_data: Path) -> None:
     info = json.loads((synth_data / "synthetic.json").read_text())
     for uid, what in ((info["missing_videos"][0], "video file is missing"), (info["corrupt_videos"][0], "video")):
@@ -113,3 +132,23 @@ def test_decodes_a_real_synthetic_segment(synth_data: Path) -> None:
     assert frames.shape == (32, video.height, video.width, 3)
     slow, fast = slowfast_input(frames, SamplingConfig(crop_size=56, short_side=64))
     assert slow.shape == (3, 8, 56, 56) and fast.shape == (3, 32, 56, 56)
+
+
+@pytest.mark.parametrize("seek_gap", [4, 300])
+def test_one_pass_extraction_equals_random_access(numbered_video: tuple[Path, np.ndarray], seek_gap: int) -> None:
+    """Overlapping, unordered, far-apart and past-the-end windows all come out as decode_frames gives them."""
+    path, frames = numbered_video
+    starts = [100, 0, 5, 59, 230, 180, 270, 120]  # 5 overlaps 0; 270 runs past the end (300 frames)
+    windows = [np.clip(s + np.arange(16) * 2, 0, 299) for s in starts]
+    got = dict(stream_windows(path, windows, "numbered", seek_gap=seek_gap))
+    assert sorted(got) == list(range(len(windows)))
+    for k, w in enumerate(windows):
+        np.testing.assert_array_equal(got[k], decode_frames(path, w), err_msg=f"window {k} (start {starts[k]})")
+        np.testing.assert_array_equal(got[k], frames[w])
+
+
+def test_one_pass_extraction_reports_a_corrupt_clip(synth_data: Path) -> None:
+    info = json.loads((synth_data / "synthetic.json").read_text())
+    bad = info["corrupt_videos"][0]
+    with pytest.raises(VideoError, match=bad):
+        list(stream_windows(synth_data / "clips" / f"{bad}.mp4", [np.arange(0, 64, 2), np.arange(300, 364, 2)], bad))

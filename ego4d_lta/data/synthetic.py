@@ -27,7 +27,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ego4d_lta.challenge import SPLIT_FILES, TAXONOMY_FILE
+from ego4d_lta.challenge import SCENARIOS_FILE, SPLIT_FILES, TAXONOMY_FILE
 from ego4d_lta.data.jsonio import write_json_atomic
 
 FPS = 30
@@ -231,6 +231,7 @@ def generate(
     write_json_atomic(out / "annotations" / TAXONOMY_FILE, {"verbs": [v for v, _ in VERBS], "nouns": list(NOUNS)})
     for split, doc in docs.items():
         write_json_atomic(out / "annotations" / SPLIT_FILES[split], doc)
+    write_json_atomic(out / "annotations" / SCENARIOS_FILE, {str(i): name for i, (name, _) in enumerate(SCENARIOS)})
     info = {
         "config": asdict(cfg),
         "frame_size": preset.frame_size,

@@ -12,6 +12,7 @@ mean/std; CLIP sees its own frames resized and normalised with the CLIP model's 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,7 @@ class VideoInfo:
 def probe(path: Path | str, clip_uid: str = "") -> VideoInfo:
     """Frame count, rate and size of a video (from the container; counted when the header has none)."""
     name = clip_uid or Path(path).stem
-    with _open(path, name) as container:
+    with open_video(path, name) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 30)
         frames = stream.frames
@@ -111,16 +112,13 @@ def decode_frames(path: Path | str, indices: np.ndarray, clip_uid: str = "") -> 
     wanted = set(indices.tolist())
     last = int(indices[-1])
     found: dict[int, np.ndarray] = {}
-    with _open(path, name) as container:
+    with open_video(path, name) as container:
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"
-        fps = float(stream.average_rate or stream.guessed_rate or 30)
-        base = stream.start_time or 0
-        ticks = 1 / (fps * stream.time_base)
-        target = base + int((int(indices[0]) - 2) * ticks)  # a little early: a late landing would skip frames
-        container.seek(max(target, base), stream=stream, backward=True, any_frame=False)
+        clock = _Clock(stream)
+        clock.seek(container, stream, int(indices[0]))
         for frame in _decode(container, name):
-            index = round((frame.pts - base) / ticks) if frame.pts is not None else None
+            index = clock.index(frame)
             if index is None:
                 continue
             if index > last:
@@ -135,6 +133,100 @@ def decode_frames(path: Path | str, indices: np.ndarray, clip_uid: str = "") -> 
     for index in missing:  # past the end of a stream shorter than its header: repeat the last frame
         found[index] = found[max(found)]
     return np.stack([found[i] for i in indices.tolist()])
+
+
+def stream_windows(
+    path: Path | str, windows: list[np.ndarray], clip_uid: str = "", seek_gap: int = 300
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(window number, uint8 (T, H, W, 3) frames) for many windows of one clip, from one forward pass.
+
+    The extraction path (design §4.4): the clip is decoded once, in order, and every window is cut from
+    that pass as soon as its last frame has gone by; only the frames some window still needs are kept
+    (as RGB; the rest are never converted). Windows may overlap and come in any order. A gap of more than
+    `seek_gap` frames between needed frames is crossed with a seek, which is cheaper than decoding it.
+    """
+    name = clip_uid or Path(path).stem
+    windows = [np.asarray(w, dtype=np.int64) for w in windows]
+    if not windows:
+        return
+    needed = np.unique(np.concatenate(windows))
+    users: dict[int, int] = {}  # frame -> number of windows not yet emitted that use it
+    for w in windows:
+        for i in set(w.tolist()):
+            users[i] = users.get(i, 0) + 1
+    order = sorted(range(len(windows)), key=lambda k: (int(windows[k].max()), k))
+    kept: dict[int, np.ndarray] = {}
+    next_window = 0
+    with open_video(path, name) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        clock = _Clock(stream)
+        position = 0  # next needed frame to fetch
+        while position < len(needed):
+            target = int(needed[position])
+            clock.seek(container, stream, target)
+            for frame in _decode(container, name):
+                index = clock.index(frame)
+                if index is None or index < target:
+                    continue
+                while position < len(needed) and needed[position] < index:
+                    position += 1  # a frame the stream does not have: filled in below from its neighbour
+                if position >= len(needed):
+                    break
+                if index == needed[position]:
+                    kept[index] = frame.to_ndarray(format="rgb24")
+                    position += 1
+                    while next_window < len(order) and windows[order[next_window]].max() <= index:
+                        k = order[next_window]
+                        yield k, _gather(kept, windows[k], users, path, name)
+                        next_window += 1
+                if position < len(needed) and needed[position] - index > seek_gap:
+                    break  # seek across the gap
+            else:
+                break  # end of stream
+    while next_window < len(order):  # windows whose last frames lie past the end of the stream
+        if not kept:
+            raise VideoError(f"{path}: clip {name}: no frames decoded at {needed[0]}..{needed[-1]}")
+        k = order[next_window]
+        yield k, _gather(kept, windows[k], users, path, name)
+        next_window += 1
+
+
+def _gather(
+    kept: dict[int, np.ndarray], window: np.ndarray, users: dict[int, int], path: Path | str, name: str
+) -> np.ndarray:
+    """One window's frames from the kept ones; frames no pending window needs any more are dropped."""
+    frames = []
+    for i in window.tolist():
+        if i not in kept:
+            earlier = [j for j in kept if j < i]
+            if not earlier or any(j > i for j in kept):
+                raise VideoError(f"{path}: clip {name}: frame {i} could not be decoded")
+            kept[i] = kept[max(earlier)]  # past the end of a stream shorter than its header: repeat the last
+        frames.append(kept[i])
+    out = np.stack(frames)
+    for i in set(window.tolist()):
+        users[i] -= 1
+        if users[i] == 0:
+            kept.pop(i, None)
+    return out
+
+
+class _Clock:
+    """Frame numbers <-> stream timestamps for one video stream."""
+
+    def __init__(self, stream: av.video.stream.VideoStream) -> None:
+        self.fps = float(stream.average_rate or stream.guessed_rate or 30)
+        self.base = stream.start_time or 0
+        self.ticks = 1 / (self.fps * stream.time_base)
+
+    def index(self, frame: av.VideoFrame) -> int | None:
+        return round((frame.pts - self.base) / self.ticks) if frame.pts is not None else None
+
+    def seek(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream, frame: int) -> None:
+        """To the keyframe at or before `frame` (aimed two frames early: a late landing would skip frames)."""
+        target = self.base + int((frame - 2) * self.ticks)
+        container.seek(max(target, self.base), stream=stream, backward=True, any_frame=False)
 
 
 def slowfast_input(
@@ -206,7 +298,7 @@ def _to_float_cthw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.permute(3, 0, 1, 2).float().div_(255)
 
 
-def _open(path: Path | str, name: str) -> av.container.InputContainer:
+def open_video(path: Path | str, name: str) -> av.container.InputContainer:
     path = Path(path)
     if not path.exists():
         raise VideoError(f"{path}: clip {name}: video file is missing")

@@ -1,0 +1,138 @@
+"""End-to-end feature extraction speed against the encoders' bare throughput.
+
+Builds a one-clip dataset (426x320, 30 fps, a keyframe every 2 s, one segment every 4 s), saves randomly
+initialised encoders of the chosen preset to files (`full` = SlowFast R101 8x8 + CLIP ViT-B-16 at 224 px, the
+real shapes), then times:
+  extract   `ego4d_lta.extract.extract` over every segment (decode in DataLoader workers, transforms,
+            both encoders, writes to the memory-mapped cache), segments/s
+  bare      the same encoders on ready-made input batches of the same size, no decoding: segments/s,
+            SlowFast clips/s and CLIP images/s
+On a GPU both run in bf16 autocast. The last line is `ratio=<extract / bare>` (target on a GPU: >= 0.7).
+
+    python benchmarks/bench_extract.py [--encoders full|tiny] [--segments 12] [--workers 2] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ego4d_lta.challenge import SPLIT_FILES, TAXONOMY_FILE
+from ego4d_lta.extract import ENCODER_PRESETS, ExtractConfig, extract, resolve_device
+from ego4d_lta.models.clip import random_clip
+from ego4d_lta.models.clip import save_weights as save_clip
+from ego4d_lta.models.slowfast import SLOWFAST_PRESETS, SlowFastEncoder, freeze, save_weights
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_decode import write_clip
+
+
+def make_dataset(root: Path, segments: int, spacing: float = 4.0) -> None:
+    seconds = int(segments * spacing + 4)
+    (root / "clips").mkdir(parents=True)
+    write_clip(root / "clips" / "bench.mp4", seconds)
+    ann = root / "annotations"
+    ann.mkdir()
+    taxonomy = {"verbs": [f"verb_{i}" for i in range(115)], "nouns": [f"noun_{i}" for i in range(478)]}
+    (ann / TAXONOMY_FILE).write_text(json.dumps(taxonomy))
+    clips = [
+        {
+            "clip_uid": "bench",
+            "action_idx": i,
+            "action_clip_start_sec": 1 + i * spacing,
+            "action_clip_end_sec": 1 + i * spacing + 3.0,
+            "verb_label": i % 115,
+            "noun_label": i % 478,
+        }
+        for i in range(segments)
+    ]
+    (ann / SPLIT_FILES["val"]).write_text(json.dumps({"clips": clips}))
+
+
+def bare_throughput(slowfast, clip, cfg: ExtractConfig, device: torch.device, batches: int) -> tuple[float, float]:
+    """(segments/s of both encoders together, seconds per batch) on fixed inputs."""
+    s = cfg.encoders.sampling
+    b = cfg.batch_size
+    slow = torch.randn(b, 3, s.num_frames // s.alpha, s.crop_size, s.crop_size, device=device)
+    fast = torch.randn(b, 3, s.num_frames, s.crop_size, s.crop_size, device=device)
+    images = torch.randn(b, cfg.encoders.clip_frames, 3, clip.image_size, clip.image_size, device=device)
+
+    def step() -> None:
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            slowfast([slow, fast])
+            clip.encode_frames(images)
+
+    step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(batches):
+        step()
+    sync(device)
+    seconds = (time.perf_counter() - start) / batches
+    return b / seconds, seconds
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--encoders", choices=sorted(ENCODER_PRESETS), default="full")
+    ap.add_argument("--segments", type=int, default=12)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+    enc = ENCODER_PRESETS[args.encoders]
+    device = resolve_device(args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_dataset(root / "data", args.segments)
+        torch.manual_seed(0)
+        s = enc.sampling
+        save_weights(SlowFastEncoder(SLOWFAST_PRESETS[enc.slowfast], s.num_frames, s.crop_size), root / "sf.pt")
+        save_clip(random_clip(enc.clip_model), root / "clip.pt")
+        cfg = ExtractConfig(
+            data_dir=root / "data",
+            features_dir=root / "features",
+            split="val",
+            encoders=enc,
+            slowfast_weights=root / "sf.pt",
+            clip_weights=root / "clip.pt",
+            batch_size=args.batch_size,
+            workers=args.workers,
+            device=args.device,
+            progress=False,
+        )
+        summary = extract(cfg)
+        from ego4d_lta.extract import load_encoders
+
+        slowfast, clip, _ = load_encoders(cfg)
+        slowfast, clip = freeze(slowfast).to(device), clip.to(device)
+        batches = max(1, args.segments // args.batch_size)
+        bare, per_batch = bare_throughput(slowfast, clip, cfg, device, batches)
+    frames = enc.clip_frames
+    print(
+        f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(f"encoders: {enc.tag}, {s.crop_size} px, batch {args.batch_size}, {args.workers} decode workers")
+    rate = summary.segments_per_second
+    print(f"extract   {rate:8.2f} segments/s ({summary.done_now} segments, {summary.seconds:.1f} s)")
+    print(
+        f"bare      {bare:8.2f} segments/s  = SlowFast {bare:.2f} clips/s + CLIP {bare * frames:.1f} img/s "
+        f"({per_batch * 1000:.0f} ms per batch)"
+    )
+    print(f"ratio={summary.segments_per_second / bare:.3f}")
+
+
+if __name__ == "__main__":
+    main()

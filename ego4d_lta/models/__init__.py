@@ -1,0 +1,1 @@
+"""Frozen encoders (SlowFast, CLIP) and, later, the forecaster."""

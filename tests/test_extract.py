@@ -1,0 +1,214 @@
+"""`ego4d-lta extract`: the feature cache, built from one decoding pass per clip, resumable and checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import subset_dataset
+
+from ego4d_lta.cli import main
+from ego4d_lta.data.annotations import load_annotations
+from ego4d_lta.data.features import FeatureCache, FeatureCacheError
+from ego4d_lta.data.video import clip_input, decode_frames, frame_indices, probe, slowfast_input, window_start
+from ego4d_lta.extract import ENCODER_PRESETS, ExtractConfig, extract
+from ego4d_lta.models.clip import TINY_CLIP, ClipEncoder
+from ego4d_lta.models.slowfast import SLOWFAST_PRESETS, SlowFastEncoder, freeze, load_weights
+
+TINY = ENCODER_PRESETS["tiny"]
+
+
+def config(data: Path, features: Path, weights: dict[str, Path], **kw: object) -> ExtractConfig:
+    base = ExtractConfig(
+        data_dir=data,
+        features_dir=features,
+        split="val",
+        encoders=TINY,
+        slowfast_weights=weights["slowfast"],
+        clip_weights=weights["clip"],
+        workers=2,
+        limit=2,
+        progress=False,
+    )
+    return replace(base, **kw)
+
+
+@pytest.fixture(scope="module")
+def reference(synth_data: Path, tiny_weights: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    """The first two val clips, extracted in one uninterrupted run with two decoding workers."""
+    cfg = config(synth_data, tmp_path_factory.mktemp("features"), tiny_weights)
+    return cfg, extract(cfg)
+
+
+def test_cache_holds_every_segment_with_the_random_access_features(
+    reference, synth_data: Path, tiny_weights: dict[str, Path]
+) -> None:
+    _cfg, summary = reference
+    table, _ = load_annotations(synth_data / "annotations", "val")
+    clips = sorted(table["clip_uid"].unique())[:2]
+    mine = table[table["clip_uid"].isin(clips)]
+    cache = FeatureCache.open(summary.split_dir)
+    assert summary.rows == len(mine) == len(cache) and summary.done_now == len(mine) and not summary.failed
+    assert sorted(zip(cache.index["clip_uid"], cache.index["action_idx"], strict=False)) == sorted(
+        zip(mine["clip_uid"], mine["action_idx"], strict=False)
+    )
+    assert cache.index["ok"].all()
+    sf_dim, clip_dim = SLOWFAST_PRESETS["tiny"].feature_dim, 64
+    assert cache.manifest["slowfast"]["dim"] == sf_dim and cache.manifest["clip"]["dim"] == clip_dim
+
+    # recompute three segments through the per-segment random-access path: the one-pass cache must agree
+    slowfast = SlowFastEncoder(SLOWFAST_PRESETS["tiny"], 32, 64)
+    load_weights(slowfast, tiny_weights["slowfast"])
+    freeze(slowfast)
+    clip = ClipEncoder(TINY_CLIP, weights=tiny_weights["clip"])
+    picks = mine.iloc[[0, len(mine) // 2, len(mine) - 1]]
+    keys = list(zip(picks["clip_uid"], picks["action_idx"], strict=False))
+    positions = cache.positions(keys)
+    assert (positions >= 0).all() and cache.positions([("no-such-clip", 0)])[0] == -1
+    got_sf, got_clip = cache.gather(positions, "slowfast"), cache.gather(positions, "clip")
+    assert got_sf.shape == (3, sf_dim) and got_clip.shape == (3, 8, clip_dim)
+    for n, (_, seg) in enumerate(picks.iterrows()):
+        path = synth_data / "clips" / f"{seg.clip_uid}.mp4"
+        info = probe(path)
+        start = window_start((seg.start_sec, seg.end_sec), info.duration, TINY.sampling)
+        frames = decode_frames(path, frame_indices(start, info.frames, TINY.sampling))
+        with torch.no_grad():
+            sf = slowfast([t[None] for t in slowfast_input(frames, TINY.sampling)])[0]
+            cl = clip.encode_frames(clip_input(frames, clip.image_size, clip.mean, clip.std)[None])[0]
+        np.testing.assert_allclose(got_sf[n], sf.numpy(), atol=2e-2, rtol=1e-2)
+        np.testing.assert_allclose(got_clip[n], cl.numpy(), atol=2e-3)
+    assert np.abs(got_sf[0] - got_sf[1]).max() > 1e-3, "different segments, different features"
+    assert summary.bank.is_file() and summary.bank.parent == summary.split_dir.parent
+
+
+def test_resume_after_a_kill(reference, synth_data: Path, tiny_weights: dict[str, Path], tmp_path: Path) -> None:
+    ref_cfg, _ = reference
+    features = tmp_path / "features"
+    cmd = [
+        sys.executable, "-m", "ego4d_lta", "extract", "--split", "val", "--data", str(synth_data),
+        "--features", str(features), "--encoders", "tiny", "--slowfast-weights", str(tiny_weights["slowfast"]),
+        "--clip-weights", str(tiny_weights["clip"]), "--limit", "2", "--workers", "0", "--batch-size", "4", "-q",
+    ]  # fmt: skip
+    progress = features / TINY.tag / "val" / "shard-000-of-001" / "progress.jsonl"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    while not (progress.is_file() and progress.read_text().count("\n") >= 1):
+        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+        assert time.monotonic() < deadline, "extraction made no progress"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    split_dir = features / TINY.tag / "val"
+    with pytest.raises(FeatureCacheError, match=r"shard 0/1 is not finished \(\d clips done\)"):
+        FeatureCache.open(split_dir)
+    first_clip = json.loads(progress.read_text().splitlines()[0])["clip"]
+
+    summary = extract(config(synth_data, features, tiny_weights, workers=0))
+    resumed, ref = FeatureCache.open(split_dir), FeatureCache.open(ref_cfg.features_dir / TINY.tag / "val")
+    assert summary.done_now == int((resumed.index["clip_uid"] != first_clip).sum()) < len(resumed)
+    for name in ("slowfast", "clip"):
+        np.testing.assert_allclose(
+            resumed.gather(np.arange(len(resumed)), name), ref.gather(np.arange(len(ref)), name), atol=2e-2
+        )
+
+
+def test_stale_cache_is_refused(reference, synth_data: Path, tiny_weights: dict[str, Path], tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    cfg, summary = reference
+    manifest = json.loads((summary.split_dir / "manifest.json").read_text())
+    changed = {**manifest, "sampling": {**manifest["sampling"], "crop_size": 224}}
+    with pytest.raises(FeatureCacheError, match=r"stale feature cache.*sampling.crop_size: 64 in the cache, 224 now"):
+        FeatureCache.open(summary.split_dir, changed)
+    assert FeatureCache.open(summary.split_dir, {**manifest, "package": "9.9"}).manifest == manifest
+
+    other = tmp_path / "other_clip.pt"
+    other.write_bytes(tiny_weights["clip"].read_bytes() + b"")  # same bytes: same hash, accepted
+    torch.save(torch.load(tiny_weights["slowfast"], weights_only=False) | {"extra": 1}, tmp_path / "sf2.pt")
+    code = main([
+        "extract", "--split", "val", "--data", str(synth_data), "--features", str(cfg.features_dir),
+        "--encoders", "tiny", "--slowfast-weights", str(tmp_path / "sf2.pt"), "--clip-weights", str(other),
+        "--limit", "2", "-q",
+    ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "slowfast.weights_sha256" in err and "Traceback" not in err
+
+
+def test_missing_and_corrupt_videos_are_reported_not_fatal(
+    synth_data: Path, tiny_weights: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    info = json.loads((synth_data / "synthetic.json").read_text())
+    table, _ = load_annotations(synth_data / "annotations", "test")
+    good = next(
+        c for c in sorted(table["clip_uid"].unique()) if c not in info["missing_videos"] + info["corrupt_videos"]
+    )
+    data = subset_dataset(
+        synth_data, tmp_path / "data", "test", [*info["missing_videos"], *info["corrupt_videos"], good], max_segments=3
+    )
+    code = main([
+        "extract", "--split", "test", "--data", str(data), "--features", str(tmp_path / "f"), "--encoders", "tiny",
+        "--slowfast-weights", str(tiny_weights["slowfast"]), "--clip-weights", str(tiny_weights["clip"]), "-q",
+    ])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0 and "9 segment windows from 3 clips ready" in out
+    missing, corrupt = info["missing_videos"][0], info["corrupt_videos"][0]
+    assert f"clip {missing}: video file is missing" in err and f"clip {corrupt}: corrupt video" in err
+    cache = FeatureCache.open(tmp_path / "f" / TINY.tag / "test")
+    ok = cache.index.groupby("clip_uid")["ok"].all().to_dict()
+    assert ok == {missing: False, corrupt: False, good: True}
+
+
+def test_train_views_and_bad_flags(synth_data: Path, tiny_weights: dict[str, Path], tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    table, _ = load_annotations(synth_data / "annotations", "train")
+    clip_uid = sorted(table["clip_uid"].unique())[0]
+    data = subset_dataset(synth_data, tmp_path / "data2", "train", [clip_uid], max_segments=4)
+    summary = extract(config(data, tmp_path / "f", tiny_weights, split="train", views=3, workers=0, limit=None))
+    cache = FeatureCache.open(summary.split_dir)
+    assert len(cache) == 12 and sorted(set(cache.index["view"])) == [0, 1, 2]
+    keys = list(zip(cache.index["clip_uid"][:4], cache.index["action_idx"][:4], strict=False))
+    views = [cache.gather(cache.positions(keys, view=v), "slowfast") for v in range(3)]
+    assert np.abs(views[0] - views[1]).max() > 1e-3 and np.abs(views[1] - views[2]).max() > 1e-3
+
+    base = ["extract", "--data", str(data), "--features", str(tmp_path / "g"), "--encoders", "tiny", "-q"]
+    weights = ["--slowfast-weights", str(tiny_weights["slowfast"]), "--clip-weights", str(tiny_weights["clip"])]
+    assert main([*base, "--split", "val", "--views", "2", *weights]) == 2
+    assert "extra random views are for the train split only" in capsys.readouterr().err
+    assert main([*base, "--split", "train"]) == 2
+    assert "no SlowFast weights: pass --slowfast-weights FILE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--split", "train", "--shard", "4/4", *weights])
+    assert "needs 0 <= i < n" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_full_size_encoders_on_a_few_segments(synth_data: Path, tmp_path: Path) -> None:
+    """SlowFast R101 8x8 and CLIP ViT-B-16 at 224 px, random weights from files: the real shapes end to end."""
+    from ego4d_lta.models.clip import random_clip
+    from ego4d_lta.models.clip import save_weights as save_clip
+    from ego4d_lta.models.slowfast import save_weights
+
+    torch.manual_seed(0)
+    save_weights(SlowFastEncoder(SLOWFAST_PRESETS["r101"]), tmp_path / "sf.pt")
+    save_clip(random_clip("ViT-B-16"), tmp_path / "clip.pt")
+    table, _ = load_annotations(synth_data / "annotations", "val")
+    data = subset_dataset(synth_data, tmp_path / "data", "val", [sorted(table["clip_uid"].unique())[0]], max_segments=2)
+    cfg = ExtractConfig(
+        data_dir=data, features_dir=tmp_path / "f", split="val", slowfast_weights=tmp_path / "sf.pt",
+        clip_weights=tmp_path / "clip.pt", workers=0, batch_size=2, progress=False,
+    )  # fmt: skip
+    summary = extract(cfg)
+    cache = FeatureCache.open(summary.split_dir)
+    sf, cl = cache.gather(np.arange(2), "slowfast"), cache.gather(np.arange(2), "clip")
+    assert summary.split_dir.parent.name == "slowfast_r101+ViT-B-16"
+    assert sf.shape == (2, 2304) and cl.shape == (2, 8, 512) and np.isfinite(sf).all()
+    np.testing.assert_allclose(np.linalg.norm(cl, axis=-1), 1.0, atol=2e-3)
+    assert cache.manifest["sampling"]["crop_size"] == 224 and cache.manifest["clip"]["image_size"] == 224
