@@ -21,9 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ego4d_lta.challenge import SPLIT_FILES, TAXONOMY_FILE
+from ego4d_lta.data.features import FeatureCache
 from ego4d_lta.extract import ENCODER_PRESETS, ExtractConfig, extract, resolve_device
 from ego4d_lta.models.clip import random_clip
 from ego4d_lta.models.clip import save_weights as save_clip
@@ -78,6 +80,19 @@ def bare_throughput(slowfast, clip, cfg: ExtractConfig, device: torch.device, ba
     return b / seconds, seconds
 
 
+def check_cache(split_dir: Path, segments: int, cfg: ExtractConfig) -> None:
+    """The cache holds every segment with the encoders' real shapes, finite, CLIP rows of unit norm."""
+    cache = FeatureCache.open(split_dir)
+    sf, cl = cache.gather(np.arange(len(cache)), "slowfast"), cache.gather(np.arange(len(cache)), "clip")
+    clip_dim = cache.manifest["clip"]["dim"]
+    assert sf.shape == (segments, SLOWFAST_PRESETS[cfg.encoders.slowfast].feature_dim), sf.shape
+    assert cl.shape == (segments, cfg.encoders.clip_frames, clip_dim), cl.shape
+    assert np.isfinite(sf).all() and np.isfinite(cl).all() and cache.index["ok"].all()
+    assert np.allclose(np.linalg.norm(cl, axis=-1), 1, atol=5e-3)
+    assert len({sf[i].tobytes() for i in range(segments)}) == segments, "every segment has its own features"
+    print(f"cache ok: slowfast {sf.shape}, clip {cl.shape}, float16 on disk, {split_dir}")
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -113,6 +128,7 @@ def main() -> None:
             progress=False,
         )
         summary = extract(cfg)
+        check_cache(summary.split_dir, args.segments, cfg)
         from ego4d_lta.extract import load_encoders
 
         slowfast, clip, _ = load_encoders(cfg)

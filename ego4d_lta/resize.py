@@ -56,7 +56,6 @@ def resize_clip(src: Path, dst: Path, cfg: ResizeConfig) -> None:
                 enc.codec_context.options = {"crf": str(cfg.crf), "preset": cfg.preset, "g": str(gop)}
                 for frame in container.decode(video=0):
                     small = frame.reformat(width=width, height=height, format="yuv420p")
-                    small.pts, small.time_base = None, None
                     for packet in enc.encode(small):
                         out.mux(packet)
                 for packet in enc.encode():

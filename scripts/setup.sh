@@ -13,7 +13,8 @@ pip_install() {
   # pip, never uv/poetry: only pip picks up the torch wheels some machines keep on local disk.
   local log status=0
   log=$(mktemp)
-  .venv/bin/pip install -q -c constraints.txt "$@" >"$log" 2>&1 || status=$?
+  # --no-compile: byte-compiling torch's thousands of modules at install time costs minutes on slow disks.
+  .venv/bin/pip install -q --no-compile -c constraints.txt "$@" >"$log" 2>&1 || status=$?
   grep -v "is ignored: it is neither a file nor a directory" "$log" || true
   rm -f "$log"
   return "$status"

@@ -57,19 +57,20 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"slowfast": out / "slowfast_tiny.pt", "clip": out / "clip_tiny.pt"}
 
 
-def subset_dataset(src: Path, dst: Path, split: str, clips: list[str], max_segments: int | None = None) -> Path:
-    """A dataset root holding only `clips` of one split (their first `max_segments` segments), videos linked."""
+def subset_dataset(src: Path, dst: Path, split: str, clips: dict[str, int | None]) -> Path:
+    """A dataset root holding only some clips of one split, each cut to its first N segments (None: all)."""
     import json
 
     from ego4d_lta.challenge import SPLIT_FILES, TAXONOMY_FILE
 
     (dst / "annotations").mkdir(parents=True)
     doc = json.loads((src / "annotations" / SPLIT_FILES[split]).read_text())
-    kept, count = [], {}
+    kept, count = [], dict.fromkeys(clips, 0)
     for entry in doc["clips"]:
-        if entry["clip_uid"] in clips and count.get(entry["clip_uid"], 0) < (max_segments or 10**9):
+        uid = entry["clip_uid"]
+        if uid in clips and (clips[uid] is None or count[uid] < clips[uid]):
             kept.append(entry)
-            count[entry["clip_uid"]] = count.get(entry["clip_uid"], 0) + 1
+            count[uid] += 1
     (dst / "annotations" / SPLIT_FILES[split]).write_text(json.dumps({**doc, "clips": kept}))
     (dst / "annotations" / TAXONOMY_FILE).write_text((src / "annotations" / TAXONOMY_FILE).read_text())
     (dst / "clips").symlink_to((src / "clips").resolve())

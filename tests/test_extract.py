@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,19 +44,25 @@ def config(data: Path, features: Path, weights: dict[str, Path], **kw: object) -
 
 
 @pytest.fixture(scope="module")
-def reference(synth_data: Path, tiny_weights: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
-    """The first two val clips, extracted in one uninterrupted run with two decoding workers."""
-    cfg = config(synth_data, tmp_path_factory.mktemp("features"), tiny_weights)
+def val_subset(synth_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first two val clips: the first cut to 4 segments, the second whole (so a kill can land inside it)."""
+    table, _ = load_annotations(synth_data / "annotations", "val")
+    first, second = sorted(table["clip_uid"].unique())[:2]
+    return subset_dataset(synth_data, tmp_path_factory.mktemp("val_subset"), "val", {first: 4, second: None})
+
+
+@pytest.fixture(scope="module")
+def reference(val_subset: Path, tiny_weights: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    """Those two clips, extracted in one uninterrupted run with two decoding workers."""
+    cfg = config(val_subset, tmp_path_factory.mktemp("features"), tiny_weights)
     return cfg, extract(cfg)
 
 
 def test_cache_holds_every_segment_with_the_random_access_features(
-    reference, synth_data: Path, tiny_weights: dict[str, Path]
+    reference, val_subset: Path, tiny_weights: dict[str, Path]
 ) -> None:
     _cfg, summary = reference
-    table, _ = load_annotations(synth_data / "annotations", "val")
-    clips = sorted(table["clip_uid"].unique())[:2]
-    mine = table[table["clip_uid"].isin(clips)]
+    mine, _ = load_annotations(val_subset / "annotations", "val")
     cache = FeatureCache.open(summary.split_dir)
     assert summary.rows == len(mine) == len(cache) and summary.done_now == len(mine) and not summary.failed
     assert sorted(zip(cache.index["clip_uid"], cache.index["action_idx"], strict=False)) == sorted(
@@ -77,7 +84,7 @@ def test_cache_holds_every_segment_with_the_random_access_features(
     got_sf, got_clip = cache.gather(positions, "slowfast"), cache.gather(positions, "clip")
     assert got_sf.shape == (3, sf_dim) and got_clip.shape == (3, 8, clip_dim)
     for n, (_, seg) in enumerate(picks.iterrows()):
-        path = synth_data / "clips" / f"{seg.clip_uid}.mp4"
+        path = val_subset / "clips" / f"{seg.clip_uid}.mp4"
         info = probe(path)
         start = window_start((seg.start_sec, seg.end_sec), info.duration, TINY.sampling)
         frames = decode_frames(path, frame_indices(start, info.frames, TINY.sampling))
@@ -90,11 +97,11 @@ def test_cache_holds_every_segment_with_the_random_access_features(
     assert summary.bank.is_file() and summary.bank.parent == summary.split_dir.parent
 
 
-def test_resume_after_a_kill(reference, synth_data: Path, tiny_weights: dict[str, Path], tmp_path: Path) -> None:
+def test_resume_after_a_kill(reference, val_subset: Path, tiny_weights: dict[str, Path], tmp_path: Path) -> None:
     ref_cfg, _ = reference
     features = tmp_path / "features"
     cmd = [
-        sys.executable, "-m", "ego4d_lta", "extract", "--split", "val", "--data", str(synth_data),
+        sys.executable, "-m", "ego4d_lta", "extract", "--split", "val", "--data", str(val_subset),
         "--features", str(features), "--encoders", "tiny", "--slowfast-weights", str(tiny_weights["slowfast"]),
         "--clip-weights", str(tiny_weights["clip"]), "--limit", "2", "--workers", "0", "--batch-size", "4", "-q",
     ]  # fmt: skip
@@ -112,7 +119,7 @@ def test_resume_after_a_kill(reference, synth_data: Path, tiny_weights: dict[str
         FeatureCache.open(split_dir)
     first_clip = json.loads(progress.read_text().splitlines()[0])["clip"]
 
-    summary = extract(config(synth_data, features, tiny_weights, workers=0))
+    summary = extract(config(val_subset, features, tiny_weights, workers=0))
     resumed, ref = FeatureCache.open(split_dir), FeatureCache.open(ref_cfg.features_dir / TINY.tag / "val")
     assert summary.done_now == int((resumed.index["clip_uid"] != first_clip).sum()) < len(resumed)
     for name in ("slowfast", "clip"):
@@ -121,7 +128,7 @@ def test_resume_after_a_kill(reference, synth_data: Path, tiny_weights: dict[str
         )
 
 
-def test_stale_cache_is_refused(reference, synth_data: Path, tiny_weights: dict[str, Path], tmp_path: Path,
+def test_stale_cache_is_refused(reference, val_subset: Path, tiny_weights: dict[str, Path], tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     cfg, summary = reference
     manifest = json.loads((summary.split_dir / "manifest.json").read_text())
@@ -134,7 +141,7 @@ def test_stale_cache_is_refused(reference, synth_data: Path, tiny_weights: dict[
     other.write_bytes(tiny_weights["clip"].read_bytes() + b"")  # same bytes: same hash, accepted
     torch.save(torch.load(tiny_weights["slowfast"], weights_only=False) | {"extra": 1}, tmp_path / "sf2.pt")
     code = main([
-        "extract", "--split", "val", "--data", str(synth_data), "--features", str(cfg.features_dir),
+        "extract", "--split", "val", "--data", str(val_subset), "--features", str(cfg.features_dir),
         "--encoders", "tiny", "--slowfast-weights", str(tmp_path / "sf2.pt"), "--clip-weights", str(other),
         "--limit", "2", "-q",
     ])  # fmt: skip
@@ -147,12 +154,9 @@ def test_missing_and_corrupt_videos_are_reported_not_fatal(
 ) -> None:
     info = json.loads((synth_data / "synthetic.json").read_text())
     table, _ = load_annotations(synth_data / "annotations", "test")
-    good = next(
-        c for c in sorted(table["clip_uid"].unique()) if c not in info["missing_videos"] + info["corrupt_videos"]
-    )
-    data = subset_dataset(
-        synth_data, tmp_path / "data", "test", [*info["missing_videos"], *info["corrupt_videos"], good], max_segments=3
-    )
+    broken = info["missing_videos"] + info["corrupt_videos"]
+    good = next(c for c in sorted(table["clip_uid"].unique()) if c not in broken)
+    data = subset_dataset(synth_data, tmp_path / "data", "test", dict.fromkeys([*broken, good], 3))
     code = main([
         "extract", "--split", "test", "--data", str(data), "--features", str(tmp_path / "f"), "--encoders", "tiny",
         "--slowfast-weights", str(tiny_weights["slowfast"]), "--clip-weights", str(tiny_weights["clip"]), "-q",
@@ -160,7 +164,8 @@ def test_missing_and_corrupt_videos_are_reported_not_fatal(
     out, err = capsys.readouterr()
     assert code == 0 and "9 segment windows from 3 clips ready" in out
     missing, corrupt = info["missing_videos"][0], info["corrupt_videos"][0]
-    assert f"clip {missing}: video file is missing" in err and f"clip {corrupt}: corrupt video" in err
+    assert f"clip {missing}: video file is missing" in err
+    assert re.search(f"clip {corrupt}: (cannot open|corrupt) video", err)
     cache = FeatureCache.open(tmp_path / "f" / TINY.tag / "test")
     ok = cache.index.groupby("clip_uid")["ok"].all().to_dict()
     assert ok == {missing: False, corrupt: False, good: True}
@@ -170,7 +175,7 @@ def test_train_views_and_bad_flags(synth_data: Path, tiny_weights: dict[str, Pat
                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     table, _ = load_annotations(synth_data / "annotations", "train")
     clip_uid = sorted(table["clip_uid"].unique())[0]
-    data = subset_dataset(synth_data, tmp_path / "data2", "train", [clip_uid], max_segments=4)
+    data = subset_dataset(synth_data, tmp_path / "data2", "train", {clip_uid: 4})
     summary = extract(config(data, tmp_path / "f", tiny_weights, split="train", views=3, workers=0, limit=None))
     cache = FeatureCache.open(summary.split_dir)
     assert len(cache) == 12 and sorted(set(cache.index["view"])) == [0, 1, 2]
@@ -187,28 +192,3 @@ def test_train_views_and_bad_flags(synth_data: Path, tiny_weights: dict[str, Pat
     with pytest.raises(SystemExit):
         main([*base, "--split", "train", "--shard", "4/4", *weights])
     assert "needs 0 <= i < n" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_full_size_encoders_on_a_few_segments(synth_data: Path, tmp_path: Path) -> None:
-    """SlowFast R101 8x8 and CLIP ViT-B-16 at 224 px, random weights from files: the real shapes end to end."""
-    from ego4d_lta.models.clip import random_clip
-    from ego4d_lta.models.clip import save_weights as save_clip
-    from ego4d_lta.models.slowfast import save_weights
-
-    torch.manual_seed(0)
-    save_weights(SlowFastEncoder(SLOWFAST_PRESETS["r101"]), tmp_path / "sf.pt")
-    save_clip(random_clip("ViT-B-16"), tmp_path / "clip.pt")
-    table, _ = load_annotations(synth_data / "annotations", "val")
-    data = subset_dataset(synth_data, tmp_path / "data", "val", [sorted(table["clip_uid"].unique())[0]], max_segments=2)
-    cfg = ExtractConfig(
-        data_dir=data, features_dir=tmp_path / "f", split="val", slowfast_weights=tmp_path / "sf.pt",
-        clip_weights=tmp_path / "clip.pt", workers=0, batch_size=2, progress=False,
-    )  # fmt: skip
-    summary = extract(cfg)
-    cache = FeatureCache.open(summary.split_dir)
-    sf, cl = cache.gather(np.arange(2), "slowfast"), cache.gather(np.arange(2), "clip")
-    assert summary.split_dir.parent.name == "slowfast_r101+ViT-B-16"
-    assert sf.shape == (2, 2304) and cl.shape == (2, 8, 512) and np.isfinite(sf).all()
-    np.testing.assert_allclose(np.linalg.norm(cl, axis=-1), 1.0, atol=2e-3)
-    assert cache.manifest["sampling"]["crop_size"] == 224 and cache.manifest["clip"]["image_size"] == 224

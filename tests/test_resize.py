@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -22,24 +23,36 @@ def test_output_size_is_even_and_never_upscaled() -> None:
     assert output_size(101, 75, 40) == (54, 40)
 
 
-def test_resize_sets_size_and_keyframes_resumes_and_shards(
-    synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    info = json.loads((synth_data / "synthetic.json").read_text())
-    good = [c for c in sorted(p.stem for p in (synth_data / "clips").glob("*.mp4")) if c not in info["corrupt_videos"]]
+def write_clip(path: Path, frames: int = 240, size: int = 64) -> None:
+    """A short 30 fps clip with an 8 s keyframe interval (what raw downloads have)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
+        stream.codec_context.options = {"g": "250", "preset": "ultrafast"}
+        for i in range(frames):
+            img = np.full((size, size, 3), (i * 3) % 256, np.uint8)
+            img[: (i % size) + 1, :, 1] = 200
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_resize_sets_size_and_keyframes_resumes_and_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    for clip in good[:3]:
-        shutil.copy(synth_data / "clips" / f"{clip}.mp4", src)
+    clips = ["clip_a", "clip_b", "clip_c"]
+    for clip in clips:
+        write_clip(src / f"{clip}.mp4")
     dst = tmp_path / "dst"
-    args = ["resize", "--src", str(src), "--dst", str(dst), "--short-side", "48", "--keyframe-seconds", "1", "-q"]
-    assert main([*args, "--shard", "1/2"]) == 0
-    assert sorted(p.stem for p in dst.glob("*.mp4")) == [good[1]]
-    assert main(args) == 0
+    args = ["resize", "--src", str(src), "--dst", str(dst), "--short-side", "48", "--keyframe-seconds", "1"]
+    assert main([*args, "--shard", "1/2", "-q"]) == 0
+    assert sorted(p.stem for p in dst.glob("*.mp4")) == ["clip_b"]
+    assert main([*args, "--preset", "ultrafast", "-q"]) == 0
     assert "2 clips re-encoded, 1 already there, 0 failed" in capsys.readouterr().out
-    before, after = probe(src / f"{good[0]}.mp4"), probe(dst / f"{good[0]}.mp4")
+    before, after = probe(src / "clip_a.mp4"), probe(dst / "clip_a.mp4")
     assert (after.width, after.height, after.fps, after.frames) == (48, 48, 30.0, before.frames)
-    with av.open(str(dst / f"{good[0]}.mp4")) as c:
+    with av.open(str(dst / "clip_a.mp4")) as c:
         keys = [i for i, p in enumerate(p for p in c.demux(video=0) if p.size) if p.is_keyframe]
     assert keys[:4] == [0, 30, 60, 90] and np.all(np.diff(keys) <= 30)
     assert not list(dst.glob("*.part"))
@@ -54,7 +67,7 @@ def test_corrupt_and_missing_inputs_are_reported(
     shutil.copy(synth_data / "clips" / f"{bad}.mp4", src)
     assert main(["resize", "--src", str(src), "--dst", str(tmp_path / "dst"), "-q"]) == 2
     err = capsys.readouterr().err
-    assert f"clip {bad}: corrupt video" in err and "Traceback" not in err
+    assert re.search(f"clip {bad}: (cannot open|corrupt) video", err) and "Traceback" not in err
     assert not list((tmp_path / "dst").iterdir())
     assert main(["resize", "--src", str(tmp_path / "nowhere"), "--dst", str(tmp_path / "d2")]) == 2
     assert "nowhere: folder not found" in capsys.readouterr().err

@@ -20,7 +20,15 @@ from ego4d_lta.metrics import score
 
 def test_layout_and_splits(synth_data: Path) -> None:
     names = sorted(p.name for p in (synth_data / "annotations").iterdir())
-    assert names == ["fho_lta_taxonomy.json", "fho_lta_test_unannotated.json", "fho_lta_train.json", "fho_lta_val.json"]
+    assert names == [
+        "fho_lta_taxonomy.json",
+        "fho_lta_test_unannotated.json",
+        "fho_lta_train.json",
+        "fho_lta_val.json",
+        "scenarios_taxonomy.json",
+    ]
+    scenarios = json.loads((synth_data / "annotations" / "scenarios_taxonomy.json").read_text())
+    assert list(scenarios.values()) == [name for name, _ in synthetic.SCENARIOS]
     info = json.loads((synth_data / "synthetic.json").read_text())
     for split, clips in SIZES["tiny"].clips.items():
         table, _ = load_annotations(synth_data / "annotations", split)

@@ -320,5 +320,6 @@ def _decode(container: av.container.InputContainer, name: str):
 
 
 def _reason(e: Exception) -> str:
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    """FFmpeg's own words (PyAV's strerror), without the errno and path PyAV wraps around them."""
+    text = getattr(e, "strerror", None) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
     return text if len(text) < 120 else text[:117] + "..."
