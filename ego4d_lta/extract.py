@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from ego4d_lta import __version__
 from ego4d_lta.challenge import SCENARIOS_FILE, SPLIT_FILES
 from ego4d_lta.data.annotations import load_split, load_taxonomy, split_path, taxonomy_path
 from ego4d_lta.data.datasets import ClipImageSpec, ClipPassDataset
-from ego4d_lta.data.features import FeatureCacheError, ShardWriter
+from ego4d_lta.data.features import ShardWriter
 from ego4d_lta.data.video import SamplingConfig
 from ego4d_lta.errors import UserError
 from ego4d_lta.models.clip import TINY_CLIP, ClipEncoder
@@ -109,7 +109,7 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def segment_rows(table: pd.DataFrame, split: str, views: int) -> pd.DataFrame:
+def segment_rows(table: pd.DataFrame, views: int) -> pd.DataFrame:
     """One row per (segment, view), sorted by clip, action_idx, view."""
     base = table[["clip_uid", "action_idx", "start_sec", "end_sec"]]
     rows = pd.concat([base.assign(view=v) for v in range(views)], ignore_index=True)
@@ -212,7 +212,7 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
 
     manifest = build_manifest(cfg, record, split_file)
     manifest["prompt_bank"] = bank_path.name
-    rows = segment_rows(table, cfg.split, cfg.views)
+    rows = segment_rows(table, cfg.views)
     clips = shard_clips(rows["clip_uid"].unique().tolist(), cfg.shard, cfg.limit)
     rows = rows[rows["clip_uid"].isin(set(clips))].reset_index(drop=True)
     dims = {"slowfast": (slowfast.feature_dim,), "clip": (cfg.encoders.clip_frames, clip.embed_dim)}
@@ -293,13 +293,3 @@ def _progress_bar(total: int, show: bool, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="seg", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-
-
-def with_encoders(cfg: ExtractConfig, preset: str) -> ExtractConfig:
-    """`cfg` with an ENCODER_PRESETS entry."""
-    if preset not in ENCODER_PRESETS:
-        raise UserError(f"--encoders {preset}: choose from {', '.join(ENCODER_PRESETS)}")
-    return replace(cfg, encoders=ENCODER_PRESETS[preset])
-
-
-__all__ = ["ENCODER_PRESETS", "EncoderConfig", "ExtractConfig", "ExtractSummary", "FeatureCacheError", "extract"]
