@@ -273,23 +273,10 @@ def _default_scenarios(annotations: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def write(self, text: str, file=None) -> None:
-        print(text, file=file or sys.stderr)
-
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
 def _progress_bar(total: int, show: bool, desc: str):
-    if not show:
-        return _NoBar()
+    """tqdm in segments/s; when disabled it still prints `write` lines (the warnings)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="seg", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+    return tqdm(
+        total=total, desc=desc, unit="seg", file=sys.stderr, dynamic_ncols=True, smoothing=0.1, disable=not show
+    )
