@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -88,9 +89,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def default_features_dir() -> Path:
-    """`$EGO4D_LTA_FEATURES`, else `features/`: where feature caches live."""
-    return Path(os.environ.get("EGO4D_LTA_FEATURES", "features"))
+def default_features_dir(data: Path | None = None) -> Path:
+    """`$EGO4D_LTA_FEATURES`, else DATA/features: where feature caches live."""
+    env = os.environ.get("EGO4D_LTA_FEATURES")
+    return Path(env) if env else (data or default_data_dir()) / "features"
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -112,9 +114,10 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         encoders = replace(encoders, clip_model=args.clip_model)
+    data = args.data or default_data_dir()
     cfg = ExtractConfig(
-        data_dir=args.data or default_data_dir(),
-        features_dir=args.features or default_features_dir(),
+        data_dir=data,
+        features_dir=args.features or default_features_dir(data),
         split=args.split,
         encoders=encoders,
         slowfast_weights=args.slowfast_weights,
@@ -137,6 +140,77 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     )
     for clip_uid, error in s.failed.items():
         print(f"warning: clip {clip_uid} has no features: {error}", file=sys.stderr)
+    return 0
+
+
+def _run_config(args: argparse.Namespace):
+    """--config, then --set overrides, then --data / --features (or their environment variables) on top."""
+    from ego4d_lta.config import load_config
+
+    cfg = load_config(args.config, list(args.set or []))
+    if args.data is not None or os.environ.get("EGO4D_LTA_DATA"):
+        cfg.data.data_dir = str(args.data or default_data_dir())
+    if args.features is not None or os.environ.get("EGO4D_LTA_FEATURES"):
+        cfg.data.features_dir = str(args.features or default_features_dir(Path(cfg.data.data_dir)))
+    return cfg
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ego4d_lta.train import train
+
+    cfg = _run_config(args)
+    run_dir = args.run or Path("runs") / cfg.name
+    result = train(cfg, run_dir, resume=args.resume, device=args.device, progress=not args.quiet)
+    if result.stopped:
+        print(f"{run_dir}: stopped ({result.stopped}) at step {result.steps}; last.pt saved, continue with --resume")
+        return 0 if result.stopped == "stop_after" else 128 + int(getattr(signal, result.stopped))
+    best = result.history and min(
+        (h for h in result.history if h["val"]), key=lambda h: h["val"]["action"], default=None
+    )
+    if best:
+        v = best["val"]
+        print(
+            f"{run_dir}: {result.epochs_done} epochs; best val ED@20 verb {v['verb']:.4f} noun {v['noun']:.4f} "
+            f"action {v['action']:.4f} (epoch {best['epoch']}, best.pt)"
+        )
+    else:
+        print(f"{run_dir}: {result.epochs_done} epochs (last.pt)")
+    return 0
+
+
+def _default_run() -> Path:
+    runs = sorted(p for p in Path("runs").glob("*") if (p / "last.pt").is_file() or (p / "best.pt").is_file())
+    if len(runs) == 1:
+        return runs[0]
+    found = ", ".join(str(r) for r in runs) if runs else "none in runs/"
+    raise UserError(f"which run? pass --run DIR (found: {found})")
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from ego4d_lta.predict import PredictConfig, predict
+
+    cfg = PredictConfig(
+        run_dir=args.run or _default_run(),
+        split=args.split,
+        checkpoint=args.checkpoint,
+        data_dir=args.data or (default_data_dir() if os.environ.get("EGO4D_LTA_DATA") else None),
+        features_dir=args.features
+        or (Path(os.environ["EGO4D_LTA_FEATURES"]) if os.environ.get("EGO4D_LTA_FEATURES") else None),
+        out=args.out,
+        overrides=list(args.set or []),
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    s = predict(cfg)
+    if s is None:  # not rank 0
+        return 0
+    for warning in s.warnings:
+        print(f"warning: {s.path}: {warning}", file=sys.stderr)
+    print(f"wrote {s.path} ({s.windows} windows, valid) and {s.sidecar.name} in {s.seconds:.1f} s")
+    if s.scores is not None:
+        ed = s.scores.ed20
+        print(f"{args.split} ED@20: verb {ed['verb']:.4f}  noun {ed['noun']:.4f}  action {ed['action']:.4f}")
     return 0
 
 
@@ -225,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["train", "val", "test"], required=True)
     p.add_argument("--data", type=Path, default=None, help="dataset root (default: $EGO4D_LTA_DATA or data/)")
     p.add_argument(
-        "--features", type=Path, default=None, help="feature cache root (default: $EGO4D_LTA_FEATURES or features/)"
+        "--features", type=Path, default=None, help="feature cache root (default: $EGO4D_LTA_FEATURES or DATA/features)"
     )
     p.add_argument(
         "--encoders",
@@ -259,6 +333,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="fixes the random views")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("train", help="train a forecaster (plain PyTorch, DDP under torchrun or srun)")
+    p.add_argument("--config", default="slowfast_clip", help="a preset (see ego4d_lta/configs) or a .toml file")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. train.epochs=5")
+    p.add_argument("--data", type=Path, default=None, help="dataset root (default: $EGO4D_LTA_DATA or data/)")
+    p.add_argument("--features", type=Path, default=None, help="feature cache root (default: DATA/features)")
+    p.add_argument("--run", type=Path, default=None, help="run folder (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run from its last.pt")
+    p.add_argument("--device", default="auto", help="auto (the local GPU when there is one), cpu, cuda")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("predict", help="a run's checkpoint -> submissions/<run>-<split>.json (validated)")
+    p.add_argument("--split", choices=["val", "test"], default="test")
+    p.add_argument("--run", type=Path, default=None, help="run folder (default: the only one in runs/)")
+    p.add_argument("--checkpoint", default="best", help="best, last or a checkpoint file (default: best)")
+    p.add_argument("--data", type=Path, default=None, help="dataset root (default: the run's)")
+    p.add_argument("--features", type=Path, default=None, help="feature cache root (default: the run's)")
+    p.add_argument("--out", type=Path, default=None, help="output file (default: submissions/<run>-<split>.json)")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="generate.* settings, e.g. generate.strategy=iid"
+    )
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="auto")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_predict)
     return parser
 
 

@@ -36,6 +36,18 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_report(demo_dir: Path) -> dict:
+    """The demo run once per session (synthetic data -> features -> trained `tiny` run -> submissions).
+
+    Training and prediction tests reuse its feature caches (`demo_dir/data/features`) and its run
+    (`demo_dir/runs/tiny`) instead of extracting again.
+    """
+    from ego4d_lta.demo import run_demo
+
+    return run_demo(demo_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
 def synth_data(demo_dir: Path) -> Path:
     """The tiny synthetic dataset, seed 0, with one missing and one corrupt test video."""
     return demo_dir / "data"

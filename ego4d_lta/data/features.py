@@ -205,6 +205,10 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self.index)
 
+    def row_shape(self, name: str) -> tuple[int, ...]:
+        """Shape of one row of array `name` (e.g. (2304,) or (8, 512))."""
+        return tuple(self._arrays[0][name].shape[1:]) if self._arrays else ()
+
     def positions(self, keys: list[tuple[str, int]], view: int = 0) -> np.ndarray:
         """Row positions of (clip_uid, action_idx) segments at one view; -1 where the cache has none."""
         return np.array([self._position.get((c, int(a), view), -1) for c, a in keys], dtype=np.int64)

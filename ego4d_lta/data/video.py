@@ -20,6 +20,7 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
+from av.video.reformatter import VideoReformatter
 
 from ego4d_lta.errors import UserError
 
@@ -116,6 +117,7 @@ def decode_frames(path: Path | str, indices: np.ndarray, clip_uid: str = "") -> 
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"
         clock = _Clock(stream)
+        reformatter = VideoReformatter()
         clock.seek(container, stream, int(indices[0]))
         for frame in _decode(container, name):
             index = clock.index(frame)
@@ -124,7 +126,7 @@ def decode_frames(path: Path | str, indices: np.ndarray, clip_uid: str = "") -> 
             if index > last:
                 break
             if index in wanted:
-                found[index] = frame.to_ndarray(format="rgb24")
+                found[index] = rgb(frame, reformatter)
     if not found:
         raise VideoError(f"{path}: clip {name}: no frames decoded at {indices[0]}..{last}")
     missing = sorted(wanted - set(found))
@@ -161,6 +163,7 @@ def stream_windows(
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"
         clock = _Clock(stream)
+        reformatter = VideoReformatter()
         position = 0  # next needed frame to fetch
         while position < len(needed):
             target = int(needed[position])
@@ -174,7 +177,7 @@ def stream_windows(
                 if position >= len(needed):
                     break
                 if index == needed[position]:
-                    kept[index] = frame.to_ndarray(format="rgb24")
+                    kept[index] = rgb(frame, reformatter)
                     position += 1
                     while next_window < len(order) and windows[order[next_window]].max() <= index:
                         k = order[next_window]
@@ -227,6 +230,12 @@ class _Clock:
         """To the keyframe at or before `frame` (aimed two frames early: a late landing would skip frames)."""
         target = self.base + int((frame - 2) * self.ticks)
         container.seek(max(target, self.base), stream=stream, backward=True, any_frame=False)
+
+
+def rgb(frame: av.VideoFrame, reformatter: VideoReformatter) -> np.ndarray:
+    """uint8 (H, W, 3) RGB. One reformatter per stream: `frame.to_ndarray(format=...)` builds a new swscale
+    context for every frame, which made conversion, not decoding, the cost of a pass (8x slower at 64 px)."""
+    return reformatter.reformat(frame, format="rgb24").to_ndarray()
 
 
 def slowfast_input(

@@ -1,0 +1,220 @@
+"""Typed run configuration: presets in `ego4d_lta/configs/*.toml`, overridden by `--set section.key=value`.
+
+A preset only lists what differs from the defaults below (the report's settings: SlowFast R101 8x8 + CLIP
+ViT-B/16 features, 6-layer transformer, Adam at 1e-4 for a batch of 64, 30 epochs). The resolved config is
+stored in every checkpoint, so a run can always be rebuilt from its `last.pt`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ego4d_lta.errors import UserError
+
+CONFIG_DIR = Path(__file__).with_name("configs")
+
+
+@dataclass
+class ModelConfig:
+    variant: str = "slowfast_clip"
+    """One of `models.forecaster.VARIANTS`: slowfast, clip, slowfast_clip_text, slowfast_clip, slowfast_clip_attn."""
+    slowfast_dim: int = 2048
+    """Width of the trainable projection of the pooled SlowFast features."""
+    text_groups: list[str] = field(default_factory=lambda: ["noun", "verb", "scenario", "place"])
+    """Prompt groups whose top-1 text embedding `_text` appends and `_attn` uses as queries."""
+    attn_heads: int = 4
+    """Heads of the `_attn` variant's text-to-frame cross-attention."""
+    layers: int = 6
+    heads: int = 8
+    ffn_dim: int = 2048
+    dropout: float = 0.1
+    positions: str = "sinusoidal"
+    """sinusoidal or learned position embeddings over the observed segments."""
+    position_dropout: float = 0.2
+    head_dropout: float = 0.5
+    finetune_slowfast: bool = False
+    """Train SlowFast too: then windows are decoded from video end to end instead of read from the cache."""
+
+
+@dataclass
+class DataConfig:
+    data_dir: str = "data"
+    """Dataset root in the official layout (annotations/, clips/)."""
+    features_dir: str = ""
+    """Feature cache root; empty means DATA_DIR/features."""
+    encoders: str = "full"
+    """`extract.ENCODER_PRESETS` name: which cache (full = R101 8x8 + ViT-B-16, tiny = test models)."""
+    clip_model: str = ""
+    """open_clip model of the cache, when not the preset's (as `extract --clip-model`)."""
+    slowfast_weights: str = ""
+    """SlowFast weights for end-to-end training from video (finetune_slowfast)."""
+    clip_weights: str = ""
+    """CLIP weights for end-to-end training from video."""
+    workers: int = 0
+    """DataLoader workers (video decoding needs them; the cache path is fast without)."""
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "adam"
+    """adam (the report's; L2 weight decay) or adamw."""
+    lr: float = 1e-4
+    """Learning rate at `base_batch`; the run uses lr * global_batch / base_batch."""
+    base_batch: int = 64
+    weight_decay: float = 1e-4
+    warmup_steps: int = 1000
+    grad_clip: float = 1.0
+    """Max global gradient norm (0 turns clipping off)."""
+
+
+@dataclass
+class GenerateConfig:
+    strategy: str = "greedy_sample"
+    """iid: K independent samples at temperature 1 (the baseline's); greedy_sample: the argmax sequence, then
+    K-1 samples at `temperature` within the top-p nucleus; nucleus: K samples within the nucleus."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    """Global batch (all processes together); each process takes batch_size / world_size."""
+    eval_batch_size: int = 256
+    seed: int = 0
+    precision: str = "auto"
+    """auto: bf16 autocast on a GPU, fp32 on a CPU; fp32: always fp32."""
+    stop_after: int = 0
+    """Save last.pt and stop after this many steps of this invocation (0: never); `--resume` continues."""
+
+
+@dataclass
+class Config:
+    name: str = "slowfast_clip"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def features_root(self) -> Path:
+        return Path(self.data.features_dir) if self.data.features_dir else Path(self.data.data_dir) / "features"
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+
+
+def load_config(name_or_path: str, overrides: list[str] = ()) -> Config:
+    """A preset name or a TOML file, then `section.key=value` overrides (values in TOML syntax)."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise UserError(f"--config {name_or_path}: no such preset; choose from {', '.join(presets())} or a .toml")
+    elif not path.is_file():
+        raise UserError(f"--config {name_or_path}: file not found")
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: not valid TOML ({e})") from None
+    doc.setdefault("name", path.stem)
+    cfg = from_dict(doc, where=str(path))
+    for item in overrides:
+        apply_override(cfg, item)
+    check(cfg)
+    return cfg
+
+
+def from_dict(doc: dict, where: str = "config") -> Config:
+    """A Config from nested dicts (a TOML file or a checkpoint's record); unknown keys are errors."""
+    cfg = Config()
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                _set(cfg, f"{key}.{sub}", v, where)
+        else:
+            _set(cfg, key, value, where)
+    return cfg
+
+
+def apply_override(cfg: Config, item: str) -> None:
+    """One `--set section.key=value`; the value is parsed as TOML (`3`, `1e-4`, `true`, `["a"]`), else a string."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set {item}: expected section.key=value, e.g. train.epochs=5")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    _set(cfg, key.strip(), value, "--set")
+
+
+def _set(cfg: Config, dotted: str, value: Any, where: str) -> None:
+    target: Any = cfg
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        if not dataclasses.is_dataclass(target) or part not in _names(target):
+            raise UserError(f"{where}: unknown config key {dotted!r}; sections: {', '.join(_names(cfg))}")
+        target = getattr(target, part)
+    name = parts[-1]
+    if (
+        not dataclasses.is_dataclass(target)
+        or name not in _names(target)
+        or dataclasses.is_dataclass(getattr(target, name))
+    ):
+        known = ", ".join(f"{parts[0]}.{n}" for n in _names(target)) if dataclasses.is_dataclass(target) else ""
+        raise UserError(f"{where}: unknown config key {dotted!r}" + (f"; known: {known}" if known else ""))
+    setattr(target, name, _coerce(dotted, getattr(target, name), value, where))
+
+
+def _coerce(key: str, default: Any, value: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, list):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise UserError(f"{where}: {key} must be {type(default).__name__}, got {value!r}")
+    return value
+
+
+def _names(obj: Any) -> list[str]:
+    return [f.name for f in fields(obj)]
+
+
+def check(cfg: Config) -> None:
+    """Rules between fields that types cannot say."""
+    m = cfg.model  # the variant name is checked by models.forecaster (config sits below models)
+    if m.positions not in ("sinusoidal", "learned"):
+        raise UserError(f"model.positions {m.positions!r}: choose sinusoidal or learned")
+    bad = [g for g in m.text_groups if g not in ("noun", "verb", "scenario", "place")]
+    if bad or not m.text_groups:
+        raise UserError(f"model.text_groups {m.text_groups}: a non-empty list of noun, verb, scenario, place")
+    if cfg.optim.optimizer not in ("adam", "adamw"):
+        raise UserError(f"optim.optimizer {cfg.optim.optimizer!r}: choose adam or adamw")
+    if cfg.generate.strategy not in ("iid", "greedy_sample", "nucleus"):
+        raise UserError(f"generate.strategy {cfg.generate.strategy!r}: choose iid, greedy_sample or nucleus")
+    if not 0 < cfg.generate.top_p <= 1 or cfg.generate.temperature <= 0:
+        raise UserError("generate: needs 0 < top_p <= 1 and temperature > 0")
+    if cfg.train.precision not in ("auto", "fp32"):
+        raise UserError(f"train.precision {cfg.train.precision!r}: choose auto or fp32")
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        if getattr(cfg.train, key) < 1:
+            raise UserError(f"train.{key} must be >= 1")

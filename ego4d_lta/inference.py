@@ -1,0 +1,90 @@
+"""K sequences for every window of a split, spread over the processes, merged on all of them.
+
+Each process takes windows rank, rank + W, ... (no padding, so nothing is duplicated); the gathered result is
+in window order. Windows without features (a missing or broken video) get the fallback: the training set's
+most frequent action, repeated.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ego4d_lta.challenge import K, Z
+from ego4d_lta.config import GenerateConfig
+from ego4d_lta.data.window_data import eval_batches
+from ego4d_lta.distributed import all_gather_objects
+from ego4d_lta.metrics import Scores, score
+from ego4d_lta.models.decoder import generate, sampling_noise
+
+
+@dataclass
+class Predictions:
+    verb: np.ndarray
+    """(n, K, Z) ids, in the split's window order."""
+    noun: np.ndarray
+    fallback: np.ndarray
+    """(n,) True where the window had no features and got the fallback."""
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """bf16 autocast on a GPU (unless precision is fp32); nothing on a CPU."""
+    if device.type == "cuda" and precision == "auto":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict_windows(
+    model: nn.Module,
+    dataset,
+    gen: GenerateConfig,
+    fallback: tuple[int, int],
+    device: torch.device,
+    batch_size: int,
+    rank: int = 0,
+    world: int = 1,
+    precision: str = "auto",
+    progress=None,
+) -> Predictions:
+    """Every window's K verb and noun sequences (all processes get the merged result)."""
+    n = len(dataset)
+    noise = torch.from_numpy(sampling_noise(gen.seed, n, K, Z))
+    was_training = model.training
+    model.eval()
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for indices in eval_batches(n, batch_size, rank, world):
+        batch = dataset[indices]
+        ok = batch["available"].numpy()
+        with autocast(device, precision):
+            verb_logits, noun_logits = model(to_device(batch, device))
+        verbs, nouns = generate(verb_logits, noun_logits, noise[indices], gen.strategy, gen.temperature, gen.top_p)
+        verbs, nouns = verbs.cpu().numpy(), nouns.cpu().numpy()
+        verbs[~ok], nouns[~ok] = fallback[0], fallback[1]
+        parts.append((np.asarray(indices), verbs, nouns, ok))
+        if progress is not None:
+            progress(len(indices) * world)
+    model.train(was_training)
+    gathered = [p for rank_parts in all_gather_objects(parts) for p in rank_parts]
+    verb = np.zeros((n, K, Z), np.int64)
+    noun = np.zeros((n, K, Z), np.int64)
+    missing = np.zeros(n, bool)
+    seen = np.zeros(n, np.int64)
+    for idx, v, nn_, ok in gathered:
+        verb[idx], noun[idx], missing[idx] = v, nn_, ~ok
+        seen[idx] += 1
+    if not (seen == 1).all():
+        raise RuntimeError(f"inference covered {int((seen == 1).sum())} of {n} windows exactly once")
+    return Predictions(verb, noun, missing)
+
+
+def score_predictions(preds: Predictions, labels, num_nouns: int) -> Scores:
+    return score(preds.verb, preds.noun, labels.verb, labels.noun, num_nouns)

@@ -1,0 +1,47 @@
+"""The transformer aggregator over the observed segments: positions, 6 encoder layers, the last token."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """(length, dim) sine/cosine table of "Attention is all you need" (as the baseline's PositionalEncoding)."""
+    pos = torch.arange(length, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(pos * div)
+    table[:, 1::2] = torch.cos(pos * div[: dim // 2])
+    return table
+
+
+class TransformerAggregator(nn.Module):
+    """(B, N, D) segment features -> (B, D): post-norm encoder layers with a final LayerNorm, last position out."""
+
+    def __init__(
+        self,
+        dim: int,
+        length: int,
+        layers: int,
+        heads: int,
+        ffn_dim: int,
+        dropout: float,
+        position_dropout: float,
+        positions: str,
+    ) -> None:
+        super().__init__()
+        if positions == "learned":
+            self.positions = nn.Parameter(torch.randn(length, dim) * 0.02)
+        else:
+            self.register_buffer("positions", sinusoidal_positions(length, dim), persistent=False)
+        self.position_dropout = nn.Dropout(position_dropout)
+        layer = nn.TransformerEncoderLayer(dim, heads, ffn_dim, dropout, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(dim), enable_nested_tensor=False)
+        self.out_dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.position_dropout(x + self.positions[: x.shape[1]].to(x.dtype))
+        return self.encoder(x)[:, -1]

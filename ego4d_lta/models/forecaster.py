@@ -1,0 +1,143 @@
+"""The whole forecaster and the registry of the report's five variants (one class, five part lists).
+
+segment features --fusion--> (B, 8, D) --transformer--> (B, D) --Z heads--> verb / noun logits
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ego4d_lta.challenge import NUM_OBSERVED, Z
+from ego4d_lta.config import ModelConfig
+from ego4d_lta.errors import UserError
+from ego4d_lta.models.aggregator import TransformerAggregator
+from ego4d_lta.models.decoder import MultiHeadDecoder
+from ego4d_lta.models.fusion import ClipAttnPart, ClipMeanPart, SegmentFusion, SlowFastPart, TopTextPart
+
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "slowfast": ("slowfast",),
+    "clip": ("clip_mean",),
+    "slowfast_clip_text": ("slowfast", "clip_mean", "clip_text"),
+    "slowfast_clip": ("slowfast", "clip_mean"),
+    "slowfast_clip_attn": ("slowfast", "clip_attn"),
+}
+"""Report rows L1..L5 (design §1): the parts whose outputs are concatenated per segment."""
+
+
+@dataclass(frozen=True)
+class FeatureDims:
+    """What the feature cache holds per segment (its manifest says)."""
+
+    slowfast: int = 2304
+    clip: int = 512
+    clip_frames: int = 8
+
+
+def variant_parts(variant: str) -> tuple[str, ...]:
+    if variant not in VARIANTS:
+        raise UserError(f"model.variant {variant!r}: choose from {', '.join(VARIANTS)}")
+    return VARIANTS[variant]
+
+
+def needs_prompts(variant: str) -> bool:
+    return any(p in ("clip_text", "clip_attn") for p in variant_parts(variant))
+
+
+def needs_clip(variant: str) -> bool:
+    return any(p.startswith("clip") for p in variant_parts(variant))
+
+
+class Forecaster(nn.Module):
+    def __init__(self, fusion: SegmentFusion, aggregator: TransformerAggregator, decoder: MultiHeadDecoder) -> None:
+        super().__init__()
+        self.fusion = fusion
+        self.aggregator = aggregator
+        self.decoder = decoder
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """{"slowfast": (B, N, 2304), "clip": (B, N, F, D)} -> verb (B, Z, V) and noun (B, Z, Nn) logits."""
+        return self.decoder(self.aggregator(self.fusion(feats)))
+
+
+def build_forecaster(
+    cfg: ModelConfig,
+    dims: FeatureDims,
+    num_verbs: int,
+    num_nouns: int,
+    bank: dict[str, np.ndarray] | None = None,
+) -> Forecaster:
+    """The variant `cfg.variant` for features of `dims` and a taxonomy of num_verbs x num_nouns.
+
+    `bank` (group -> (n, D) unit-norm text embeddings) is needed by the `_text` and `_attn` variants.
+    """
+    fusion = build_fusion(cfg, dims, bank)
+    if fusion.out_dim % cfg.heads:
+        raise UserError(
+            f"model: the {cfg.variant} segment width {fusion.out_dim} is not divisible by model.heads={cfg.heads}"
+        )
+    aggregator = TransformerAggregator(
+        fusion.out_dim,
+        NUM_OBSERVED,
+        cfg.layers,
+        cfg.heads,
+        cfg.ffn_dim,
+        cfg.dropout,
+        cfg.position_dropout,
+        cfg.positions,
+    )
+    decoder = MultiHeadDecoder(aggregator.out_dim, Z, num_verbs, num_nouns, cfg.head_dropout)
+    return Forecaster(fusion, aggregator, decoder)
+
+
+def build_fusion(cfg: ModelConfig, dims: FeatureDims, bank: dict[str, np.ndarray] | None = None) -> SegmentFusion:
+    """The variant's per-segment feature builder; its `out_dim` is the aggregator's width."""
+    parts: list[nn.Module] = []
+    for name in variant_parts(cfg.variant):
+        if name == "slowfast":
+            parts.append(SlowFastPart(dims.slowfast, cfg.slowfast_dim))
+        elif name == "clip_mean":
+            parts.append(ClipMeanPart(dims.clip))
+        else:
+            prompts = _prompt_tensors(bank, cfg.text_groups, dims.clip, cfg.variant)
+            if name == "clip_text":
+                parts.append(TopTextPart(prompts, cfg.text_groups))
+            else:
+                parts.append(ClipAttnPart(prompts, cfg.text_groups, cfg.attn_heads, cfg.dropout))
+    return SegmentFusion(parts)
+
+
+def _prompt_tensors(
+    bank: dict[str, np.ndarray] | None, groups: list[str], clip_dim: int, variant: str
+) -> dict[str, torch.Tensor]:
+    if bank is None:
+        raise UserError(f"model.variant {variant} needs the CLIP prompt bank of the feature cache; none was found")
+    out = {}
+    for g in groups:
+        emb = np.asarray(bank.get(g, np.zeros((0, clip_dim))))
+        if len(emb) == 0:
+            hint = " (pass --scenarios FILE to `ego4d-lta extract`)" if g == "scenario" else ""
+            raise UserError(
+                f"model.variant {variant}: the prompt bank has no {g} prompts{hint}; "
+                f"or leave {g} out of model.text_groups"
+            )
+        if emb.shape[1] != clip_dim:
+            raise UserError(f"prompt bank {g} embeddings are {emb.shape[1]}-d but the CLIP features {clip_dim}-d")
+        out[g] = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32))
+    return out
+
+
+class ForecastingModel(nn.Module):
+    """What training optimises and prediction runs: the forecaster, fed by the cache or by the video encoders."""
+
+    def __init__(self, forecaster: Forecaster, encoders: nn.Module | None = None) -> None:
+        super().__init__()
+        self.forecaster = forecaster
+        self.encoders = encoders
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.encoders(batch) if self.encoders is not None else batch
+        return self.forecaster(feats)

@@ -1,0 +1,99 @@
+"""Per-segment feature builders: what each variant feeds the aggregator for one observed segment.
+
+Inputs come from the feature cache (or the encoders, end to end): `slowfast` (B, N, 2304) pooled SlowFast
+features and `clip` (B, N, F, D) unit-norm CLIP embeddings of F frames. A variant is a list of parts whose
+outputs are concatenated; each part knows its width, so every dimension follows from the config.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SlowFastPart(nn.Module):
+    """Pooled SlowFast features -> trainable Linear (2304 -> 2048 in the report)."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(in_dim, out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.proj(feats["slowfast"])
+
+
+class ClipMeanPart(nn.Module):
+    """CLIP image embeddings mean-pooled over the segment's frames (no parameters)."""
+
+    def __init__(self, clip_dim: int) -> None:
+        super().__init__()
+        self.out_dim = clip_dim
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        return feats["clip"].mean(dim=2)
+
+
+class TopTextPart(nn.Module):
+    """For each prompt group, the text embedding closest (cosine) to the segment's mean image embedding.
+
+    The prompt bank is a buffer: encoded once at extraction, never re-encoded, saved with the model.
+    """
+
+    def __init__(self, bank: dict[str, torch.Tensor], groups: list[str]) -> None:
+        super().__init__()
+        self.groups = list(groups)
+        for g in self.groups:
+            self.register_buffer(f"bank_{g}", bank[g].float())
+        self.out_dim = len(self.groups) * bank[self.groups[0]].shape[1]
+
+    def top1(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, N, G, D): one top-1 prompt embedding per group."""
+        image = F.normalize(feats["clip"].mean(dim=2), dim=-1)
+        picks = []
+        for g in self.groups:
+            bank = getattr(self, f"bank_{g}")
+            idx = (image @ bank.to(image.dtype).T).argmax(dim=-1)
+            picks.append(bank[idx].to(image.dtype))
+        return torch.stack(picks, dim=2)
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.top1(feats).flatten(2)
+
+
+class ClipAttnPart(nn.Module):
+    """A 512 descriptor by cross-attention: top-1 text prompts (one per group) ask, the segment's frames answer.
+
+    Queries are learned projections of the text embeddings, keys and values learned projections of the
+    per-frame CLIP embeddings (the in-projections of `nn.MultiheadAttention`); residual + LayerNorm, then the
+    mean over the queries. Unlike the fork's, the text embeddings really enter the computation.
+    """
+
+    def __init__(self, bank: dict[str, torch.Tensor], groups: list[str], heads: int, dropout: float) -> None:
+        super().__init__()
+        self.text = TopTextPart(bank, groups)
+        dim = bank[groups[0]].shape[1]
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+        self.out_dim = dim
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        queries = self.text.top1(feats)  # (B, N, G, D)
+        b, n, g, d = queries.shape
+        frames = feats["clip"].reshape(b * n, -1, d)
+        q = queries.reshape(b * n, g, d)
+        out, _ = self.attn(q, frames, frames, need_weights=False)
+        return self.norm(out + q).mean(dim=1).reshape(b, n, d)
+
+
+class SegmentFusion(nn.Module):
+    """Concatenates the variant's parts: (B, N, out_dim)."""
+
+    def __init__(self, parts: list[nn.Module]) -> None:
+        super().__init__()
+        self.parts = nn.ModuleList(parts)
+        self.out_dim = sum(p.out_dim for p in parts)
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([p(feats) for p in self.parts], dim=-1)

@@ -1,0 +1,211 @@
+"""`ego4d-lta predict`: a run's checkpoint -> the challenge JSON for val or test, validated before it is reported.
+
+Every key the annotations expect gets a prediction, also when a clip's video (hence its features) is missing:
+those windows get the fallback (the training set's most frequent action) and are counted in a warning. The
+file is written beside its final name, checked exactly as `ego4d-lta validate` does, then renamed; a sidecar
+`<name>.meta.json` records the run, checkpoint and config that made it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import torch
+
+from ego4d_lta import __version__, checkpoint
+from ego4d_lta.config import Config, apply_override, check, from_dict
+from ego4d_lta.data.jsonio import write_json_atomic
+from ego4d_lta.data.window_data import ImageSpec
+from ego4d_lta.distributed import barrier, broadcast_object, device_for, setup, world_info_from_env
+from ego4d_lta.errors import UserError
+from ego4d_lta.extract import file_digest
+from ego4d_lta.inference import predict_windows
+from ego4d_lta.metrics import Scores
+from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster, needs_prompts
+from ego4d_lta.splits import (
+    cache_inputs,
+    check_same_features,
+    feature_dims,
+    feature_record,
+    open_cache,
+    video_encoders,
+    video_inputs,
+)
+from ego4d_lta.submission import build_submission
+from ego4d_lta.validate import validate_file
+
+
+@dataclass
+class PredictConfig:
+    run_dir: Path
+    split: str = "test"
+    checkpoint: str = "best"
+    """best, last, or a checkpoint file."""
+    data_dir: Path | None = None
+    """Dataset root; default: the one the run was trained on."""
+    features_dir: Path | None = None
+    out: Path | None = None
+    """Default: submissions/<run name>-<split>.json."""
+    overrides: list[str] = field(default_factory=list)
+    """`generate.*` settings (`--set generate.strategy=iid`)."""
+    batch_size: int = 256
+    device: str = "auto"
+    progress: bool = True
+
+
+@dataclass
+class PredictSummary:
+    path: Path
+    sidecar: Path
+    windows: int
+    fallback: int
+    scores: Scores | None
+    warnings: list[str]
+    seconds: float
+
+
+def default_output(run_dir: Path, split: str) -> Path:
+    return Path("submissions") / f"{Path(run_dir).resolve().name}-{split}.json"
+
+
+def run_config(ckpt: dict, pcfg: PredictConfig) -> Config:
+    """The run's config with this prediction's data paths and generate.* overrides."""
+    cfg = from_dict(ckpt["config"], where="checkpoint")
+    if pcfg.data_dir is not None:
+        cfg.data.data_dir = str(pcfg.data_dir)
+    if pcfg.features_dir is not None:
+        cfg.data.features_dir = str(pcfg.features_dir)
+    for item in pcfg.overrides:
+        if not item.startswith("generate."):
+            raise UserError(f"--set {item}: predict takes only generate.* settings (the model is the checkpoint's)")
+        apply_override(cfg, item)
+    check(cfg)
+    return cfg
+
+
+def load_model(ckpt: dict, cfg: Config, encoders=None) -> ForecastingModel:
+    """The checkpoint's forecaster (the prompt bank comes back from its buffers)."""
+    bank = None
+    if needs_prompts(cfg.model.variant):
+        bank = {
+            g: ckpt["model"][key].numpy()
+            for g in cfg.model.text_groups
+            for key in ckpt["model"]
+            if key.endswith(f"bank_{g}")
+        }
+    tax = ckpt["taxonomy"]
+    forecaster = build_forecaster(cfg.model, feature_dims(ckpt["features"]), tax["verbs"], tax["nouns"], bank)
+    forecaster.load_state_dict(ckpt["model"])
+    if encoders is not None and ckpt.get("encoders"):
+        encoders.load_state_dict(ckpt["encoders"], strict=False)
+    return ForecastingModel(forecaster, encoders)
+
+
+def predict(pcfg: PredictConfig) -> PredictSummary | None:
+    """Write the submission (on rank 0; the other processes return None)."""
+    started = time.perf_counter()
+    info = world_info_from_env()
+    device = device_for(info, pcfg.device)
+    setup(info, device)
+    ckpt_path = checkpoint.resolve(pcfg.run_dir, pcfg.checkpoint)
+    ckpt = checkpoint.load(ckpt_path)
+    cfg = run_config(ckpt, pcfg)
+    if cfg.model.finetune_slowfast:
+        _, taxonomy = _taxonomy(cfg)
+        encoders, record, _ = video_encoders(cfg, taxonomy)
+        clip = encoders.clip
+        image = ImageSpec(clip.image_size, clip.mean, clip.std, record["clip"]["frames"])
+        inputs = video_inputs(cfg, pcfg.split, False, image)
+    else:
+        encoders = None
+        cache = open_cache(cfg, pcfg.split)
+        check_same_features(ckpt["features"], feature_record(cache.manifest), str(cache.split_dir))
+        inputs = cache_inputs(cfg, pcfg.split, False, cache)
+    if inputs.taxonomy.num_verbs != ckpt["taxonomy"]["verbs"] or inputs.taxonomy.num_nouns != ckpt["taxonomy"]["nouns"]:
+        raise UserError(
+            f"{ckpt_path}: trained for {ckpt['taxonomy']['verbs']} verbs / {ckpt['taxonomy']['nouns']} nouns, but the "
+            f"taxonomy has {inputs.taxonomy.num_verbs} / {inputs.taxonomy.num_nouns}"
+        )
+    model = load_model(ckpt, cfg, encoders).to(device)
+    from tqdm import tqdm
+
+    with tqdm(
+        total=len(inputs.windows),
+        unit="win",
+        desc=f"predict {pcfg.split}",
+        file=sys.stderr,
+        disable=not (pcfg.progress and info.is_main),
+    ) as bar:
+        preds = predict_windows(
+            model,
+            inputs.dataset,
+            cfg.generate,
+            tuple(ckpt["fallback"]),
+            device,
+            pcfg.batch_size,
+            info.rank,
+            info.world_size,
+            cfg.train.precision,
+            progress=bar.update,
+        )
+    summary = None
+    if info.is_main:
+        summary = _write(pcfg, cfg, ckpt, ckpt_path, inputs, preds, started)
+    barrier()
+    return broadcast_object(summary) if info.world_size > 1 else summary
+
+
+def _taxonomy(cfg: Config):
+    from ego4d_lta.splits import load_table
+
+    return load_table(cfg, "train", require_labels=False)
+
+
+def _write(
+    pcfg: PredictConfig, cfg: Config, ckpt: dict, ckpt_path: Path, inputs, preds, started: float
+) -> PredictSummary:
+    out = Path(pcfg.out) if pcfg.out else default_output(pcfg.run_dir, pcfg.split)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.json")
+    write_json_atomic(tmp, build_submission(inputs.windows.keys, preds.verb, preds.noun))
+    try:
+        report = validate_file(tmp, Path(cfg.data.data_dir) / "annotations", pcfg.split)
+        if not report.valid:
+            raise RuntimeError(f"predict made an invalid {pcfg.split} submission: {report.errors[0]}")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    warnings = list(report.warnings)
+    fallback = int(preds.fallback.sum())
+    if fallback:
+        clips = sorted({inputs.windows.clip_uids[i] for i in preds.fallback.nonzero()[0]})
+        warnings.append(
+            f"{fallback} of {len(preds.fallback)} windows had no features (clips {', '.join(clips[:5])}"
+            f"{' ...' if len(clips) > 5 else ''}) and got the fallback prediction"
+        )
+    sidecar = out.with_name(out.stem + ".meta.json")
+    meta = {
+        "submission": out.name,
+        "split": pcfg.split,
+        "windows": len(inputs.windows),
+        "fallback_windows": fallback,
+        "run": str(Path(pcfg.run_dir).resolve()),
+        "checkpoint": str(Path(ckpt_path).resolve()),
+        "checkpoint_sha256": file_digest(ckpt_path),
+        "checkpoint_epoch": ckpt["state"]["epoch"],
+        "config": cfg.to_dict(),
+        "features": ckpt["features"],
+        "scores": report.scores.to_json() if report.scores else None,
+        "package": __version__,
+        "torch": torch.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_json_atomic(sidecar, meta, option=orjson.OPT_INDENT_2)
+    return PredictSummary(
+        out, sidecar, len(inputs.windows), fallback, report.scores, warnings, time.perf_counter() - started
+    )

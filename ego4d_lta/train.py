@@ -1,0 +1,396 @@
+"""`ego4d-lta train`: plain PyTorch + DDP training of a forecaster variant, validated every epoch.
+
+Ranks come from the environment (torchrun, srun, submitit; `distributed.py`). Every process sees the same
+global batches (`EpochBatches`), so the learning rate follows the global batch and W processes reproduce one
+process with the same global batch. `last.pt` is written after every epoch and when SIGTERM / SIGUSR2 arrives
+(Slurm's warning before a time limit or preemption); `--resume` continues from it exactly: data order, dropout
+RNG, optimizer and schedule. `best.pt` is the epoch with the lowest val action ED@20.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from ego4d_lta import __version__, checkpoint
+from ego4d_lta.config import Config, from_dict
+from ego4d_lta.data.window_data import EpochBatches, ImageSpec
+from ego4d_lta.distributed import WorldInfo, all_gather_objects, device_for, setup, world_info_from_env
+from ego4d_lta.errors import UserError
+from ego4d_lta.inference import autocast, predict_windows, score_predictions, to_device
+from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster, variant_parts
+from ego4d_lta.splits import (
+    SplitInputs,
+    cache_inputs,
+    check_same_features,
+    feature_dims,
+    feature_record,
+    load_prompt_bank,
+    load_table,
+    open_cache,
+    video_encoders,
+    video_inputs,
+)
+
+RESUMABLE_CHANGES = ("train.stop_after", "data.workers", "data.data_dir", "data.features_dir")
+"""Config keys that may differ between a run and its resumption (paths move; nothing numeric)."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs_done: int
+    steps: int
+    stopped: str | None = None
+    """Why training stopped early (a signal name, or `stop_after`), else None."""
+    history: list[dict] = field(default_factory=list)
+
+
+class StopFlag:
+    """SIGTERM / SIGUSR2 ask for a checkpoint and a clean exit at the next step boundary."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> StopFlag:
+        for s in self.SIGNALS:
+            self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signum = signum
+
+    def requested(self) -> bool:
+        """True on every process as soon as any process got a signal (they must stop at the same step)."""
+        flag = torch.tensor([1 if self.signum is not None else 0])
+        if torch.distributed.is_initialized():
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+def warmup_cosine(warmup: int, total: int):
+    """LR multiplier per step: linear warm-up to 1, then a cosine down to 0 at `total`."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def make_optimizer(model: nn.Module, cfg: Config, lr: float) -> torch.optim.Optimizer:
+    """Adam (the report's, L2 decay) or AdamW; no decay on biases, norms and position tables."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 and not name.endswith("positions") else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.optim.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    cls = torch.optim.AdamW if cfg.optim.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=lr, betas=(0.9, 0.999))
+
+
+def most_frequent_action(table: pd.DataFrame) -> tuple[int, int]:
+    """The training set's most frequent (verb, noun): the prediction for windows without features."""
+    verb, noun = table.groupby(["verb", "noun"]).size().idxmax()
+    return int(verb), int(noun)
+
+
+def config_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
+    """The first dotted key whose value differs (ignoring RESUMABLE_CHANGES), as `key: old -> new`."""
+    for key in sorted(set(saved) | set(current)):
+        dotted = f"{prefix}{key}"
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = config_difference(a, b, f"{dotted}.")
+            if found:
+                return found
+        elif a != b and dotted not in RESUMABLE_CHANGES:
+            return f"{dotted}: {a!r} -> {b!r}"
+    return None
+
+
+def loss_fn(verb_logits: torch.Tensor, noun_logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy over all Z positions, verb + noun (the baseline sums 40 terms; this is their mean x 2)."""
+    verb = F.cross_entropy(verb_logits.float().flatten(0, 1), batch["verb"].flatten())
+    noun = F.cross_entropy(noun_logits.float().flatten(0, 1), batch["noun"].flatten())
+    return verb + noun
+
+
+class Trainer:
+    """One training run on this process; `run()` does the epochs."""
+
+    def __init__(self, cfg: Config, run_dir: Path, resume: bool, device: str, progress: bool) -> None:
+        variant_parts(cfg.model.variant)  # an unknown variant fails before any data is read
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.info: WorldInfo = world_info_from_env()
+        self.device = device_for(self.info, device)
+        self.progress = progress and self.info.is_main
+        setup(self.info, self.device)
+        print(f"[{self.info.describe()}] ego4d-lta {__version__} train {cfg.name} on {self.device}", flush=True)
+        world = self.info.world_size
+        if cfg.train.batch_size % world:
+            raise UserError(f"train.batch_size={cfg.train.batch_size} must be divisible by the {world} processes")
+        self.last_path = self.run_dir / "last.pt"
+        self.resume_from = self._resume_checkpoint(resume)
+        self._load_data()
+        self._build()
+
+    # -- set-up -------------------------------------------------------------------------------------------------
+
+    def _resume_checkpoint(self, resume: bool) -> dict | None:
+        if not self.last_path.is_file():
+            return None
+        if not resume:
+            raise UserError(
+                f"{self.run_dir} already holds a run (last.pt); pass --resume to continue it, or another --run"
+            )
+        ckpt = checkpoint.load(self.last_path)
+        diff = config_difference(ckpt["config"], self.cfg.to_dict())
+        if diff:
+            raise UserError(f"{self.last_path}: --resume with a different config ({diff})")
+        return ckpt
+
+    def _load_data(self) -> None:
+        cfg = self.cfg
+        if cfg.model.finetune_slowfast:
+            _, taxonomy = load_table(cfg, "train", require_labels=True)
+            self.encoders, self.record, self.bank = video_encoders(cfg, taxonomy)
+            clip = self.encoders.clip
+            image = ImageSpec(clip.image_size, clip.mean, clip.std, self.record["clip"]["frames"])
+            self.train_in = video_inputs(cfg, "train", True, image)
+            self.val_in = video_inputs(cfg, "val", False, image)
+        else:
+            train_cache, val_cache = open_cache(cfg, "train"), open_cache(cfg, "val")
+            self.record = feature_record(train_cache.manifest)
+            check_same_features(self.record, feature_record(val_cache.manifest), str(val_cache.split_dir))
+            self.encoders = None
+            self.bank = load_prompt_bank(cfg, train_cache)
+            self.train_in = cache_inputs(cfg, "train", True, train_cache)
+            self.val_in = cache_inputs(cfg, "val", False, val_cache)
+        self.usable = np.flatnonzero(self.train_in.available)
+        dropped = len(self.train_in.windows) - len(self.usable)
+        if dropped and self.info.is_main:
+            print(f"warning: {dropped} training windows have a segment without features; left out", file=sys.stderr)
+        if len(self.usable) < cfg.train.batch_size:
+            raise UserError(
+                f"train split: {len(self.usable)} usable windows, fewer than one batch (train.batch_size="
+                f"{cfg.train.batch_size})"
+            )
+        self.fallback = most_frequent_action(self.train_in.table)
+
+    def _build(self) -> None:
+        cfg, info = self.cfg, self.info
+        taxonomy = self.train_in.taxonomy
+        torch.manual_seed(cfg.train.seed)  # the same initial weights on every process
+        forecaster = build_forecaster(
+            cfg.model, feature_dims(self.record), taxonomy.num_verbs, taxonomy.num_nouns, self.bank
+        )
+        self.model = ForecastingModel(forecaster, self.encoders).to(self.device)
+        self.lr = cfg.optim.lr * cfg.train.batch_size / cfg.optim.base_batch
+        self.optimizer = make_optimizer(self.model, cfg, self.lr)
+        self.batches = EpochBatches(self.usable, cfg.train.batch_size, info.rank, info.world_size, True, cfg.train.seed)
+        self.total_steps = len(self.batches) * cfg.train.epochs
+        schedule = warmup_cosine(min(cfg.optim.warmup_steps, self.total_steps), self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.state = {"epoch": 0, "batch": 0, "step": 0, "best": None, "history": []}
+        torch.manual_seed(cfg.train.seed * 1000 + info.rank)  # dropout differs between processes
+        if self.resume_from is not None:
+            self._restore(self.resume_from)
+        self.ddp = (
+            DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if info.world_size > 1
+            else self.model
+        )
+
+    def _restore(self, ckpt: dict) -> None:
+        self.model.forecaster.load_state_dict(ckpt["model"])
+        if self.encoders is not None and ckpt.get("encoders"):
+            self.encoders.load_state_dict(ckpt["encoders"], strict=False)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.state = ckpt["state"]
+        rng = ckpt.get("rng", [])
+        if len(rng) == self.info.world_size:
+            torch.set_rng_state(rng[self.info.rank]["torch"])
+            if self.device.type == "cuda" and rng[self.info.rank].get("cuda") is not None:
+                torch.cuda.set_rng_state(rng[self.info.rank]["cuda"], self.device)
+        elif self.info.is_main:
+            print(f"note: resuming on {self.info.world_size} processes, saved with {len(rng)}: new dropout RNG")
+        if self.info.is_main:
+            print(f"resumed {self.last_path} at epoch {self.state['epoch']} batch {self.state['batch']}", flush=True)
+
+    # -- checkpoints --------------------------------------------------------------------------------------------
+
+    def _payload(self, full: bool) -> dict:
+        payload = {
+            "config": self.cfg.to_dict(),
+            "package": __version__,
+            "features": self.record,
+            "taxonomy": {"verbs": self.train_in.taxonomy.num_verbs, "nouns": self.train_in.taxonomy.num_nouns},
+            "fallback": list(self.fallback),
+            "model": self.model.forecaster.state_dict(),
+            "encoders": self.encoders.trainable_state() if self.encoders is not None else {},
+            "state": dict(self.state),
+        }
+        if full:
+            payload["optimizer"] = self.optimizer.state_dict()
+            payload["scheduler"] = self.scheduler.state_dict()
+        return payload
+
+    def _save_last(self) -> None:
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        states = all_gather_objects(rng)
+        if self.info.is_main:
+            checkpoint.save(self.last_path, {**self._payload(full=True), "rng": states})
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        stop = StopFlag().install()
+        loader = DataLoader(
+            self.train_in.dataset,
+            sampler=self.batches,
+            batch_size=None,
+            num_workers=cfg.data.workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=self.total_steps * cfg.train.batch_size,
+            initial=self.state["step"] * cfg.train.batch_size,
+            unit="win",
+            unit_scale=True,
+            desc=f"train {cfg.name}",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=not self.progress,
+        )
+        steps_now = 0
+        try:
+            for epoch in range(self.state["epoch"], cfg.train.epochs):
+                self.batches.epoch, self.batches.start = epoch, self.state["batch"]
+                self.train_in.dataset.set_epoch(epoch)
+                self.model.train()
+                started, losses = time.perf_counter(), []
+                for batch in loader:
+                    losses.append(self._step(batch))
+                    self.state["batch"] += 1
+                    self.state["step"] += 1
+                    steps_now += 1
+                    bar.update(cfg.train.batch_size)
+                    bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+                    stop_after = cfg.train.stop_after and steps_now >= cfg.train.stop_after
+                    if stop.requested() or stop_after:
+                        reason = signal.Signals(stop.signum).name if stop.signum else "stop_after"
+                        self._save_last()
+                        return self._result(reason)
+                self._end_epoch(epoch, losses, time.perf_counter() - started, bar)
+        finally:
+            stop.restore()
+            bar.close()
+        return self._result(None)
+
+    def _step(self, batch: dict[str, torch.Tensor]) -> float:
+        batch = to_device(batch, self.device)
+        with autocast(self.device, self.cfg.train.precision):
+            verb_logits, noun_logits = self.ddp(batch)
+        loss = loss_fn(verb_logits, noun_logits, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.optim.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return float(loss.detach())
+
+    def _end_epoch(self, epoch: int, losses: list[float], seconds: float, bar) -> None:
+        cfg = self.cfg
+        loss = torch.tensor([sum(losses), len(losses)], dtype=torch.float64)
+        if torch.distributed.is_initialized():
+            torch.distributed.all_reduce(loss)
+        scores = self.validate()
+        entry = {
+            "epoch": epoch + 1,
+            "step": self.state["step"],
+            "loss": float(loss[0] / max(loss[1], 1)),
+            "lr": self.scheduler.get_last_lr()[0],
+            "windows_per_s": len(losses) * cfg.train.batch_size / seconds if seconds else 0.0,
+            "val": scores,
+        }
+        self.state["epoch"], self.state["batch"] = epoch + 1, 0
+        self.state["history"].append(entry)
+        improved = scores is not None and (
+            self.state["best"] is None or scores["action"] < self.state["best"]["action"]
+        )
+        if improved:
+            self.state["best"] = {**scores, "epoch": epoch + 1}
+        self._save_last()
+        if self.info.is_main:
+            if improved:
+                checkpoint.save(self.run_dir / "best.pt", self._payload(full=False))
+            with open(self.run_dir / "metrics.jsonl", "ab") as f:
+                f.write(orjson.dumps(entry) + b"\n")
+            val = " ".join(f"{k} {v:.4f}" for k, v in scores.items()) if scores else "no val windows"
+            bar.write(
+                f"epoch {epoch + 1}/{cfg.train.epochs}: loss {entry['loss']:.4f}; val ED@20 {val}", file=sys.stderr
+            )
+
+    def validate(self) -> dict[str, float] | None:
+        """Val ED@20 (verb, noun, action) on the challenge's windows, fixed sampling seed."""
+        val: SplitInputs = self.val_in
+        if len(val.windows) == 0 or val.labels is None:
+            return None
+        preds = predict_windows(
+            self.model,
+            val.dataset,
+            self.cfg.generate,
+            self.fallback,
+            self.device,
+            max(1, self.cfg.train.eval_batch_size // self.info.world_size),
+            self.info.rank,
+            self.info.world_size,
+            self.cfg.train.precision,
+        )
+        return score_predictions(preds, val.labels, val.taxonomy.num_nouns).ed20
+
+    def _result(self, stopped: str | None) -> TrainResult:
+        return TrainResult(self.run_dir, self.state["epoch"], self.state["step"], stopped, list(self.state["history"]))
+
+
+def train(cfg: Config, run_dir: Path, resume: bool = False, device: str = "auto", progress: bool = True) -> TrainResult:
+    """Train (or resume) the run in `run_dir` on this process; the other processes of the job do the same."""
+    return Trainer(cfg, run_dir, resume, device, progress).run()
+
+
+def config_of(ckpt: dict) -> Config:
+    return from_dict(ckpt["config"], where="checkpoint")

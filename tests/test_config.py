@@ -1,0 +1,102 @@
+"""Config presets and overrides; rank discovery from the environment; how global batches are dealt out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ego4d_lta.config import Config, load_config, presets
+from ego4d_lta.data.window_data import EpochBatches, eval_batches
+from ego4d_lta.distributed import first_host, world_info_from_env
+from ego4d_lta.errors import UserError
+from ego4d_lta.models.forecaster import VARIANTS
+
+
+def test_presets_cover_the_five_variants_and_tiny() -> None:
+    assert set(presets()) == {*VARIANTS, "tiny"}
+    for name in VARIANTS:
+        cfg = load_config(name)
+        assert cfg.name == name and cfg.model.variant == name
+        assert (cfg.model.layers, cfg.optim.lr, cfg.train.batch_size, cfg.train.epochs) == (6, 1e-4, 64, 30)
+    assert load_config("tiny").data.encoders == "tiny"
+
+
+def test_overrides_are_typed(tmp_path: Path) -> None:
+    cfg = load_config("tiny", ["train.epochs=3", "optim.lr=1e-3", "model.text_groups=['noun']", "optim.lr=5"])
+    assert cfg.train.epochs == 3 and cfg.optim.lr == 5.0 and isinstance(cfg.optim.lr, float)
+    assert cfg.model.text_groups == ["noun"]
+    assert load_config("tiny", ["generate.strategy=iid"]).generate.strategy == "iid"  # bare words are strings
+    toml = tmp_path / "mine.toml"
+    toml.write_text('[model]\nvariant = "clip"\nlayers = 1\n')
+    mine = load_config(str(toml))
+    assert (mine.name, mine.model.variant, mine.model.layers) == ("mine", "clip", 1)
+    assert mine.model.heads == Config().model.heads  # the rest keeps the defaults
+
+
+@pytest.mark.parametrize(
+    ("name", "sets", "message"),
+    [
+        ("nope", [], "no such preset"),
+        ("tiny", ["epochs=3"], "unknown config key 'epochs'"),
+        ("tiny", ["train.epoch=3"], "unknown config key 'train.epoch'; known: train.epochs"),
+        ("tiny", ["train.epochs=three"], "train.epochs must be int"),
+        ("tiny", ["train.epochs"], "expected section.key=value"),
+        ("tiny", ["model.positions=random"], "sinusoidal or learned"),
+        ("tiny", ["generate.top_p=0"], "0 < top_p <= 1"),
+        ("tiny", ["model.text_groups=['colour']"], "noun, verb, scenario, place"),
+        ("missing.toml", [], "file not found"),
+    ],
+)
+def test_config_mistakes_are_named(name: str, sets: list[str], message: str) -> None:
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        load_config(name, sets)
+
+
+def test_ranks_from_torchrun_slurm_or_nothing() -> None:
+    torchrun = world_info_from_env({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4", "GROUP_RANK": "1"})
+    assert (torchrun.rank, torchrun.local_rank, torchrun.world_size, torchrun.node) == (3, 1, 4, 1)
+    slurm = world_info_from_env(
+        {
+            "SLURM_PROCID": "5",
+            "SLURM_LOCALID": "1",  # the baseline used this as the global rank
+            "SLURM_NTASKS": "8",
+            "SLURM_NODEID": "2",
+            "SLURM_JOB_NODELIST": "gpu[003-006]",
+            "SLURM_JOB_ID": "1234",
+        }
+    )
+    assert (slurm.rank, slurm.local_rank, slurm.world_size, slurm.node) == (5, 1, 8, 2)
+    assert slurm.master_addr == "gpu003" and slurm.master_port == 21234 and slurm.launcher == "slurm"
+    assert world_info_from_env({}).world_size == 1
+
+
+@pytest.mark.parametrize(
+    ("nodelist", "host"),
+    [("node1", "node1"), ("gpu[003-005,9]", "gpu003"), ("a[7,2],b1", "a7"), ("cpu-[10-11]", "cpu-10")],
+)
+def test_first_host_of_a_slurm_node_list(nodelist: str, host: str) -> None:
+    assert first_host(nodelist) == host
+
+
+def test_processes_share_each_global_batch_and_resume_mid_epoch() -> None:
+    indices = np.arange(100, 203)
+    one = EpochBatches(indices, 12, seed=1)
+    one.epoch = 2
+    whole = list(one)
+    assert len(whole) == len(one) == 103 // 12 and all(len(b) == 12 for b in whole)
+    shares = []
+    for rank in range(3):
+        s = EpochBatches(indices, 12, rank, 3, seed=1)
+        s.epoch = 2
+        shares.append(list(s))
+    assert [[i for r in range(3) for i in shares[r][b]] for b in range(len(whole))] == whole
+    one.start = 5
+    assert list(one) == whole[5:]
+    one.epoch = 3
+    assert list(one) != whole[5:]  # another epoch, another order
+    with pytest.raises(ValueError, match="divisible"):
+        EpochBatches(indices, 10, 0, 3)
+    spread = [i for r in range(3) for b in eval_batches(10, 2, r, 3) for i in b]
+    assert sorted(spread) == list(range(10))
