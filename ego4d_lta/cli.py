@@ -95,6 +95,16 @@ def default_features_dir(data: Path | None = None) -> Path:
     return Path(env) if env else (data or default_data_dir()) / "features"
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
+    return value
+
+
 def _shard(text: str) -> tuple[int, int]:
     """`i/n` (0-based): e.g. `$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`."""
     try:
@@ -355,8 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="generate.* settings, e.g. generate.strategy=iid"
     )
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=_positive, default=256, help="windows per forward pass")
+    p.add_argument("--device", default="auto", help="auto (the local GPU when there is one), cpu, cuda")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
     return parser

@@ -215,6 +215,33 @@ def check(cfg: Config) -> None:
         raise UserError("generate: needs 0 < top_p <= 1 and temperature > 0")
     if cfg.train.precision not in ("auto", "fp32"):
         raise UserError(f"train.precision {cfg.train.precision!r}: choose auto or fp32")
-    for key in ("epochs", "batch_size", "eval_batch_size"):
-        if getattr(cfg.train, key) < 1:
-            raise UserError(f"train.{key} must be >= 1")
+    positive = {
+        "train.epochs": cfg.train.epochs,
+        "train.batch_size": cfg.train.batch_size,
+        "train.eval_batch_size": cfg.train.eval_batch_size,
+        "optim.base_batch": cfg.optim.base_batch,
+        "optim.lr": cfg.optim.lr,
+        "model.heads": m.heads,
+        "model.attn_heads": m.attn_heads,
+        "model.layers": m.layers,
+        "model.ffn_dim": m.ffn_dim,
+        "model.slowfast_dim": m.slowfast_dim,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise UserError(f"{key} must be > 0, got {value}")
+    not_negative = {
+        "train.seed": cfg.train.seed,
+        "generate.seed": cfg.generate.seed,
+        "train.stop_after": cfg.train.stop_after,
+        "data.workers": cfg.data.workers,
+        "optim.weight_decay": cfg.optim.weight_decay,
+        "optim.warmup_steps": cfg.optim.warmup_steps,
+        "optim.grad_clip": cfg.optim.grad_clip,
+    }
+    for key, value in not_negative.items():
+        if value < 0:
+            raise UserError(f"{key} must be >= 0, got {value}")
+    for key in ("dropout", "position_dropout", "head_dropout"):
+        if not 0 <= getattr(m, key) < 1:
+            raise UserError(f"model.{key} must be in [0, 1), got {getattr(m, key)}")

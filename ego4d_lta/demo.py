@@ -7,6 +7,7 @@ three baselines scored by the same code. Rerunning reuses what is already there 
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -25,8 +26,8 @@ DEMO_SYNTH = SynthConfig(size="tiny", missing_videos=1, corrupt_videos=1)
 DEMO_CONFIG = "tiny"
 
 
-def ensure_dataset(data: Path, cfg: SynthConfig) -> None:
-    """Generate the synthetic dataset unless `data` already holds the same one."""
+def ensure_dataset(data: Path, cfg: SynthConfig) -> bool:
+    """Generate the synthetic dataset unless `data` already holds the same one; True if it was (re)generated."""
     info = data / "synthetic.json"
     if info.exists():
         try:
@@ -35,7 +36,7 @@ def ensure_dataset(data: Path, cfg: SynthConfig) -> None:
             same = False
         if same:
             print(f"[demo] reusing synthetic dataset in {data}")
-            return
+            return False
     started = time.perf_counter()
     print(f"[demo] writing synthetic dataset to {data} ...", flush=True)
     summary = generate(data, cfg)
@@ -43,6 +44,7 @@ def ensure_dataset(data: Path, cfg: SynthConfig) -> None:
         f"[demo] {sum(len(v) for v in summary.clips.values())} clips, "
         f"{summary.bytes / 1e6:.1f} MB in {time.perf_counter() - started:.1f} s"
     )
+    return True
 
 
 def demo_weights(out: Path) -> tuple[Path, Path]:
@@ -91,7 +93,9 @@ def run_demo(out: Path, seed: int = 0, progress: bool = True) -> dict:
 
     started = time.perf_counter()
     data = out / "data"
-    ensure_dataset(data, SynthConfig(**{**_as_dict(DEMO_SYNTH), "seed": seed}))
+    if ensure_dataset(data, SynthConfig(**{**_as_dict(DEMO_SYNTH), "seed": seed})):
+        for stale in (data / "features", out / "runs"):  # made from another dataset (e.g. another --seed)
+            shutil.rmtree(stale, ignore_errors=True)
     extract_all(data, *demo_weights(out / "weights"))
     cfg = load_config(DEMO_CONFIG, [f"train.seed={seed}", f"generate.seed={seed}"])
     cfg.data.data_dir = str(data)

@@ -1,8 +1,8 @@
 """Who am I in the job: rank discovery for torchrun, srun and submitit, and the process group.
 
-Order (design §5): torchrun's RANK / LOCAL_RANK / WORLD_SIZE, else Slurm's SLURM_PROCID / SLURM_LOCALID /
-SLURM_NTASKS with the node from SLURM_NODEID and the master address from the first host of the job's node
-list, else a single process. The public baseline took RANK from SLURM_LOCALID, which is wrong on more than
+Order (design §5): torchrun's RANK / LOCAL_RANK / WORLD_SIZE, else (inside an srun step) Slurm's SLURM_PROCID /
+SLURM_LOCALID / SLURM_STEP_NUM_TASKS with the node from SLURM_NODEID and the master address from the first host
+of the job's node list, else a single process. The public baseline took RANK from SLURM_LOCALID, which is wrong on more than
 one node.
 """
 
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from ego4d_lta.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,13 @@ def world_info_from_env(env: Mapping[str, str] | None = None) -> WorldInfo:
             master_port=int(env.get("MASTER_PORT", 29500)),
             launcher="torchrun",
         )
-    if "SLURM_PROCID" in env and "SLURM_NTASKS" in env:
+    if "SLURM_PROCID" in env and "SLURM_STEP_NUM_TASKS" in env:  # a task of an srun step (not the batch script)
         job = int(env.get("SLURM_JOB_ID", "0") or 0)
         nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or "127.0.0.1"
         return WorldInfo(
             rank=int(env["SLURM_PROCID"]),
             local_rank=int(env.get("SLURM_LOCALID", 0)),
-            world_size=int(env["SLURM_NTASKS"]),
+            world_size=int(env["SLURM_STEP_NUM_TASKS"]),
             node=int(env.get("SLURM_NODEID", 0)),
             master_addr=env.get("MASTER_ADDR") or first_host(nodelist),
             master_port=int(env.get("MASTER_PORT") or 20000 + job % 20000),
@@ -77,24 +79,28 @@ def world_info_from_env(env: Mapping[str, str] | None = None) -> WorldInfo:
 
 
 def setup(info: WorldInfo, device: torch.device) -> None:
-    """Join the process group (NCCL on GPUs, gloo on CPUs); nothing for a single process."""
+    """Join the process group (NCCL for GPU tensors, gloo for CPU ones); nothing for a single process."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # object collectives use the current device
     if info.world_size == 1 or dist.is_initialized():
         return
     os.environ.setdefault("MASTER_ADDR", info.master_addr)
     os.environ.setdefault("MASTER_PORT", str(info.master_port))
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(
-        backend, rank=info.rank, world_size=info.world_size, device_id=device if device.type == "cuda" else None
-    )
+    backend = "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, rank=info.rank, world_size=info.world_size)
 
 
 def device_for(info: WorldInfo, name: str = "auto") -> torch.device:
     """This process's device: its local GPU when there are GPUs (and `name` allows), else the CPU."""
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
+    if name not in ("auto", "cuda") and not name.startswith("cuda:"):
+        raise UserError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine")
     if name.startswith("cuda:"):
         return torch.device(name)
-    return torch.device("cuda", info.local_rank % max(torch.cuda.device_count(), 1))
+    return torch.device("cuda", info.local_rank % torch.cuda.device_count())
 
 
 def all_gather_objects(obj: object) -> list[object]:

@@ -7,7 +7,6 @@ float16 features into the shard's memory-mapped arrays. The text prompt bank is 
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,42 +22,13 @@ from ego4d_lta.challenge import SCENARIOS_FILE, SPLIT_FILES
 from ego4d_lta.data.annotations import load_split, load_taxonomy, split_path, taxonomy_path
 from ego4d_lta.data.datasets import ClipImageSpec, ClipPassDataset
 from ego4d_lta.data.features import ShardWriter
-from ego4d_lta.data.video import SamplingConfig
+from ego4d_lta.encoder_config import ENCODER_PRESETS, EncoderConfig, file_digest  # noqa: F401 (re-exported)
 from ego4d_lta.errors import UserError
-from ego4d_lta.models.clip import TINY_CLIP, ClipEncoder
+from ego4d_lta.models.clip import ClipEncoder
 from ego4d_lta.models.prompts import cached_bank, load_places, load_scenarios, vocabulary
 from ego4d_lta.models.slowfast import SLOWFAST_PRESETS, SlowFastEncoder, freeze, load_weights
 
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """Which frozen encoders make the features, and how segments are sampled for them."""
-
-    slowfast: str = "r101"
-    """A SLOWFAST_PRESETS name."""
-    clip_model: str = "ViT-B-16"
-    """Any open_clip model name."""
-    clip_frames: int = 8
-    """CLIP images per segment, evenly spaced over the window (= the slow pathway's frames for 8)."""
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-
-    @property
-    def tag(self) -> str:
-        """The cache folder name under FEATURES_DIR."""
-        return f"slowfast_{self.slowfast}+{self.clip_model}"
-
-
-ENCODER_PRESETS = {
-    "full": EncoderConfig(),
-    "tiny": EncoderConfig(
-        slowfast="tiny",
-        clip_model=TINY_CLIP,
-        sampling=SamplingConfig(crop_size=64, short_side=64, train_jitter=(64, 80)),
-    ),
-}
-"""`full` is the report's SlowFast R101 8x8 + CLIP ViT-B/16 at 224; `tiny` the same classes, narrow, at 64 px."""
 
 
 @dataclass
@@ -98,15 +68,6 @@ class ExtractSummary:
     @property
     def segments_per_second(self) -> float:
         return self.done_now / self.seconds if self.seconds else 0.0
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a weights file (the manifest's proof of which weights made the features)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def segment_rows(table: pd.DataFrame, views: int) -> pd.DataFrame:

@@ -21,9 +21,9 @@ from ego4d_lta import __version__, checkpoint
 from ego4d_lta.config import Config, apply_override, check, from_dict
 from ego4d_lta.data.jsonio import write_json_atomic
 from ego4d_lta.data.window_data import ImageSpec
-from ego4d_lta.distributed import barrier, broadcast_object, device_for, setup, world_info_from_env
+from ego4d_lta.distributed import broadcast_object, device_for, setup, world_info_from_env
+from ego4d_lta.encoder_config import file_digest
 from ego4d_lta.errors import UserError
-from ego4d_lta.extract import file_digest
 from ego4d_lta.inference import predict_windows
 from ego4d_lta.metrics import Scores
 from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster, needs_prompts
@@ -153,11 +153,18 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
             cfg.train.precision,
             progress=bar.update,
         )
-    summary = None
+    outcome: PredictSummary | str | None = None
     if info.is_main:
-        summary = _write(pcfg, cfg, ckpt, ckpt_path, inputs, preds, started)
-    barrier()
-    return broadcast_object(summary) if info.world_size > 1 else summary
+        try:
+            outcome = _write(pcfg, cfg, ckpt, ckpt_path, inputs, preds, started)
+        except OSError as e:
+            outcome = f"{e.filename or pcfg.out}: cannot write the submission ({e.strerror or e})"
+        except (UserError, RuntimeError) as e:
+            outcome = str(e)
+    outcome = broadcast_object(outcome)  # every process learns whether rank 0 succeeded
+    if isinstance(outcome, str):
+        raise UserError(outcome)
+    return outcome if info.is_main else None
 
 
 def _taxonomy(cfg: Config):

@@ -18,8 +18,8 @@ from ego4d_lta.data.annotations import Taxonomy, load_split, load_taxonomy, spli
 from ego4d_lta.data.features import FeatureCache
 from ego4d_lta.data.window_data import CacheWindows, ImageSpec, Labels, VideoWindows, window_labels
 from ego4d_lta.data.windows import Windows, make_windows
+from ego4d_lta.encoder_config import ENCODER_PRESETS, EncoderConfig, file_digest
 from ego4d_lta.errors import UserError
-from ego4d_lta.extract import ENCODER_PRESETS, EncoderConfig, file_digest
 from ego4d_lta.models.forecaster import FeatureDims, needs_prompts
 
 
@@ -62,7 +62,14 @@ def open_cache(cfg: Config, split: str) -> FeatureCache:
             f"{directory}: no feature cache for {split}; run `ego4d-lta extract --split {split} "
             f"--data {cfg.data.data_dir} --encoders {cfg.data.encoders}` first"
         )
-    return FeatureCache.open(directory)
+    cache = FeatureCache.open(directory)
+    annotations = split_path(Path(cfg.data.data_dir) / "annotations", split)
+    if annotations.is_file() and cache.manifest.get("annotations_sha256") != file_digest(annotations):
+        raise UserError(
+            f"{directory}: made from another {annotations.name} than the one in {annotations.parent}; "
+            f"re-extract (`ego4d-lta extract --split {split}`)"
+        )
+    return cache
 
 
 def feature_record(manifest: dict) -> dict:

@@ -80,12 +80,12 @@ class StopFlag:
     def _handle(self, signum: int, frame: object) -> None:
         self.signum = signum
 
-    def requested(self) -> bool:
-        """True on every process as soon as any process got a signal (they must stop at the same step)."""
-        flag = torch.tensor([1 if self.signum is not None else 0])
+    def requested(self) -> int:
+        """The signal any process got (0: none), the same on every process: they must stop at the same step."""
+        flag = torch.tensor([self.signum or 0])
         if torch.distributed.is_initialized():
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item())
+        return int(flag.item())
 
 
 def warmup_cosine(warmup: int, total: int):
@@ -105,7 +105,8 @@ def make_optimizer(model: nn.Module, cfg: Config, lr: float) -> torch.optim.Opti
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim > 1 and not name.endswith("positions") else no_decay).append(p)
+            plain = p.ndim > 1 and not name.endswith(("positions", "bias"))
+            (decay if plain else no_decay).append(p)
     groups = [
         {"params": decay, "weight_decay": cfg.optim.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -159,6 +160,11 @@ class Trainer:
         self.last_path = self.run_dir / "last.pt"
         self.resume_from = self._resume_checkpoint(resume)
         self._load_data()
+        if self.resume_from is not None:
+            check_same_features(self.resume_from["features"], self.record, f"{self.last_path} (--resume)")
+            tax = self.train_in.taxonomy
+            if self.resume_from["taxonomy"] != {"verbs": tax.num_verbs, "nouns": tax.num_nouns}:
+                raise UserError(f"{self.last_path}: --resume with another taxonomy ({self.resume_from['taxonomy']})")
         self._build()
 
     # -- set-up -------------------------------------------------------------------------------------------------
@@ -218,7 +224,15 @@ class Trainer:
         self.total_steps = len(self.batches) * cfg.train.epochs
         schedule = warmup_cosine(min(cfg.optim.warmup_steps, self.total_steps), self.total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
-        self.state = {"epoch": 0, "batch": 0, "step": 0, "best": None, "history": []}
+        self.state = {
+            "epoch": 0,
+            "batch": 0,
+            "step": 0,
+            "best": None,
+            "history": [],
+            "epoch_loss": [0.0, 0],
+            "epoch_seconds": 0.0,
+        }
         torch.manual_seed(cfg.train.seed * 1000 + info.rank)  # dropout differs between processes
         if self.resume_from is not None:
             self._restore(self.resume_from)
@@ -282,6 +296,7 @@ class Trainer:
             batch_size=None,
             num_workers=cfg.data.workers,
             pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(cfg.train.seed),  # leaves the global (dropout) RNG alone
         )
         from tqdm import tqdm
 
@@ -301,20 +316,25 @@ class Trainer:
                 self.batches.epoch, self.batches.start = epoch, self.state["batch"]
                 self.train_in.dataset.set_epoch(epoch)
                 self.model.train()
-                started, losses = time.perf_counter(), []
+                if self.state["batch"] == 0:
+                    self.state["epoch_loss"], self.state["epoch_seconds"] = [0.0, 0], 0.0
+                started = time.perf_counter()
                 for batch in loader:
-                    losses.append(self._step(batch))
+                    loss = self._step(batch)
+                    self.state["epoch_loss"][0] += loss
+                    self.state["epoch_loss"][1] += 1
                     self.state["batch"] += 1
                     self.state["step"] += 1
                     steps_now += 1
                     bar.update(cfg.train.batch_size)
-                    bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-                    stop_after = cfg.train.stop_after and steps_now >= cfg.train.stop_after
-                    if stop.requested() or stop_after:
-                        reason = signal.Signals(stop.signum).name if stop.signum else "stop_after"
+                    bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+                    signum = stop.requested()
+                    if signum or (cfg.train.stop_after and steps_now >= cfg.train.stop_after):
+                        self.state["epoch_seconds"] += time.perf_counter() - started
                         self._save_last()
-                        return self._result(reason)
-                self._end_epoch(epoch, losses, time.perf_counter() - started, bar)
+                        return self._result(signal.Signals(signum).name if signum else "stop_after")
+                self.state["epoch_seconds"] += time.perf_counter() - started
+                self._end_epoch(epoch, bar)
         finally:
             stop.restore()
             bar.close()
@@ -333,18 +353,19 @@ class Trainer:
         self.scheduler.step()
         return float(loss.detach())
 
-    def _end_epoch(self, epoch: int, losses: list[float], seconds: float, bar) -> None:
+    def _end_epoch(self, epoch: int, bar) -> None:
         cfg = self.cfg
-        loss = torch.tensor([sum(losses), len(losses)], dtype=torch.float64)
+        loss = torch.tensor(self.state["epoch_loss"], dtype=torch.float64)
         if torch.distributed.is_initialized():
             torch.distributed.all_reduce(loss)
+        seconds = self.state["epoch_seconds"]
         scores = self.validate()
         entry = {
             "epoch": epoch + 1,
             "step": self.state["step"],
             "loss": float(loss[0] / max(loss[1], 1)),
             "lr": self.scheduler.get_last_lr()[0],
-            "windows_per_s": len(losses) * cfg.train.batch_size / seconds if seconds else 0.0,
+            "windows_per_s": self.state["epoch_loss"][1] * cfg.train.batch_size / seconds if seconds else 0.0,
             "val": scores,
         }
         self.state["epoch"], self.state["batch"] = epoch + 1, 0

@@ -45,6 +45,9 @@ def test_overrides_are_typed(tmp_path: Path) -> None:
         ("tiny", ["train.epochs"], "expected section.key=value"),
         ("tiny", ["model.positions=random"], "sinusoidal or learned"),
         ("tiny", ["generate.top_p=0"], "0 < top_p <= 1"),
+        ("tiny", ["optim.base_batch=0"], "optim.base_batch must be > 0"),
+        ("tiny", ["generate.seed=-1"], "generate.seed must be >= 0"),
+        ("tiny", ["model.dropout=1.5"], "model.dropout must be in [0, 1)"),
         ("tiny", ["model.text_groups=['colour']"], "noun, verb, scenario, place"),
         ("missing.toml", [], "file not found"),
     ],
@@ -62,6 +65,7 @@ def test_ranks_from_torchrun_slurm_or_nothing() -> None:
             "SLURM_PROCID": "5",
             "SLURM_LOCALID": "1",  # the baseline used this as the global rank
             "SLURM_NTASKS": "8",
+            "SLURM_STEP_NUM_TASKS": "8",
             "SLURM_NODEID": "2",
             "SLURM_JOB_NODELIST": "gpu[003-006]",
             "SLURM_JOB_ID": "1234",
@@ -70,6 +74,8 @@ def test_ranks_from_torchrun_slurm_or_nothing() -> None:
     assert (slurm.rank, slurm.local_rank, slurm.world_size, slurm.node) == (5, 1, 8, 2)
     assert slurm.master_addr == "gpu003" and slurm.master_port == 21234 and slurm.launcher == "slurm"
     assert world_info_from_env({}).world_size == 1
+    batch_script = {"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_JOB_NODELIST": "n[1-2]"}  # sbatch, no srun
+    assert world_info_from_env(batch_script).world_size == 1
 
 
 @pytest.mark.parametrize(

@@ -53,8 +53,8 @@ def segment_keys(table: pd.DataFrame) -> list[tuple[str, int]]:
 class CacheWindows(Dataset):
     """Windows whose 8 observed segments are read from a feature cache.
 
-    With `views > 1` (train caches extracted with `--views`), each segment of each training batch takes one of
-    its views at random, fixed by (seed, epoch, batch).
+    With `views > 1` (train caches extracted with `--views`), each segment of each window takes one of its
+    views at random, fixed by (seed, epoch, window): the same whatever the batching or number of processes.
     """
 
     def __init__(
@@ -77,20 +77,20 @@ class CacheWindows(Dataset):
         self.cache = cache
         self.labels = labels
         self.seed = seed
-        self.epoch = 0
+        self.set_epoch(0)
 
     def __len__(self) -> int:
         return self.positions.shape[1]
 
     def set_epoch(self, epoch: int) -> None:
+        views, n, segments = self.positions.shape
         self.epoch = epoch
+        self.view = np.random.default_rng([self.seed, epoch]).integers(views, size=(n, segments)) if views > 1 else None
 
     def __getitem__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         idx = np.asarray(indices, dtype=np.int64)
-        views = self.positions.shape[0]
-        if views > 1:
-            rng = np.random.default_rng([self.seed, self.epoch, int(idx[0]), len(idx)])
-            pick = rng.integers(views, size=(len(idx), self.positions.shape[2]))
+        if self.view is not None:
+            pick = self.view[idx]
             pos = np.take_along_axis(self.positions[:, idx].transpose(1, 2, 0), pick[..., None], axis=2)[..., 0]
         else:
             pos = self.positions[0, idx]
@@ -146,10 +146,18 @@ class VideoWindows(Dataset):
         self.train = train
         self.seed = seed
         self.epoch = 0
-        self.available = np.array([(self.video_dir / f"{u}.mp4").is_file() for u in windows.clip_uids], dtype=bool)
+        readable = {u: self._readable(u) for u in set(windows.clip_uids)}
+        self.available = np.array([readable[u] for u in windows.clip_uids], dtype=bool)
 
     def __len__(self) -> int:
         return len(self.windows)
+
+    def _readable(self, clip_uid: str) -> bool:
+        try:
+            probe(self.video_dir / f"{clip_uid}.mp4", clip_uid)
+            return True
+        except VideoError:
+            return False
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -61,7 +61,8 @@ def sample_sequences(
         sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)  # the top class always stays
     cdf = sorted_probs.cumsum(-1)
     u = noise.permute(0, 2, 1).to(cdf.device, cdf.dtype) * cdf[..., -1:]  # (B, Z, K), scaled to the kept mass
-    rank = torch.searchsorted(cdf.contiguous(), u.contiguous(), right=True).clamp_(max=cdf.shape[-1] - 1)
+    kept = (sorted_probs > 0).sum(-1, keepdim=True) - 1  # u rounding up to the total must not pick a cut class
+    rank = torch.minimum(torch.searchsorted(cdf.contiguous(), u.contiguous(), right=True), kept)
     ids = order.gather(-1, rank).permute(0, 2, 1)  # (B, K, Z)
     if strategy == "greedy_sample":
         ids[:, 0] = order[..., 0]

@@ -20,6 +20,8 @@ class VideoEncoders(nn.Module):
         self.clip = clip
         self.finetune_slowfast = finetune_slowfast
         slowfast.requires_grad_(finetune_slowfast)
+        slowfast.net.blocks[-1].proj.requires_grad_(False)  # the recognition head is never used here (DDP needs
+        # every trainable parameter to get a gradient)
 
     def train(self, mode: bool = True) -> VideoEncoders:
         """BatchNorm statistics stay frozen even when SlowFast's weights train (small per-GPU batches)."""

@@ -96,6 +96,8 @@ def build_forecaster(
 def build_fusion(cfg: ModelConfig, dims: FeatureDims, bank: dict[str, np.ndarray] | None = None) -> SegmentFusion:
     """The variant's per-segment feature builder; its `out_dim` is the aggregator's width."""
     parts: list[nn.Module] = []
+    if "clip_attn" in variant_parts(cfg.variant) and dims.clip % cfg.attn_heads:
+        raise UserError(f"model.attn_heads={cfg.attn_heads} must divide the CLIP width {dims.clip}")
     for name in variant_parts(cfg.variant):
         if name == "slowfast":
             parts.append(SlowFastPart(dims.slowfast, cfg.slowfast_dim))
