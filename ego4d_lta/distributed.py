@@ -2,8 +2,8 @@
 
 Order (design §5): torchrun's RANK / LOCAL_RANK / WORLD_SIZE, else (inside an srun step) Slurm's SLURM_PROCID /
 SLURM_LOCALID / SLURM_STEP_NUM_TASKS with the node from SLURM_NODEID and the master address from the first host
-of the job's node list, else a single process. The public baseline took RANK from SLURM_LOCALID, which is wrong on more than
-one node.
+of the job's node list, else a single process. The public baseline took RANK from SLURM_LOCALID, which is
+wrong on more than one node.
 """
 
 from __future__ import annotations
