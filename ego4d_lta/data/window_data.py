@@ -82,6 +82,24 @@ class CacheWindows(Dataset):
     def __len__(self) -> int:
         return self.positions.shape[1]
 
+    def feature_stats(self, windows: np.ndarray, chunk: int = 4096) -> dict[str, torch.Tensor]:
+        """Per-dimension mean and std of the features of the segments these windows observe (all views)."""
+        rows = np.unique(self.positions[:, windows].reshape(-1))
+        rows = rows[rows >= 0]
+        stats = {}
+        for name in ("slowfast", "clip"):
+            total = sq = 0.0
+            count = 0
+            for i in range(0, len(rows), chunk):
+                x = self.cache.gather(rows[i : i + chunk], name).astype(np.float64)
+                x = x.reshape(-1, x.shape[-1])  # CLIP: every frame counts
+                total, sq, count = total + x.sum(0), sq + (x * x).sum(0), count + len(x)
+            mean = total / max(count, 1)
+            std = np.sqrt(np.maximum(sq / max(count, 1) - mean * mean, 0.0)) + 1e-6
+            stats[f"{name}_mean"] = torch.from_numpy(mean.astype(np.float32))
+            stats[f"{name}_std"] = torch.from_numpy(std.astype(np.float32))
+        return stats
+
     def set_epoch(self, epoch: int) -> None:
         views, n, segments = self.positions.shape
         self.epoch = epoch

@@ -16,7 +16,7 @@ from ego4d_lta.config import ModelConfig
 from ego4d_lta.errors import UserError
 from ego4d_lta.models.aggregator import TransformerAggregator
 from ego4d_lta.models.decoder import MultiHeadDecoder
-from ego4d_lta.models.fusion import ClipAttnPart, ClipMeanPart, SegmentFusion, SlowFastPart, TopTextPart
+from ego4d_lta.models.fusion import ClipAttnPart, ClipMeanPart, FeatureStats, SegmentFusion, SlowFastPart, TopTextPart
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "slowfast": ("slowfast",),
@@ -109,7 +109,7 @@ def build_fusion(cfg: ModelConfig, dims: FeatureDims, bank: dict[str, np.ndarray
                 parts.append(TopTextPart(prompts, cfg.text_groups))
             else:
                 parts.append(ClipAttnPart(prompts, cfg.text_groups, cfg.attn_heads, cfg.dropout))
-    return SegmentFusion(parts)
+    return SegmentFusion(parts, FeatureStats(dims.slowfast, dims.clip))
 
 
 def _prompt_tensors(

@@ -12,6 +12,35 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class FeatureStats(nn.Module):
+    """Per-dimension mean and std of the training features, applied before the trainable parts.
+
+    Frozen-encoder features vary little around a large common offset (pooled SlowFast activations, CLIP
+    embeddings); standardising them with training-set statistics is what lets a small model see the
+    differences. The statistics are buffers, so a checkpoint carries them to prediction.
+    """
+
+    def __init__(self, slowfast_dim: int, clip_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("slowfast_mean", torch.zeros(slowfast_dim))
+        self.register_buffer("slowfast_std", torch.ones(slowfast_dim))
+        self.register_buffer("clip_mean", torch.zeros(clip_dim))
+        self.register_buffer("clip_std", torch.ones(clip_dim))
+
+    def set(self, stats: dict[str, torch.Tensor]) -> None:
+        for name, value in stats.items():
+            getattr(self, name).copy_(value)
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Adds standardised `slowfast_z` and `clip_z` beside the raw features (the text parts need raw CLIP)."""
+        out = dict(feats)
+        if "slowfast" in feats:
+            out["slowfast_z"] = (feats["slowfast"] - self.slowfast_mean) / self.slowfast_std
+        if "clip" in feats:
+            out["clip_z"] = (feats["clip"] - self.clip_mean) / self.clip_std
+        return out
+
+
 class SlowFastPart(nn.Module):
     """Pooled SlowFast features -> trainable Linear (2304 -> 2048 in the report)."""
 
@@ -21,7 +50,7 @@ class SlowFastPart(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.proj(feats["slowfast"])
+        return self.proj(feats["slowfast_z"])
 
 
 class ClipMeanPart(nn.Module):
@@ -32,7 +61,7 @@ class ClipMeanPart(nn.Module):
         self.out_dim = clip_dim
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        return feats["clip"].mean(dim=2)
+        return feats["clip_z"].mean(dim=2)
 
 
 class TopTextPart(nn.Module):
@@ -81,7 +110,7 @@ class ClipAttnPart(nn.Module):
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         queries = self.text.top1(feats)  # (B, N, G, D)
         b, n, g, d = queries.shape
-        frames = feats["clip"].reshape(b * n, -1, d)
+        frames = feats["clip_z"].reshape(b * n, -1, d)
         q = queries.reshape(b * n, g, d)
         out, _ = self.attn(q, frames, frames, need_weights=False)
         return self.norm(out + q).mean(dim=1).reshape(b, n, d)
@@ -90,10 +119,12 @@ class ClipAttnPart(nn.Module):
 class SegmentFusion(nn.Module):
     """Concatenates the variant's parts: (B, N, out_dim)."""
 
-    def __init__(self, parts: list[nn.Module]) -> None:
+    def __init__(self, parts: list[nn.Module], stats: FeatureStats) -> None:
         super().__init__()
+        self.stats = stats
         self.parts = nn.ModuleList(parts)
         self.out_dim = sum(p.out_dim for p in parts)
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        feats = self.stats(feats)
         return torch.cat([p(feats) for p in self.parts], dim=-1)
