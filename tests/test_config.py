@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ def test_overrides_are_typed(tmp_path: Path) -> None:
     ],
 )
 def test_config_mistakes_are_named(name: str, sets: list[str], message: str) -> None:
-    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+    with pytest.raises(UserError, match=re.escape(message)):
         load_config(name, sets)
 
 
