@@ -140,6 +140,7 @@ def main() -> None:
     args = p.parse_args()
 
     device = device_for(WorldInfo(), args.device)
+    torch.set_flush_denormal(True)  # as `ego4d-lta train` does: denormal Adam moments are ~100x slower on a CPU
     sets = [f'model.variant="{args.variant}"', f"train.batch_size={args.batch_size}", f"data.workers={args.workers}"]
     cfg = load_config("tiny" if args.encoders == "tiny" else args.variant, sets)
     cfg.data.encoders = args.encoders

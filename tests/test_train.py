@@ -179,3 +179,19 @@ def test_training_needs_a_feature_cache(synth_data: Path, tmp_path: Path) -> Non
         (data / "annotations" / name).write_text(src.read_text())
     with pytest.raises(UserError, match=r"no feature cache for train; run `ego4d-lta extract --split train"):
         train(tiny(data), tmp_path / "run", progress=False)
+
+
+def test_sigusr2_and_sigterm_ask_for_a_checkpoint() -> None:
+    """What Slurm sends before a time limit or preemption is caught, not fatal, and reported by name."""
+    import signal
+
+    from ego4d_lta.train import StopFlag
+
+    flag = StopFlag().install()
+    try:
+        assert flag.requested() == 0
+        os.kill(os.getpid(), signal.SIGUSR2)  # the default action would end the process
+        assert flag.requested() == signal.SIGUSR2
+    finally:
+        flag.restore()
+    assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
