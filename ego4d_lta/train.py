@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ego4d_lta import __version__, checkpoint
-from ego4d_lta.config import Config, from_dict
+from ego4d_lta.config import Config
 from ego4d_lta.data.window_data import EpochBatches, ImageSpec
 from ego4d_lta.distributed import WorldInfo, all_gather_objects, device_for, setup, world_info_from_env
 from ego4d_lta.errors import UserError
@@ -414,7 +414,3 @@ class Trainer:
 def train(cfg: Config, run_dir: Path, resume: bool = False, device: str = "auto", progress: bool = True) -> TrainResult:
     """Train (or resume) the run in `run_dir` on this process; the other processes of the job do the same."""
     return Trainer(cfg, run_dir, resume, device, progress).run()
-
-
-def config_of(ckpt: dict) -> Config:
-    return from_dict(ckpt["config"], where="checkpoint")
