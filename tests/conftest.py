@@ -29,7 +29,13 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo folder whose data/ already holds the demo's dataset (so the demo test reuses it)."""
+    """A demo folder whose data/ already holds the demo's dataset (so the demo test reuses it).
+
+    `EGO4D_LTA_TEST_DEMO=DIR` reuses a finished demo folder across test runs (the demo reuses what it finds).
+    """
+    reuse = os.environ.get("EGO4D_LTA_TEST_DEMO")
+    if reuse:
+        return Path(reuse)
     out = tmp_path_factory.mktemp("demo")
     generate(out / "data", DEMO_SYNTH)
     return out

@@ -53,7 +53,9 @@ def test_overfits_a_handful_of_windows(demo_report: dict, synth_data: Path) -> N
     torch.manual_seed(0)
     record = feature_record(open_cache(cfg, "train").manifest)
     tax = inputs.taxonomy
-    model = ForecastingModel(build_forecaster(cfg.model, feature_dims(record), tax.num_verbs, tax.num_nouns))
+    forecaster = build_forecaster(cfg.model, feature_dims(record), tax.num_verbs, tax.num_nouns)
+    forecaster.fusion.stats.set(inputs.dataset.feature_stats(np.asarray(picked)))
+    model = ForecastingModel(forecaster)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(200):
         loss = loss_fn(*model(batch), batch)
