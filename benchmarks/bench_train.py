@@ -26,8 +26,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from ego4d_lta.config import load_config
+from ego4d_lta.data.datasets import ClipImageSpec
 from ego4d_lta.data.features import ShardWriter
-from ego4d_lta.data.window_data import EpochBatches, ImageSpec
+from ego4d_lta.data.window_data import EpochBatches
 from ego4d_lta.distributed import WorldInfo, device_for
 from ego4d_lta.inference import autocast, to_device
 from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster
@@ -184,7 +185,7 @@ def main() -> None:
     cfg.data.slowfast_weights, cfg.data.clip_weights = str(weights[0]), str(weights[1])
     encoders, record, bank = video_encoders(cfg, tax)
     clip = encoders.clip
-    vid = video_split(cfg, "train", True, ImageSpec(clip.image_size, clip.mean, clip.std, record["clip"]["frames"]))
+    vid = video_split(cfg, "train", True, ClipImageSpec(clip.image_size, clip.mean, clip.std, record["clip"]["frames"]))
     torch.manual_seed(0)
     model = ForecastingModel(
         build_forecaster(cfg.model, feature_dims(record), tax.num_verbs, tax.num_nouns, bank), encoders

@@ -19,8 +19,8 @@ import torch
 
 from ego4d_lta import __version__, checkpoint
 from ego4d_lta.config import Config, apply_override, check, from_dict
+from ego4d_lta.data.datasets import ClipImageSpec
 from ego4d_lta.data.jsonio import write_json_atomic
-from ego4d_lta.data.window_data import ImageSpec
 from ego4d_lta.distributed import broadcast_object, device_for, setup, world_info_from_env
 from ego4d_lta.encoder_config import file_digest
 from ego4d_lta.errors import UserError
@@ -120,7 +120,7 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
         _, taxonomy = _taxonomy(cfg)
         encoders, record, _ = video_encoders(cfg, taxonomy)
         clip = encoders.clip
-        image = ImageSpec(clip.image_size, clip.mean, clip.std, record["clip"]["frames"])
+        image = ClipImageSpec(clip.image_size, clip.mean, clip.std, record["clip"]["frames"])
         inputs = video_inputs(cfg, pcfg.split, False, image)
     else:
         encoders = None

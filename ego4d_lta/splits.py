@@ -15,8 +15,9 @@ import pandas as pd
 from ego4d_lta.challenge import SCENARIOS_FILE
 from ego4d_lta.config import Config
 from ego4d_lta.data.annotations import Taxonomy, load_split, load_taxonomy, split_path, taxonomy_path
+from ego4d_lta.data.datasets import ClipImageSpec
 from ego4d_lta.data.features import FeatureCache
-from ego4d_lta.data.window_data import CacheWindows, ImageSpec, Labels, VideoWindows, window_labels
+from ego4d_lta.data.window_data import CacheWindows, Labels, VideoWindows, window_labels
 from ego4d_lta.data.windows import Windows, make_windows
 from ego4d_lta.encoder_config import ENCODER_PRESETS, EncoderConfig, file_digest
 from ego4d_lta.errors import UserError
@@ -119,7 +120,7 @@ def cache_inputs(cfg: Config, split: str, training: bool, cache: FeatureCache | 
     return SplitInputs(split, table, taxonomy, windows, dataset.labels, dataset)
 
 
-def video_inputs(cfg: Config, split: str, training: bool, image: ImageSpec) -> SplitInputs:
+def video_inputs(cfg: Config, split: str, training: bool, image: ClipImageSpec) -> SplitInputs:
     """Windows of `split` decoded from DATA/clips (end-to-end training of SlowFast)."""
     table, taxonomy = load_table(cfg, split, require_labels=training)
     windows = make_windows(table, include_extra=training)

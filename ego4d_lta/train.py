@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader
 
 from ego4d_lta import __version__, checkpoint
 from ego4d_lta.config import Config
-from ego4d_lta.data.window_data import EpochBatches, ImageSpec
+from ego4d_lta.data.datasets import ClipImageSpec
+from ego4d_lta.data.window_data import EpochBatches
 from ego4d_lta.distributed import WorldInfo, all_gather_objects, device_for, setup, world_info_from_env
 from ego4d_lta.errors import UserError
 from ego4d_lta.inference import autocast, predict_windows, score_predictions, to_device
@@ -189,7 +190,7 @@ class Trainer:
             _, taxonomy = load_table(cfg, "train", require_labels=True)
             self.encoders, self.record, self.bank = video_encoders(cfg, taxonomy)
             clip = self.encoders.clip
-            image = ImageSpec(clip.image_size, clip.mean, clip.std, self.record["clip"]["frames"])
+            image = ClipImageSpec(clip.image_size, clip.mean, clip.std, self.record["clip"]["frames"])
             self.train_in = video_inputs(cfg, "train", True, image)
             self.val_in = video_inputs(cfg, "val", False, image)
         else:

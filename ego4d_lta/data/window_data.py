@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from ego4d_lta.data.datasets import ClipImageSpec
 from ego4d_lta.data.features import FeatureCache
 from ego4d_lta.data.video import (
     SamplingConfig,
@@ -126,16 +127,6 @@ class CacheWindows(Dataset):
         return batch
 
 
-@dataclass(frozen=True)
-class ImageSpec:
-    """CLIP's preprocessing as plain values (data/ does not import models/)."""
-
-    size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    frames: int = 8
-
-
 class VideoWindows(Dataset):
     """Windows decoded from video: each observed segment's 2.13 s window, SlowFast and CLIP inputs.
 
@@ -151,7 +142,7 @@ class VideoWindows(Dataset):
         windows: Windows,
         labels: Labels | None,
         sampling: SamplingConfig,
-        image: ImageSpec,
+        image: ClipImageSpec,
         train: bool,
         seed: int = 0,
     ) -> None:
