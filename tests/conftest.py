@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from hypothesis import settings
 
 from ego4d_lta.data.synthetic import generate
@@ -15,6 +16,12 @@ from ego4d_lta.demo import DEMO_SYNTH
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+# Under pytest-xdist the cores are shared out between the workers (and the CLI subprocesses they start):
+# one torch thread pool per core, not one per worker per core.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1 and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _WORKERS))
 
 SHARED_DATA = Path(os.environ.get("EGO4D_LTA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -36,8 +43,10 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     reuse = os.environ.get("EGO4D_LTA_TEST_DEMO")
     if reuse:
         return Path(reuse)
-    out = tmp_path_factory.mktemp("demo")
-    generate(out / "data", DEMO_SYNTH)
+    out = _shared_tmp(tmp_path_factory) / "demo"
+    with FileLock(out.with_suffix(".lock")):  # xdist workers: the first one generates, the others wait
+        if not (out / "data" / "synthetic.json").exists():  # written last
+            generate(out / "data", DEMO_SYNTH)
     return out
 
 
@@ -50,7 +59,14 @@ def demo_report(demo_dir: Path) -> dict:
     """
     from ego4d_lta.demo import run_demo
 
-    return run_demo(demo_dir, progress=False)
+    with FileLock(demo_dir / "demo_run.lock"):  # one run; a later caller reuses all of it
+        return run_demo(demo_dir, progress=False)
+
+
+def _shared_tmp(factory: pytest.TempPathFactory) -> Path:
+    """This test run's temporary root, the same for every xdist worker (each has its own basetemp below it)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")

@@ -80,6 +80,7 @@ def test_validate_input_errors_are_one_line(synth_data: Path, tmp_path: Path, ar
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
 
 
+@pytest.mark.xdist_group("demo")
 def test_demo_reports_baselines_and_a_valid_test_submission(demo_dir: Path, demo_report: dict) -> None:
     saved = json.loads((demo_dir / "demo_report.json").read_text())
     assert saved == json.loads(json.dumps(demo_report))

@@ -124,7 +124,7 @@ def test_own_checkpoint_round_trip_and_clear_errors(tmp_path: Path, tiny_weights
     torch.save({"state_dict": {"model.foo": torch.zeros(1)}}, tmp_path / "other.ckpt")
     with pytest.raises(UserError, match=r"other.ckpt: key 'state_dict': no SlowFast backbone keys"):
         load_weights(a, tmp_path / "other.ckpt")
-    r101_cfg = SlowFastConfig(depth=50)  # same classes, other widths: every shape differs from tiny
-    save_weights(SlowFastEncoder(r101_cfg, 32, 64), tmp_path / "wide.pt")
+    wide_cfg = SlowFastConfig(depth=18)  # same classes and depth, other widths: every shape differs from tiny
+    save_weights(SlowFastEncoder(wide_cfg, 32, 64), tmp_path / "wide.pt")
     with pytest.raises(UserError, match=r"wide.pt: tensor 'blocks.0.*' has shape \[64, 3, 1, 7, 7\], the model needs"):
         load_weights(a, tmp_path / "wide.pt")

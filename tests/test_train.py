@@ -18,13 +18,15 @@ from ego4d_lta.cli import main
 from ego4d_lta.config import Config, load_config
 from ego4d_lta.data.annotations import load_annotations
 from ego4d_lta.data.windows import make_windows
+from ego4d_lta.denormals import flush_denormals
 from ego4d_lta.errors import UserError
 from ego4d_lta.models.forecaster import VARIANTS, ForecastingModel, build_forecaster
 from ego4d_lta.predict import PredictConfig, predict
 from ego4d_lta.splits import cache_inputs, feature_dims, feature_record, open_cache
 from ego4d_lta.train import loss_fn, train
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs the demo and every test on it (the other workers take the rest of the suite).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 
 def tiny(data: Path, *sets: str) -> Config:
@@ -57,14 +59,15 @@ def test_overfits_a_handful_of_windows(demo_report: dict, synth_data: Path) -> N
     forecaster.fusion.stats.set(inputs.dataset.feature_stats(np.asarray(picked)))
     model = ForecastingModel(forecaster)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(200):
-        loss = loss_fn(*model(batch), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with flush_denormals():  # as training does (denormal Adam moments are ~100x slower on a CPU)
+        for _ in range(200):
+            loss = loss_fn(*model(batch), batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     model.eval()
     verb, noun = model(batch)
-    assert float(loss) < 0.05
+    assert loss.item() < 0.05
     assert torch.equal(verb.argmax(-1), batch["verb"]) and torch.equal(noun.argmax(-1), batch["noun"])
 
 
@@ -94,6 +97,20 @@ def test_resume_continues_exactly_and_runs_are_deterministic(
     assert best["state"]["best"]["action"] == min(h["val"]["action"] for h in whole.history)
 
 
+def learnt(a: torch.Tensor, b: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The parts of a weight that learning determines: without attention's key bias.
+
+    Softmax over keys ignores q.b_k (the same for every key), so b_k's gradient is 0 up to float rounding,
+    and Adam scales that rounding noise (which differs with the reduction order of 1 vs 2 processes) up to
+    steps of ~lr * noise / eps: measured 6e-5 apart after one epoch, while every other weight agreed to 1e-6.
+    """
+    if name.endswith("in_proj_bias"):  # [q; k; v]
+        keep = torch.ones_like(a, dtype=torch.bool)
+        keep[len(a) // 3 : 2 * len(a) // 3] = False
+        return a[keep], b[keep]
+    return a, b
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_every_variant_trains_and_predicts(demo_report: dict, synth_data: Path, tmp_path: Path, variant: str) -> None:
     cfg = tiny(synth_data, "train.epochs=1", f"model.variant={variant!r}".replace("'", '"'))
@@ -110,7 +127,7 @@ def test_test_predictions_cover_every_key_with_missing_videos(demo_report: dict,
     submission = json.loads(Path(demo_report["submission"]).read_text())
     assert sorted(submission) == sorted(required)
     broken = json.loads((demo_dir / "data" / "synthetic.json").read_text())
-    broken_clips = set(broken["missing"]) | set(broken["corrupt"])
+    broken_clips = set(broken["missing_videos"]) | set(broken["corrupt_videos"])
     assert len(broken_clips) == 2
     meta = json.loads(Path(demo_report["submission"]).with_suffix(".meta.json").read_text())
     fallback_keys = [k for k in required if k.rsplit("_", 1)[0] in broken_clips]
@@ -171,7 +188,7 @@ def test_two_processes_train_and_predict_like_one(demo_report: dict, synth_data:
     assert out.returncode == 0, out.stderr[-3000:]
     assert "rank 0/2 local 0 node 0" in out.stdout and "rank 1/2 local 1 node 0" in out.stdout
     a, b = weights(single), weights(tmp_path / "ddp")
-    assert all(torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4) for k in a)
+    assert a.keys() == b.keys() and all(torch.allclose(*learnt(a[k], b[k], k), atol=1e-5, rtol=1e-4) for k in a)
     one = predict(PredictConfig(single, "val", out=tmp_path / "one-val.json", progress=False))
     assert json.loads((tmp_path / "ddp-val.json").read_text()) == json.loads(one.path.read_text())
 
