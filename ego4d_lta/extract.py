@@ -22,6 +22,7 @@ from ego4d_lta.challenge import SCENARIOS_FILE, SPLIT_FILES
 from ego4d_lta.data.annotations import load_split, load_taxonomy, split_path, taxonomy_path
 from ego4d_lta.data.datasets import ClipImageSpec, ClipPassDataset
 from ego4d_lta.data.features import ShardWriter
+from ego4d_lta.denormals import flush_denormals
 from ego4d_lta.encoder_config import ENCODER_PRESETS, EncoderConfig, file_digest  # noqa: F401 (re-exported)
 from ego4d_lta.errors import UserError
 from ego4d_lta.models.clip import ClipEncoder
@@ -144,6 +145,7 @@ def build_manifest(cfg: ExtractConfig, encoders: dict, annotations: Path) -> dic
     }
 
 
+@flush_denormals()
 def extract(cfg: ExtractConfig) -> ExtractSummary:
     """Extract (or finish extracting) one shard of one split into FEATURES_DIR/<tag>/<split>/."""
     if cfg.split not in SPLIT_FILES:
@@ -163,7 +165,6 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
 
     slowfast, clip, record = load_encoders(cfg)
     device = resolve_device(cfg.device)
-    torch.set_flush_denormal(True)  # CPU math on denormal floats is ~100x slower, and they change nothing here
     slowfast.to(device)
     clip.to(device)
     split_dir = cfg.features_dir / cfg.encoders.tag / cfg.split
