@@ -166,14 +166,21 @@ def _run_config(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from ego4d_lta.distributed import world_info_from_env
     from ego4d_lta.train import train
 
     cfg = _run_config(args)
     run_dir = args.run or Path("runs") / cfg.name
+    if args.launcher:
+        return _submit_train(args, cfg, run_dir)
     result = train(cfg, run_dir, resume=args.resume, device=args.device, progress=not args.quiet)
+    # stopped by a signal: 128 + its number, like a shell (slurm/train.sh requeues on 140 = SIGUSR2)
+    code = 0 if result.stopped in (None, "stop_after") else 128 + int(getattr(signal, result.stopped))
+    if not world_info_from_env().is_main:  # one summary per job, not one per process
+        return code
     if result.stopped:
         print(f"{run_dir}: stopped ({result.stopped}) at step {result.steps}; last.pt saved, continue with --resume")
-        return 0 if result.stopped == "stop_after" else 128 + int(getattr(signal, result.stopped))
+        return code
     best = result.history and min(
         (h for h in result.history if h["val"]), key=lambda h: h["val"]["action"], default=None
     )
@@ -185,6 +192,64 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
     else:
         print(f"{run_dir}: {result.epochs_done} epochs (last.pt)")
+    return 0
+
+
+def _minutes(text: str) -> int:
+    """A Slurm time limit (minutes, M:S, H:M:S, D-H, D-H:M, D-H:M:S) -> whole minutes, at least 1."""
+    try:
+        days, dash, clock = text.partition("-") if "-" in text else ("0", "", text)
+        parts = [int(x) for x in clock.split(":")]
+        if dash:
+            h, m, sec = [*parts, 0, 0][:3]
+        else:
+            h, m, sec = {1: (0, *parts, 0), 2: (0, *parts), 3: tuple(parts)}[len(parts)]
+        minutes = (int(days) * 24 + h) * 60 + m + (sec > 0)
+    except (ValueError, KeyError):
+        minutes = 0
+    if minutes < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected minutes, H:M:S or D-H:M:S")
+    return minutes
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. qos=high")
+    return key, value
+
+
+def _submit_train(args: argparse.Namespace, cfg, run_dir: Path) -> int:
+    """The same training as a submitit job on Slurm (or local processes); prints where to follow it."""
+    from ego4d_lta.launch import LaunchConfig, submit
+
+    config = Path(args.config)
+    argv = ["train", "--config", str(config.resolve()) if config.suffix == ".toml" else args.config]
+    for item in args.set or []:
+        argv += ["--set", item]
+    argv += ["--data", str(Path(cfg.data.data_dir).resolve()), "--device", args.device, "-q"]
+    if cfg.data.features_dir:
+        argv += ["--features", str(Path(cfg.data.features_dir).resolve())]
+    launch = LaunchConfig(
+        launcher=args.launcher,
+        nodes=args.nodes,
+        tasks_per_node=args.tasks_per_node,
+        gpus_per_node=args.gpus_per_node,
+        cpus_per_task=args.cpus_per_task,
+        time_min=args.time,
+        partition=args.partition,
+        account=args.account,
+        constraint=args.constraint,
+        extra=dict(args.slurm or []),
+    )
+    job = submit(argv, run_dir.resolve(), args.resume, launch)
+    print(
+        f"submitted {args.launcher} job {job.job_id}: {launch.nodes} node(s) x {launch.tasks} task(s), run {run_dir}\n"
+        f"logs: {job.paths.stdout} (task 0; %t = task), requeued on timeout or preemption"
+    )
+    if not args.wait:
+        return 0
+    print(f"{run_dir}: finished ({job.result()})")
     return 0
 
 
@@ -353,6 +418,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --run from its last.pt")
     p.add_argument("--device", default="auto", help="auto (the local GPU when there is one), cpu, cuda")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    job = p.add_argument_group("submit as a job (submitit) instead of training in this process")
+    job.add_argument("--launcher", choices=["slurm", "local"], default=None, help="slurm: sbatch; local: processes")
+    job.add_argument("--nodes", type=_positive, default=1)
+    job.add_argument("--gpus-per-node", type=int, default=0)
+    job.add_argument("--tasks-per-node", type=_positive, default=None, help="default: one per GPU, else 1")
+    job.add_argument("--cpus-per-task", type=_positive, default=8)
+    job.add_argument("--time", type=_minutes, default=24 * 60, help="time limit: minutes or H:MM:SS (default 24 h)")
+    job.add_argument("--partition", default=None, help="default: $SBATCH_PARTITION or the cluster's default")
+    job.add_argument("--account", default=None)
+    job.add_argument("--constraint", default=None)
+    job.add_argument("--slurm", type=_key_value, action="append", metavar="KEY=VALUE", help="more sbatch options")
+    job.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("predict", help="a run's checkpoint -> submissions/<run>-<split>.json (validated)")

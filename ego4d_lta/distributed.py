@@ -35,9 +35,8 @@ class WorldInfo:
         return self.rank == 0
 
     def describe(self) -> str:
-        return (
-            f"rank {self.rank}/{self.world_size} local {self.local_rank} node {self.node} host {socket.gethostname()}"
-        )
+        host = os.environ.get("SLURMD_NODENAME") or socket.gethostname()  # Slurm's node name (virtual nodes too)
+        return f"rank {self.rank}/{self.world_size} local {self.local_rank} node {self.node} host {host}"
 
 
 def first_host(nodelist: str) -> str:
