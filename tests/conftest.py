@@ -59,8 +59,13 @@ def demo_report(demo_dir: Path) -> dict:
     """
     from ego4d_lta.demo import run_demo
 
-    with FileLock(demo_dir / "demo_run.lock"):  # one run; a later caller reuses all of it
+    with FileLock(demo_dir / "demo_run.lock"):  # one run per test session; a later caller reuses all of it
         return run_demo(demo_dir, progress=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on the demo's run first: under `--dist loadfile` their worker starts the demo at once."""
+    items.sort(key=lambda item: item.path.name != "test_train.py")  # stable: the order within files is kept
 
 
 def _shared_tmp(factory: pytest.TempPathFactory) -> Path:

@@ -1,4 +1,4 @@
-"""Training and prediction on the demo's real feature caches: learning, resume, variants, keys, processes."""
+"""The demo and everything on its run: learning, resume, variants, keys, processes, the local launcher."""
 
 from __future__ import annotations
 
@@ -7,26 +7,35 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from ego4d_lta.challenge import SPLIT_FILES
+from ego4d_lta.baselines import BASELINES
+from ego4d_lta.challenge import SPLIT_FILES, K, Z
 from ego4d_lta.cli import main
 from ego4d_lta.config import Config, load_config
 from ego4d_lta.data.annotations import load_annotations
 from ego4d_lta.data.windows import make_windows
 from ego4d_lta.denormals import flush_denormals
 from ego4d_lta.errors import UserError
+from ego4d_lta.metrics import score
 from ego4d_lta.models.forecaster import VARIANTS, ForecastingModel, build_forecaster
 from ego4d_lta.predict import PredictConfig, predict
 from ego4d_lta.splits import cache_inputs, feature_dims, feature_record, open_cache
 from ego4d_lta.train import loss_fn, train
 
-# One xdist worker runs the demo and every test on it (the other workers take the rest of the suite).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
+# Every test that needs the demo's run is in this file: `--dist loadfile` keeps them on one xdist worker, which
+# runs the demo once (conftest puts this file first, so the demo starts at once).
+pytestmark = pytest.mark.slow
+
+
+def _cli_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ego4d_lta", *args], capture_output=True, text=True)
 
 
 def tiny(data: Path, *sets: str) -> Config:
@@ -217,3 +226,45 @@ def test_sigusr2_and_sigterm_ask_for_a_checkpoint() -> None:
     finally:
         flag.restore()
     assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
+
+
+def test_demo_reports_baselines_and_a_valid_test_submission(demo_dir: Path, demo_report: dict) -> None:
+    saved = json.loads((demo_dir / "demo_report.json").read_text())
+    assert saved == json.loads(json.dumps(demo_report))
+    assert set(saved["baselines"]) == set(BASELINES)
+    for scores in [saved["model"], *saved["baselines"].values()]:
+        assert set(scores) == {"verb", "noun", "action"} and all(0 <= v <= 1 for v in scores.values())
+    # the written, validated and re-scored majority submission scores what the metric gives directly
+    val, taxonomy = load_annotations(demo_dir / "data" / "annotations", "val")
+    train, _ = load_annotations(demo_dir / "data" / "annotations", "train")
+    (verb, noun), _ = Counter(zip(train.verb, train.noun, strict=True)).most_common(1)[0]
+    windows = make_windows(val, include_extra=False)
+    truth = val.verb.to_numpy()[windows.future], val.noun.to_numpy()[windows.future]
+    direct = score(np.full((len(windows), K, Z), verb), np.full((len(windows), K, Z), noun), *truth, taxonomy.num_nouns)
+    assert saved["baselines"]["majority"] == pytest.approx(direct.ed20)
+    out = _cli_run("validate", saved["submission"], "--annotations", str(demo_dir / "data" / "annotations"))
+    assert out.returncode == 0, out.stderr
+
+
+def test_local_launcher_trains_from_the_snapshot(
+    demo_report: dict, synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The job submitit runs (TrainJob -> `ego4d-lta train --resume`) trains from the copied code, in its own folder."""
+    run = tmp_path / "run"
+    args = ["train", "--config", "tiny", "--data", str(synth_data), "--set", "train.epochs=1", "--run", str(run)]
+    assert main([*args, "--launcher", "local", "--time", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "submitted local job" in out and "requeued on timeout or preemption" in out
+    folder = next((run / "submitit").iterdir())
+    deadline = time.monotonic() + 1200
+    while not list(folder.glob("*/*_result.pkl")):
+        assert time.monotonic() < deadline, "the local job did not finish"
+        time.sleep(1)
+    log = next(folder.glob("*/*_0_log.out")).read_text()
+    assert f"[launch] code {folder / 'code' / 'ego4d_lta'} restart 0" in log
+    assert "[rank 0/1 local 0 node 0" in log
+    state = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+    assert state["state"]["epoch"] == 1 and state["config"]["name"] == "tiny"
+    assert main([*args, "--launcher", "local"]) == 2  # the run exists now: --resume is needed
+    assert "already holds a run" in capsys.readouterr().err
+    assert "PYTHONPATH" not in os.environ or str(folder) not in os.environ["PYTHONPATH"]
