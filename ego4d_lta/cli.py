@@ -82,6 +82,32 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    from ego4d_lta.ensemble import ensemble
+    from ego4d_lta.validate import format_report, validate_file
+
+    annotations = args.annotations or default_data_dir() / "annotations"
+    result = ensemble(args.files, args.out, annotations, args.split, args.weights)
+    print(
+        f"{result.out}: K=5 chosen from {len(result.inputs)} submissions x 5 over {result.windows} windows; "
+        f"expected distance to the pool {result.expected:.3f} "
+        f"(each input's own 5: {', '.join(f'{x:.3f}' for x in result.inputs_expected)})"
+    )
+    if args.split == "val":  # labelled: show what it bought
+        for path in [*result.inputs, result.out]:
+            print(format_report(validate_file(path, annotations, "val")))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ego4d_lta.report import report
+
+    text, files = report(args.runs, args.out)
+    print(text)
+    print("wrote " + ", ".join(str(f) for f in files))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ego4d_lta.demo import run_demo
 
@@ -103,6 +129,13 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
     return value
+
+
+def _count(text: str) -> int:
+    """A count that may be 0 (GPUs per node)."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 or a positive integer")
+    return int(text)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -346,6 +379,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_cmd_synth)
 
+    p = sub.add_parser("ensemble", help="combine submissions into one (K=5 chosen from all their sequences)")
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE", help="valid submissions of one split")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output submission JSON")
+    p.add_argument("--weights", type=float, nargs="+", default=None, help="one per file (default: equal)")
+    p.add_argument("--split", choices=["val", "test"], default="test")
+    p.add_argument(
+        "--annotations", type=Path, default=None, help="default: $EGO4D_LTA_DATA/annotations or data/annotations"
+    )
+    p.set_defaults(func=_cmd_ensemble)
+
+    p = sub.add_parser("report", help="a table of training runs, their training and ED@z curves (PNG)")
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders (runs/NAME)")
+    p.add_argument("-o", "--out", type=Path, default=Path("reports"), help="output folder (default: reports/)")
+    p.set_defaults(func=_cmd_report)
+
     p = sub.add_parser("validate", help="check a submission as the challenge server would; score it on val")
     p.add_argument("file", type=Path, help="submission JSON")
     p.add_argument(
@@ -421,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     job = p.add_argument_group("submit as a job (submitit) instead of training in this process")
     job.add_argument("--launcher", choices=["slurm", "local"], default=None, help="slurm: sbatch; local: processes")
     job.add_argument("--nodes", type=_positive, default=1)
-    job.add_argument("--gpus-per-node", type=int, default=0)
+    job.add_argument("--gpus-per-node", type=_count, default=0)
     job.add_argument("--tasks-per-node", type=_positive, default=None, help="default: one per GPU, else 1")
     job.add_argument("--cpus-per-task", type=_positive, default=8)
     job.add_argument("--time", type=_minutes, default=24 * 60, help="time limit: minutes or H:MM:SS (default 24 h)")

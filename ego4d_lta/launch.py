@@ -93,6 +93,8 @@ def submit(train_argv: list[str], run_dir: Path, resume: bool, cfg: LaunchConfig
     """Submit the training job; returns the submitit Job (its id, `.result()`, paths of the logs)."""
     import submitit
 
+    if cfg.launcher == "local" and cfg.nodes != 1:
+        raise UserError(f"--launcher local runs on this machine: --nodes {cfg.nodes} needs --launcher slurm")
     if (run_dir / "last.pt").is_file() and not resume:
         raise UserError(f"{run_dir} already holds a run (last.pt); pass --resume to continue it, or another --run")
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"

@@ -8,7 +8,6 @@ file is written beside its final name, checked exactly as `ego4d-lta validate` d
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from ego4d_lta.splits import (
     video_inputs,
 )
 from ego4d_lta.submission import build_submission
-from ego4d_lta.validate import validate_file
+from ego4d_lta.validate import write_checked
 
 
 @dataclass
@@ -179,16 +178,8 @@ def _write(
     pcfg: PredictConfig, cfg: Config, ckpt: dict, ckpt_path: Path, inputs, preds, started: float
 ) -> PredictSummary:
     out = Path(pcfg.out) if pcfg.out else default_output(pcfg.run_dir, pcfg.split)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.json")
-    write_json_atomic(tmp, build_submission(inputs.windows.keys, preds.verb, preds.noun))
-    try:
-        report = validate_file(tmp, Path(cfg.data.data_dir) / "annotations", pcfg.split)
-        if not report.valid:
-            raise RuntimeError(f"predict made an invalid {pcfg.split} submission: {report.errors[0]}")
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    submission = build_submission(inputs.windows.keys, preds.verb, preds.noun)
+    report = write_checked(out, submission, Path(cfg.data.data_dir) / "annotations", pcfg.split, "predict")
     warnings = list(report.warnings)
     fallback = int(preds.fallback.sum())
     if fallback:

@@ -28,11 +28,13 @@ from torch.utils.data import DataLoader
 from ego4d_lta import __version__, checkpoint
 from ego4d_lta.config import Config
 from ego4d_lta.data.datasets import ClipImageSpec
+from ego4d_lta.data.jsonio import write_json_atomic
 from ego4d_lta.data.window_data import EpochBatches
 from ego4d_lta.denormals import flush_denormals
 from ego4d_lta.distributed import WorldInfo, all_gather_objects, device_for, setup, world_info_from_env
 from ego4d_lta.errors import UserError
 from ego4d_lta.inference import autocast, predict_windows, score_predictions, to_device
+from ego4d_lta.metrics import Scores
 from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster, variant_parts
 from ego4d_lta.splits import (
     SplitInputs,
@@ -168,6 +170,8 @@ class Trainer:
             if self.resume_from["taxonomy"] != {"verbs": tax.num_verbs, "nouns": tax.num_nouns}:
                 raise UserError(f"{self.last_path}: --resume with another taxonomy ({self.resume_from['taxonomy']})")
         self._build()
+        if self.info.is_main:  # what `ego4d-lta report` reads without loading a checkpoint
+            write_json_atomic(self.run_dir / "config.json", cfg.to_dict(), option=orjson.OPT_INDENT_2)
 
     # -- set-up -------------------------------------------------------------------------------------------------
 
@@ -363,14 +367,18 @@ class Trainer:
         if torch.distributed.is_initialized():
             torch.distributed.all_reduce(loss)
         seconds = self.state["epoch_seconds"]
-        scores = self.validate()
+        full = self.validate()
+        scores = full.ed20 if full else None
         entry = {
             "epoch": epoch + 1,
             "step": self.state["step"],
             "loss": float(loss[0] / max(loss[1], 1)),
             "lr": self.scheduler.get_last_lr()[0],
             "windows_per_s": self.state["epoch_loss"][1] * cfg.train.batch_size / seconds if seconds else 0.0,
+            "seconds": seconds,
             "val": scores,
+            "val_aued": full.aued if full else None,
+            "val_ed_at_z": full.ed_at_z if full else None,
         }
         self.state["epoch"], self.state["batch"] = epoch + 1, 0
         self.state["history"].append(entry)
@@ -390,8 +398,8 @@ class Trainer:
                 f"epoch {epoch + 1}/{cfg.train.epochs}: loss {entry['loss']:.4f}; val ED@20 {val}", file=sys.stderr
             )
 
-    def validate(self) -> dict[str, float] | None:
-        """Val ED@20 (verb, noun, action) on the challenge's windows, fixed sampling seed."""
+    def validate(self) -> Scores | None:
+        """Val ED@z and AUED (verb, noun, action) on the challenge's windows, fixed sampling seed."""
         val: SplitInputs = self.val_in
         if len(val.windows) == 0 or val.labels is None:
             return None
@@ -406,7 +414,7 @@ class Trainer:
             self.info.world_size,
             self.cfg.train.precision,
         )
-        return score_predictions(preds, val.labels, val.taxonomy.num_nouns).ed20
+        return score_predictions(preds, val.labels, val.taxonomy.num_nouns)
 
     def _result(self, stopped: str | None) -> TrainResult:
         return TrainResult(self.run_dir, self.state["epoch"], self.state["step"], stopped, list(self.state["history"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from ego4d_lta.challenge import K, Z
 from ego4d_lta.data.annotations import Taxonomy, load_annotations
+from ego4d_lta.data.jsonio import write_json_atomic
 from ego4d_lta.data.windows import Windows, make_windows
 from ego4d_lta.metrics import HEADS, Scores, score
 from ego4d_lta.submission import check_submission, read_submission
@@ -57,6 +59,28 @@ def validate_file(path: Path | str, annotations_dir: Path | str, split: str) -> 
     report = ValidationReport(path, split, len(required), list(check.errors), list(check.warnings))
     if check.valid and split != "test":
         report.scores = score_against(windows, table, check.keys, check.verb, check.noun, taxonomy)
+    return report
+
+
+def write_checked(
+    out: Path | str, submission: dict, annotations_dir: Path | str, split: str, who: str
+) -> ValidationReport:
+    """Write a submission we made beside `out`, check it as `validate` does, and only then rename it into place.
+
+    Its inputs were checked, so a failed check here is our bug (`who` names the command): nothing is written.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.json")
+    write_json_atomic(tmp, submission)
+    try:
+        report = validate_file(tmp, annotations_dir, split)
+        if not report.valid:
+            raise RuntimeError(f"{who} made an invalid {split} submission: {report.errors[0]}")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    report.path = out
     return report
 
 

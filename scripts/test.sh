@@ -7,7 +7,24 @@ export HF_HUB_OFFLINE=1
 # Let the test processes cache the bytecode of what they import (the project, the tests) like a user's would.
 unset PYTHONDONTWRITEBYTECODE
 .venv/bin/ruff check ego4d_lta tests benchmarks
+# The Slurm tests (tests/test_slurm.py) run on a real local cluster: as root, this brings one up in the background
+# while the other tests start (the tests wait for it) and takes it down at the end; a cluster that is already up
+# is used as it is. Without root they are deselected, and this says so.
+select=()
+if scontrol ping 2>/dev/null | grep -q 'is UP'; then
+  echo "Slurm tests: on the running cluster ($(sinfo -h -o '%D nodes %N' | head -1))"
+elif [ "$(id -u)" -eq 0 ]; then
+  status_dir=$(mktemp -d)
+  export EGO4D_LTA_SLURM_STATUS=$status_dir/cluster.status
+  ( if SLURM_LOCAL_GPUS=2 bash slurm/local_cluster.sh up > "$status_dir/cluster.log" 2>&1; then code=0; else code=$?; fi
+    echo "$code" > "$EGO4D_LTA_SLURM_STATUS" ) &
+  cluster_up=$!
+  trap 'wait "$cluster_up" 2>/dev/null; bash slurm/local_cluster.sh down 2>/dev/null || true' EXIT
+else
+  echo "Slurm tests: deselected (not root; as root they run on a local cluster, slurm/local_cluster.sh)"
+  select=(-m "not slurm")
+fi
 # One pytest-xdist worker per core (EGO4D_LTA_TEST_WORKERS overrides). --dist loadfile: the tests on the demo's
 # run (tests/test_train.py) share one worker and one demo (xdist_group does not group under pytest 9: checked).
 # --durations: where the time went, in every CI log.
-.venv/bin/python -m pytest -n "${EGO4D_LTA_TEST_WORKERS:-auto}" --dist loadfile --durations=25 "$@"
+.venv/bin/python -m pytest -n "${EGO4D_LTA_TEST_WORKERS:-auto}" --dist loadfile --durations=25 "${select[@]}" "$@"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ego4d_lta.cli import _minutes
+from ego4d_lta.cli import _minutes, main
 from ego4d_lta.errors import UserError
 from ego4d_lta.launch import LaunchConfig, snapshot_code, submit
 
@@ -41,3 +41,16 @@ def test_an_existing_run_is_not_resubmitted_without_resume(tmp_path: Path) -> No
     (tmp_path / "last.pt").write_bytes(b"")
     with pytest.raises(UserError, match="already holds a run"):
         submit(["train"], tmp_path, resume=False, cfg=LaunchConfig(launcher="local"))
+
+
+def test_local_launcher_has_one_node(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="--launcher local runs on this machine: --nodes 2"):
+        submit(["train"], tmp_path, resume=False, cfg=LaunchConfig(launcher="local", nodes=2))
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--gpus-per-node", "-1"), ("--gpus-per-node", "x"), ("--nodes", "0")])
+def test_bad_job_sizes_are_one_line_errors(flag: str, value: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--config", "tiny", "--launcher", "slurm", flag, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {flag}: {value!r}" in err and "Traceback" not in err, err

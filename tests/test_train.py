@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import learnt, weights
 
 from ego4d_lta.baselines import BASELINES
 from ego4d_lta.challenge import SPLIT_FILES, K, Z
@@ -42,10 +44,6 @@ def tiny(data: Path, *sets: str) -> Config:
     cfg = load_config("tiny", list(sets))
     cfg.data.data_dir = str(data)
     return cfg
-
-
-def weights(run: Path, name: str = "last.pt") -> dict[str, torch.Tensor]:
-    return torch.load(run / name, map_location="cpu", weights_only=False)["model"]
 
 
 def test_demo_model_beats_every_baseline_by_a_margin(demo_report: dict) -> None:
@@ -104,20 +102,6 @@ def test_resume_continues_exactly_and_runs_are_deterministic(
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     best = torch.load(tmp_path / "whole" / "best.pt", weights_only=False)
     assert best["state"]["best"]["action"] == min(h["val"]["action"] for h in whole.history)
-
-
-def learnt(a: torch.Tensor, b: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The parts of a weight that learning determines: without attention's key bias.
-
-    Softmax over keys ignores q.b_k (the same for every key), so b_k's gradient is 0 up to float rounding,
-    and Adam scales that rounding noise (which differs with the reduction order of 1 vs 2 processes) up to
-    steps of ~lr * noise / eps: measured 6e-5 apart after one epoch, while every other weight agreed to 1e-6.
-    """
-    if name.endswith("in_proj_bias"):  # [q; k; v]
-        keep = torch.ones_like(a, dtype=torch.bool)
-        keep[len(a) // 3 : 2 * len(a) // 3] = False
-        return a[keep], b[keep]
-    return a, b
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -249,20 +233,24 @@ def test_demo_reports_baselines_and_a_valid_test_submission(demo_dir: Path, demo
 def test_local_launcher_trains_from_the_snapshot(
     demo_report: dict, synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """The job submitit runs (TrainJob -> `ego4d-lta train --resume`) trains from the copied code, in its own folder."""
+    """The job submitit runs (TrainJob -> `ego4d-lta train --resume`) trains from the copied code, in its own folder,
+    with one process per task (gloo DDP, ranks from submitit's environment)."""
     run = tmp_path / "run"
     args = ["train", "--config", "tiny", "--data", str(synth_data), "--set", "train.epochs=1", "--run", str(run)]
-    assert main([*args, "--launcher", "local", "--time", "20"]) == 0
+    assert main([*args, "--launcher", "local", "--tasks-per-node", "2", "--time", "20"]) == 0
     out = capsys.readouterr().out
-    assert "submitted local job" in out and "requeued on timeout or preemption" in out
+    assert "1 node(s) x 2 task(s)" in out and "requeued on timeout or preemption" in out
     folder = next((run / "submitit").iterdir())
     deadline = time.monotonic() + 1200
-    while not list(folder.glob("*/*_result.pkl")):
+    while len(list(folder.glob("*/*_result.pkl"))) < 2:
         assert time.monotonic() < deadline, "the local job did not finish"
         time.sleep(1)
-    log = next(folder.glob("*/*_0_log.out")).read_text()
-    assert f"[launch] code {folder / 'code' / 'ego4d_lta'} restart 0" in log
-    assert "[rank 0/1 local 0 node 0" in log
+    for task in (0, 1):
+        result = pickle.loads(next(folder.glob(f"*/*_{task}_result.pkl")).read_bytes())
+        log = next(folder.glob(f"*/*_{task}_log.out")).read_text()
+        assert result[0] == "success", (result, log[-3000:])
+        assert f"[launch] code {folder / 'code' / 'ego4d_lta'} restart 0" in log
+        assert f"[rank {task}/2 local {task} node 0" in log, log
     state = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     assert state["state"]["epoch"] == 1 and state["config"]["name"] == "tiny"
     assert main([*args, "--launcher", "local"]) == 2  # the run exists now: --resume is needed

@@ -1,0 +1,158 @@
+"""`ego4d-lta ensemble`: several submissions -> one K = 5 submission, by a medoid-style selection per window.
+
+The challenge scores the best of K sequences, so averaging logits or voting per position would not do: what
+helps is K sequences that cover where the inputs' samples concentrate. Per window, the pool is every input's K
+(verb, noun) sequence pairs, each weighing its submission's weight / K. We choose K pairs of the pool that
+minimise the pool's expected min-over-chosen distance, E_{y ~ pool} min_{s in chosen} d(s, y), where
+d = Levenshtein(verb) + Levenshtein(noun) + Levenshtein(action): the challenge's three heads, pairs kept whole.
+Like k-medoids (PAM): greedy build (add the pair that lowers it most, K times), then swaps while one lowers it;
+per window the best of that and each input's own K pairs, so the result is never worse than any input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ego4d_lta.challenge import K
+from ego4d_lta.data.annotations import Taxonomy, load_annotations
+from ego4d_lta.data.windows import make_windows
+from ego4d_lta.errors import UserError
+from ego4d_lta.metrics import action_tokens, prefix_edit_distances
+from ego4d_lta.submission import CheckResult, build_submission, check_submission, read_submission
+from ego4d_lta.validate import write_checked
+
+CHUNK_PAIRS = 1_000_000
+"""Sequence pairs per distance batch: bounds memory (~50 MB) on test-sized files with many inputs."""
+
+
+@dataclass
+class Member:
+    """One checked input: its keys and (n, K, Z) predictions."""
+
+    path: Path
+    check: CheckResult
+
+
+@dataclass
+class EnsembleResult:
+    out: Path
+    windows: int
+    inputs: list[Path]
+    expected: float
+    """The chosen sets' mean expected min distance to the pool (per window, summed over the three heads)."""
+    inputs_expected: list[float]
+    """The same for each input's own K pairs: the ensemble's is never larger."""
+
+
+def load_member(path: Path, split: str, required: list[str], extra: list[str], taxonomy: Taxonomy) -> Member:
+    """Read a submission and check it exactly as `validate` does; an invalid one is refused, named."""
+    obj, raw = read_submission(path)
+    check = check_submission(obj, required, extra, taxonomy, raw=raw)
+    if not check.valid:
+        more = f" (and {len(check.errors) - 1} more)" if len(check.errors) > 1 else ""
+        raise UserError(f"{path}: not a valid {split} submission: {check.errors[0]}{more}")
+    return Member(Path(path), check)
+
+
+def pair_distances(verb: np.ndarray, noun: np.ndarray, num_nouns: int) -> np.ndarray:
+    """(n, P, Z) paired sequences -> (n, P, P) distances: Levenshtein of verb + noun + action, whole length."""
+    n, p, z = verb.shape
+    tokens = (verb, noun, action_tokens(verb, noun, num_nouns))
+    out = np.zeros((n, p, p), dtype=np.int64)
+    step = max(1, CHUNK_PAIRS // (p * p))
+    left, right = np.repeat(np.arange(p), p), np.tile(np.arange(p), p)
+    for start in range(0, n, step):
+        block = slice(start, start + step)
+        m = len(range(*block.indices(n)))
+        for seq in tokens:
+            a = seq[block][:, left].reshape(m * p * p, z)
+            b = seq[block][:, right].reshape(m * p * p, z)
+            out[block] += prefix_edit_distances(a, b)[:, -1].reshape(m, p, p)
+    return out
+
+
+def select(
+    dist: np.ndarray, weights: np.ndarray, k: int, own_sets: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Choose k of P pool items per window. dist: (n, P, P); weights: (P,) summing to 1.
+
+    Returns the chosen indices (n, k) and each window's objective; `own_sets` are index arrays (k,) of
+    alternatives (the inputs' own sets) that a window keeps when greedy does not beat them.
+    """
+    n, p, _ = dist.shape
+    d = dist.astype(np.float64)
+    current = np.full((n, p), np.inf)  # distance of each pool item to its nearest chosen one
+    chosen = np.zeros((n, k), dtype=np.int64)
+    taken = np.zeros((n, p), dtype=bool)
+    rows = np.arange(n)
+    for step in range(k):
+        cost = (np.minimum(current[:, None, :], d) * weights).sum(-1)  # (n, candidate)
+        cost[taken] = np.inf
+        pick = cost.argmin(1)
+        chosen[:, step], taken[rows, pick] = pick, True
+        current = np.minimum(current, d[rows, pick])
+    chosen = _swap(d, weights, chosen)
+    best = (d[rows[:, None], chosen].min(1) * weights).sum(-1)
+    for own in own_sets:
+        own_cost = (d[:, own].min(1) * weights).sum(-1)
+        better = own_cost < best
+        chosen[better], best[better] = own, own_cost[better]
+    return chosen, best
+
+
+def _swap(d: np.ndarray, weights: np.ndarray, chosen: np.ndarray, rounds: int = 10) -> np.ndarray:
+    """PAM's swap phase: per window, replace a chosen item by another while that lowers the cost."""
+    n, k = chosen.shape
+    rows = np.arange(n)
+    chosen = chosen.copy()
+    for _ in range(rounds):
+        near = d[rows[:, None], chosen]  # (n, k, P): each chosen item's distance to the pool
+        others = np.stack([np.delete(near, s, axis=1).min(1, initial=np.inf) for s in range(k)], 1)  # without slot s
+        cost = (np.minimum(others[:, :, None, :], d[:, None, :, :]) * weights).sum(-1)  # (n, slot, candidate)
+        cost[rows[:, None], :, chosen] = np.inf  # a candidate already chosen is no swap
+        now = (near.min(1) * weights).sum(-1)
+        flat = cost.reshape(n, -1).argmin(1)
+        slot, cand = np.divmod(flat, d.shape[1])
+        better = cost[rows, slot, cand] < now - 1e-9
+        if not better.any():
+            break
+        chosen[rows[better], slot[better]] = cand[better]
+    return chosen
+
+
+def ensemble(
+    paths: Sequence[Path],
+    out: Path,
+    annotations_dir: Path,
+    split: str = "test",
+    weights: Sequence[float] | None = None,
+) -> EnsembleResult:
+    """Combine valid submissions of one split into one, check it like the server, write it atomically."""
+    if len(paths) < 2:
+        raise UserError("ensemble needs at least 2 submissions")
+    weights = [1.0] * len(paths) if weights is None else list(weights)
+    if len(weights) != len(paths):
+        raise UserError(f"--weights: {len(weights)} values for {len(paths)} submissions")
+    if any(not np.isfinite(w) or w <= 0 for w in weights):
+        raise UserError(f"--weights: every weight must be a positive number, got {weights}")
+    table, taxonomy = load_annotations(annotations_dir, split)
+    required, extra = make_windows(table, include_extra=True).key_sets()
+    members = [load_member(Path(p), split, required, extra, taxonomy) for p in paths]
+    keys = [key for key in members[0].check.keys if all(key in m.check.keys for m in members[1:])]
+    rows = [dict(zip(m.check.keys, range(len(m.check.keys)), strict=True)) for m in members]
+    order = [np.array([r[key] for key in keys], dtype=np.int64) for r in rows]
+    verb = np.concatenate([m.check.verb[o] for m, o in zip(members, order, strict=True)], axis=1)
+    noun = np.concatenate([m.check.noun[o] for m, o in zip(members, order, strict=True)], axis=1)
+    pool_w = np.repeat(np.asarray(weights, dtype=np.float64) / sum(weights) / K, K)
+    dist = pair_distances(verb, noun, taxonomy.num_nouns)
+    own = [np.arange(i * K, (i + 1) * K) for i in range(len(members))]
+    chosen, best = select(dist, pool_w, K, own)
+    picked = np.arange(len(keys))[:, None]
+    submission = build_submission(keys, verb[picked, chosen], noun[picked, chosen])
+    write_checked(out, submission, annotations_dir, split, "ensemble")
+    inputs_expected = [float((dist[:, o].min(1) * pool_w).sum(-1).mean()) for o in own]
+    return EnsembleResult(Path(out), len(keys), [m.path for m in members], float(best.mean()), inputs_expected)
