@@ -108,6 +108,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_upload(args: argparse.Namespace) -> int:
+    from ego4d_lta.upload import UploadConfig, upload
+
+    annotations = args.annotations or (args.data or default_data_dir()) / "annotations"
+    visibility = "public" if args.public else "private" if args.private else None
+    print(upload(UploadConfig(args.file, annotations, args.phase, visibility, args.dry_run)))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ego4d_lta.demo import run_demo
 
@@ -393,6 +402,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders (runs/NAME)")
     p.add_argument("-o", "--out", type=Path, default=Path("reports"), help="output folder (default: reports/)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("upload", help="validate a test submission, then submit it to EvalAI (evalai client)")
+    p.add_argument("file", type=Path, help="test submission JSON")
+    p.add_argument("--phase", type=_positive, default=None, help="EvalAI phase id (default: $EGO4D_LTA_EVALAI_PHASE)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--annotations", type=Path, default=None, help="folder with fho_lta_test_unannotated.json")
+    where.add_argument("--data", type=Path, default=None, help="dataset root (default: $EGO4D_LTA_DATA or data/)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--public", action="store_true", help="show it on the public leaderboard")
+    shown.add_argument("--private", action="store_true", help="keep it off the public leaderboard")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the exact evalai command, run nothing")
+    p.set_defaults(func=_cmd_upload)
 
     p = sub.add_parser("validate", help="check a submission as the challenge server would; score it on val")
     p.add_argument("file", type=Path, help="submission JSON")

@@ -31,4 +31,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m compileall -q -j 0 "$site" ego4d_lta >/dev/null 2>&1 || true
   echo "$want" >"$stamp"
 fi
+# The EvalAI client (`ego4d-lta upload`) pins click 6.7 and requests 2.25, which conflict with this environment:
+# it gets one of its own, .venv/evalai/, where `ego4d-lta upload` finds it. EGO4D_LTA_NO_EVALAI=1 skips it.
+if [ -z "${EGO4D_LTA_NO_EVALAI:-}" ] && [ ! -x .venv/evalai/bin/evalai ]; then
+  rm -rf .venv/evalai
+  "$(.venv/bin/python -c 'import sys, os; print(os.path.join(sys.base_prefix, "bin", "python3"))')" -m venv .venv/evalai
+  log=$(mktemp)
+  if .venv/evalai/bin/pip install -q -r scripts/evalai-requirements.txt >"$log" 2>&1 &&
+    .venv/evalai/bin/pip install -q --no-deps evalai==1.3.18 >>"$log" 2>&1; then
+    .venv/evalai/bin/python -m compileall -q -j 0 .venv/evalai/lib >/dev/null 2>&1 || true
+  else
+    echo "warning: the EvalAI client did not install (ego4d-lta upload needs it):" >&2; tail -n 5 "$log" >&2
+    rm -rf .venv/evalai
+  fi
+  rm -f "$log"
+fi
 .venv/bin/python -c 'import torch, ego4d_lta; print(f"ego4d-lta {ego4d_lta.__version__} installed in .venv (torch {torch.__version__})")'

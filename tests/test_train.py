@@ -256,3 +256,19 @@ def test_local_launcher_trains_from_the_snapshot(
     assert main([*args, "--launcher", "local"]) == 2  # the run exists now: --resume is needed
     assert "already holds a run" in capsys.readouterr().err
     assert "PYTHONPATH" not in os.environ or str(folder) not in os.environ["PYTHONPATH"]
+
+
+def test_report_reads_a_real_run(demo_report: dict, demo_dir: Path, tmp_path: Path) -> None:
+    """The table row and ED@z of the demo's run come from what training wrote (metrics.jsonl, config.json)."""
+    from ego4d_lta.report import load_run, report
+
+    run = demo_dir / "runs" / "tiny"
+    summary = load_run(run)
+    best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)["state"]["best"]
+    assert summary.best["epoch"] == best["epoch"] and summary.best["val"]["action"] == best["action"]
+    assert len(summary.best["val_ed_at_z"]["action"]) == 20 and summary.train_seconds > 0
+    text, files = report([run], tmp_path)
+    assert f"| tiny | slowfast_clip | {len(summary.history)}/16 | {best['epoch']} | {best['verb']:.4f} |" in text
+    assert [f.name for f in files] == ["report.md", "training.png", "ed_at_z.png"] and all(
+        f.stat().st_size for f in files
+    )
