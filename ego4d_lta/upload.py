@@ -28,11 +28,17 @@ from ego4d_lta.validate import validate_file
 
 CHALLENGE_ID = 1598
 """Ego4D Long-Term Action Anticipation on EvalAI."""
+DEFAULT_PHASE = 3161
+"""The challenge's "Test Phase", the only phase its organisers' published `evalai challenge 1598 phases` lists (2022);
+`evalai challenge 1598 phases` shows the current ones."""
 TOKEN_ENV = "EVALAI_AUTH_TOKEN"
 PHASE_ENV = "EGO4D_LTA_EVALAI_PHASE"
 CLIENT_ENV = "EGO4D_LTA_EVALAI"
 UPLOAD_TIMEOUT_S = 3600
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+NETWORK = ("Could not establish a connection", "Max retries exceeded", "ConnectionError", "ProxyError")
+"""What the client prints when it reaches nothing: its own message, or a traceback from its PyPI version check."""
+REFUSAL = ("Error", "There was an error", "Sorry")
 
 
 @dataclass
@@ -40,7 +46,7 @@ class UploadConfig:
     file: Path
     annotations_dir: Path
     phase: int | None = None
-    """EvalAI phase id (`evalai challenge 1598 phases` lists them); default $EGO4D_LTA_EVALAI_PHASE."""
+    """EvalAI phase id; default $EGO4D_LTA_EVALAI_PHASE, else DEFAULT_PHASE."""
     visibility: str | None = None
     """`public`, `private`, or None for the challenge's default."""
     dry_run: bool = False
@@ -58,12 +64,7 @@ def find_client() -> Path | None:
 
 
 def phase_id(cfg: UploadConfig) -> int:
-    text = str(cfg.phase) if cfg.phase is not None else os.environ.get(PHASE_ENV, "")
-    if not text:
-        raise UserError(
-            f"which EvalAI phase? pass --phase ID or set {PHASE_ENV} "
-            f"(the ids are listed by `evalai challenge {CHALLENGE_ID} phases`)"
-        )
+    text = str(cfg.phase) if cfg.phase is not None else os.environ.get(PHASE_ENV) or str(DEFAULT_PHASE)
     if not text.isdigit():
         raise UserError(f"EvalAI phase {text!r}: expected a number (from ${PHASE_ENV})")
     return int(text)
@@ -97,33 +98,46 @@ def upload(cfg: UploadConfig) -> str:
     cmd = submit_command(client, file, phase, cfg.visibility)
     with _client_home() as env:
         try:
-            # The client first asks whether to add method details: answer no (details can be edited on the site).
-            out = subprocess.run(cmd, input="N\n", capture_output=True, text=True, env=env, timeout=UPLOAD_TIMEOUT_S)
+            # The client asks whether to add method details, then (if the phase has any) metadata: no and no;
+            # both can be edited on the site.
+            out = subprocess.run(cmd, input="N\nN\n", capture_output=True, text=True, env=env, timeout=UPLOAD_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise UserError(f"the EvalAI client did not finish within {UPLOAD_TIMEOUT_S // 60} min") from None
-    said = [line.strip() for line in ANSI.sub("", out.stdout + "\n" + out.stderr).splitlines() if line.strip()]
-    said = [line for line in said if not line.startswith("Do you want to include the Submission Details?")]
+    said = _lines(out.stdout + "\n" + out.stderr)
     if out.returncode != 0:
         raise UserError(_failure(said, out.returncode))
-    return (
-        f"{cfg.file}: valid, {report.windows} windows; submitted to EvalAI challenge {CHALLENGE_ID} phase {phase}\n"
-        + ("\n".join(said))
-    )
+    printed = _lines(out.stdout)  # stderr holds the upload's progress bar
+    if not any("successfully submitted" in line for line in printed):  # it also exits 0 on some refusals
+        raise UserError(f"the EvalAI client reported no submission: {printed[-1] if printed else 'no output'}")
+    head = f"{cfg.file}: valid, {report.windows} windows; submitted to EvalAI challenge {CHALLENGE_ID} phase {phase}"
+    return "\n".join([head, *printed])
+
+
+def _lines(text: str) -> list[str]:
+    """The client's non-empty lines, without colour codes or the prompts it printed before our answers."""
+    lines = (line.strip().split("[y/N]: ")[-1] for line in ANSI.sub("", text).splitlines())
+    return [line for line in lines if line]
 
 
 def _failure(said: list[str], code: int) -> str:
-    """One line naming what went wrong, from what the client printed."""
+    """One line naming what went wrong, from what the client printed (it exits 1 for every failure)."""
     text = " ".join(said)
-    last = next((line for line in said if line.startswith("Error")), said[-1] if said else f"exit {code}, no output")
-    if "Could not establish a connection" in text:
-        return f"EvalAI could not be reached (network down or wrong host URL): the client said: {last}"
+    last = said[-1] if said else f"exit status {code} and no output"
+    reason = next((line for line in said if line.startswith(REFUSAL) or "Error: " in line), None)
+    if any(marker in text for marker in NETWORK):
+        first = next(line for line in said if any(marker in line for marker in NETWORK))
+        return f"EvalAI could not be reached (network down or wrong host URL): the client said: {first[:200]}"
     if "token json file doesn't exist" in text:
         return f"no EvalAI token: set {TOKEN_ENV}, or run `evalai set_token TOKEN` once (from your EvalAI profile)"
     if "token you are using isn't valid" in text or "token has expired" in text:
-        return f"EvalAI refused the token: {last}"
+        return f"EvalAI refused the token: {next(line for line in said if 'token' in line)}"
     if text.endswith("Aborted!"):
         return "the EvalAI client asked a question this command cannot answer; run the --dry-run command by hand"
-    return f"EvalAI refused the submission: {last}"
+    if reason:
+        return f"EvalAI refused the submission: {reason}"
+    if "Traceback" in text:
+        return f"the EvalAI client failed on an answer it did not expect: {last[:200]}"
+    return f"EvalAI refused the submission: {last[:200]}"
 
 
 @contextmanager

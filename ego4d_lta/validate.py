@@ -12,6 +12,7 @@ from ego4d_lta.challenge import K, Z
 from ego4d_lta.data.annotations import Taxonomy, load_annotations
 from ego4d_lta.data.jsonio import write_json_atomic
 from ego4d_lta.data.windows import Windows, make_windows
+from ego4d_lta.errors import UserError
 from ego4d_lta.metrics import HEADS, Scores, score
 from ego4d_lta.submission import check_submission, read_submission
 
@@ -70,9 +71,11 @@ def write_checked(
     Its inputs were checked, so a failed check here is our bug (`who` names the command): nothing is written.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.json")
-    write_json_atomic(tmp, submission)
+    try:
+        write_json_atomic(tmp, submission)
+    except OSError as e:
+        raise UserError(f"{out}: cannot write ({e.strerror or e})") from None
     try:
         report = validate_file(tmp, annotations_dir, split)
         if not report.valid:

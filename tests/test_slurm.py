@@ -180,9 +180,10 @@ def test_submitit_launcher_on_two_nodes_requeues_itself_on_usr2(
     code = folder / "code" / "ego4d_lta"
     assert f"[launch] code {code} restart 0" in text and f"[launch] code {code} restart 1" in text
     assert "stopped (SIGUSR2)" in text and f"Requeued job {job}" in text, err[-3000:]
-    first, second = text.split("restart 1")
-    want = {("0", "2", "0", "0", "node1"), ("1", "2", "0", "1", "node2")}
-    assert set(RANK_LINE.findall(first)) == want and set(RANK_LINE.findall(second)) == want
+    for task, node in ((0, "node1"), (1, "node2")):  # each task's own log: its rank line in both attempts
+        first, second = log.with_name(f"{job}_{task}_log.out").read_text().split("restart 1")
+        want = [(str(task), "2", "0", str(task), node)]
+        assert RANK_LINE.findall(first) == want and RANK_LINE.findall(second) == want
     assert re.search(r"resumed \S+last\.pt at epoch [12] batch \d+", second), second[-3000:]
     _assert_same_weights(weights(run), single)
 

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from ego4d_lta.cli import main
 from ego4d_lta.data.annotations import load_annotations
 from ego4d_lta.data.windows import make_windows
 from ego4d_lta.submission import build_submission, write_submission
-from ego4d_lta.upload import CHALLENGE_ID, find_client
+from ego4d_lta.upload import CHALLENGE_ID, DEFAULT_PHASE, find_client
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +80,14 @@ def test_an_invalid_file_is_never_uploaded(test_file, offline: Path, tmp_path: P
         _one_line(err, f"{bad}: not a valid test submission, not uploaded: key '{keys[0]}'")
 
 
-def test_phase_and_client_are_named_when_missing(test_file, offline: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_phase_default_and_a_missing_client(test_file, offline: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     path, annotations, _ = test_file
+    code, out, _ = _upload(capsys, str(path), "--annotations", str(annotations), "--dry-run")
+    assert code == 0 and f"challenge {CHALLENGE_ID} phase {DEFAULT_PHASE} submit" in out
+    monkeypatch.setenv("EGO4D_LTA_EVALAI_PHASE", "test")
     code, _, err = _upload(capsys, str(path), "--annotations", str(annotations))
     assert code == 2
-    _one_line(err, "which EvalAI phase? pass --phase ID or set EGO4D_LTA_EVALAI_PHASE")
+    _one_line(err, "EvalAI phase 'test': expected a number (from $EGO4D_LTA_EVALAI_PHASE)")
     monkeypatch.setenv("EGO4D_LTA_EVALAI_PHASE", "7")
     monkeypatch.setenv("EGO4D_LTA_EVALAI", str(tmp_path / "no-such-evalai"))
     code, _, err = _upload(capsys, str(path), "--annotations", str(annotations))
@@ -105,47 +109,74 @@ def test_the_real_client_without_a_token_or_a_network(test_file, offline: Path, 
     assert not (offline / ".evalai").exists(), "the token went to a private temporary home, not the user's"
 
 
-class _RefusingAPI(BaseHTTPRequestHandler):
-    """Answers every request like EvalAI refusing: 401 for a bad token, 403 with a reason otherwise."""
+class _FakeAPI(BaseHTTPRequestHandler):
+    """EvalAI's API as the client uses it for a --large submission, answering by token: "expired" -> 401 Invalid
+    token; "closed" -> the upload is refused with a reason; anything else -> accepted (presigned PUT to itself)."""
 
-    def do_GET(self) -> None:
-        token = self.headers.get("Authorization", "")
-        status, body = (401, {"detail": "Invalid token"}) if "expired" in token else (403, {"error": "Phase is closed"})
-        data = json.dumps(body).encode()
+    uploaded: ClassVar[list[int]] = []
+
+    def _answer(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        token, route = self.headers.get("Authorization", ""), f"{self.command} {self.path}"
+        port = self.server.server_address[1]
+        if "expired" in token:
+            status, reply = 401, {"detail": "Invalid token"}
+        elif route.startswith("GET /api/challenges/challenge/"):
+            status, reply = 200, {"submission_meta_attributes": []}
+        elif "get_submission_file_presigned_url" in route and "closed" in token:
+            status, reply = 400, {"error": "Phase is closed"}
+        elif "get_submission_file_presigned_url" in route:
+            urls = [{"partNumber": 1, "url": f"http://127.0.0.1:{port}/s3put"}]
+            status, reply = 201, {"presigned_urls": urls, "upload_id": "u1", "submission_pk": 4242}
+        elif route == "PUT /s3put":
+            type(self).uploaded.append(len(body))
+            status, reply = 200, {}
+        else:  # finish_submission_file_upload, send_submission_message
+            status, reply = 200, {"ok": True}
+        data = json.dumps(reply).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", '"etag1"')
         self.end_headers()
         self.wfile.write(data)
 
-    do_POST = do_GET
+    do_GET = do_POST = do_PUT = _answer
 
     def log_message(self, *args: object) -> None:
         pass
 
 
 @pytest.fixture
-def refusing_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingAPI)
+def fake_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_FakeAPI]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeAPI)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    monkeypatch.setenv("EVALAI_API_URL", url)
+    monkeypatch.setenv("EVALAI_API_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    _FakeAPI.uploaded = []
     try:
-        yield url
+        yield _FakeAPI
     finally:
         server.shutdown()
         server.server_close()
 
 
-def test_the_real_client_refused_by_the_server(test_file, offline: Path, refusing_api: str, monkeypatch, capsys):
-    path, annotations, _ = test_file
+def test_the_real_client_against_a_local_api(test_file, offline: Path, fake_api, monkeypatch, capsys) -> None:
+    """Refused token, refused upload, then a submission that goes through: the file's bytes reach the upload URL."""
+    path, annotations, keys = test_file
     args = [str(path), "--annotations", str(annotations), "--phase", "7"]
     monkeypatch.setenv("EVALAI_AUTH_TOKEN", "expired-token")
     code, _, err = _upload(capsys, *args)
     assert code == 2
     _one_line(err, "EvalAI refused the token: The authentication token you are using isn't valid.")
-    monkeypatch.setenv("EVALAI_AUTH_TOKEN", "good-token")
+    monkeypatch.setenv("EVALAI_AUTH_TOKEN", "closed-phase-token")
     code, _, err = _upload(capsys, *args)
     assert code == 2
-    _one_line(err, "EvalAI refused the submission: Error: {'error': 'Phase is closed'}")
+    _one_line(err, "EvalAI refused the submission: There was an error while making the submission: Phase is closed")
+    assert fake_api.uploaded == []
+    monkeypatch.setenv("EVALAI_AUTH_TOKEN", "good-token")
+    code, out, err = _upload(capsys, *args)
+    assert code == 0, err
+    assert f"{path}: valid, {len(keys)} windows; submitted to EvalAI challenge {CHALLENGE_ID} phase 7" in out
+    assert "with the id 4242 is successfully submitted for evaluation" in out
+    assert fake_api.uploaded == [path.stat().st_size]

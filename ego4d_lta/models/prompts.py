@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,7 @@ class PromptBank:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")  # per process: shards of an array job race here
         arrays = {f"emb_{g}": self.embeddings[g] for g in GROUPS}
         np.savez(tmp, names=np.array(json.dumps(self.names)), key=np.array(self.key), **arrays)
         tmp.replace(path)
