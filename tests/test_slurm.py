@@ -184,7 +184,8 @@ def test_submitit_launcher_on_two_nodes_requeues_itself_on_usr2(
         first, second = log.with_name(f"{job}_{task}_log.out").read_text().split("restart 1")
         want = [(str(task), "2", "0", str(task), node)]
         assert RANK_LINE.findall(first) == want and RANK_LINE.findall(second) == want
-    assert re.search(r"resumed \S+last\.pt at epoch [12] batch \d+", second), second[-3000:]
+    resumed = text.split("restart 1")[1]  # rank 0 (task 0) reports the resume
+    assert re.search(r"resumed \S+last\.pt at epoch [12] batch \d+", resumed), resumed[-3000:]
     _assert_same_weights(weights(run), single)
 
 
