@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
+# Each test's line as it ends, even when a CI runner kills the run (a block-buffered log would lose it all).
+export PYTHONUNBUFFERED=1
 # Let the test processes cache the bytecode of what they import (the project, the tests) like a user's would.
 unset PYTHONDONTWRITEBYTECODE
 .venv/bin/ruff check ego4d_lta tests benchmarks
@@ -19,12 +21,21 @@ elif [ "$(id -u)" -eq 0 ]; then
   ( if SLURM_LOCAL_GPUS=2 bash slurm/local_cluster.sh up > "$status_dir/cluster.log" 2>&1; then code=0; else code=$?; fi
     echo "$code" > "$EGO4D_LTA_SLURM_STATUS" ) &
   cluster_up=$!
-  trap 'wait "$cluster_up" 2>/dev/null; bash slurm/local_cluster.sh down 2>/dev/null || true' EXIT
+  # At the end: a bring-up still running (stuck on apt, say) gets a minute, then is stopped; the cluster goes down.
+  trap 'for _ in $(seq 60); do kill -0 "$cluster_up" 2>/dev/null || break; sleep 1; done
+        kill "$cluster_up" 2>/dev/null || true; wait "$cluster_up" 2>/dev/null || true
+        bash slurm/local_cluster.sh down 2>/dev/null || true' EXIT
 else
   echo "Slurm tests: deselected (not root; as root they run on a local cluster, slurm/local_cluster.sh)"
   select=(-m "not slurm")
 fi
 # One pytest-xdist worker per core (EGO4D_LTA_TEST_WORKERS overrides). --dist loadfile: the tests on the demo's
 # run (tests/test_train.py) share one worker and one demo (xdist_group does not group under pytest 9: checked).
-# --durations: where the time went, in every CI log.
-.venv/bin/python -m pytest -n "${EGO4D_LTA_TEST_WORKERS:-auto}" --dist loadfile --durations=25 "${select[@]}" "$@"
+# --durations: where the time went, in every CI log. Each test has a time limit (pyproject.toml), and the whole
+# run stops (SIGINT: pytest still reports what ran and how long it took) EGO4D_LTA_TEST_BUDGET_S after this
+# script started, 85 min by default: before a CI runner's 90-min limit would kill it without a word.
+budget=$(( ${EGO4D_LTA_TEST_BUDGET_S:-5100} - SECONDS ))
+(( budget > 600 )) || budget=600
+echo "tests: $(nproc) cores, stopped after ${budget} s at the latest"
+timeout --signal=INT --kill-after=60 "$budget" \
+  .venv/bin/python -m pytest -v -n "${EGO4D_LTA_TEST_WORKERS:-auto}" --dist loadfile --durations=30 "${select[@]}" "$@"

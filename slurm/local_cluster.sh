@@ -194,14 +194,14 @@ EOF
   wait_for 300 sacctmgr -n list cluster || { log "slurmdbd does not answer"; tail -n 20 "$DIR/log/slurmdbd.log" >&2; return 1; }
 }
 
-wait_idle() {
-  local want=$1 got=0
-  for _ in $(seq 300); do
+wait_idle() {  # up to 120 s: slurmd registers slowly on a loaded 2-core machine
+  local want=$1 got=0 deadline=$((SECONDS + 120))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     got=$(sinfo -h -N -t idle -o '%N' 2>/dev/null | sort -u | wc -l || true)
     [ "$got" -ge "$want" ] && return 0
-    sleep 0.1
+    sleep 0.2
   done
-  log "only $got/$want nodes idle after 30 s"; sinfo -N -l >&2 || true
+  log "only $got/$want nodes idle after 120 s"; sinfo -N -l >&2 || true
   tail -n 20 "$DIR"/log/*.log >&2 || true
   return 1
 }

@@ -62,7 +62,7 @@ def test_vectorised_metric_equals_editdistance_package_on_real_windows(shared_da
 tokens = st.integers(0, 3)  # few symbols: many matches, the interesting case
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.data(), st.integers(1, 12))
 def test_prefix_distances_equal_levenshtein_of_each_prefix(data: st.DataObject, z: int) -> None:
     pred = data.draw(arrays(np.int64, (3, z), elements=tokens))
@@ -73,7 +73,7 @@ def test_prefix_distances_equal_levenshtein_of_each_prefix(data: st.DataObject, 
             assert table[m, j - 1] == editdistance.eval(pred[m, :j].tolist(), truth[m, :j].tolist())
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.data(), st.integers(1, 6), st.integers(1, 20))
 def test_bounds_min_over_k_and_symmetry(data: st.DataObject, k: int, z: int) -> None:
     n = 4

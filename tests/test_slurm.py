@@ -33,10 +33,12 @@ from ego4d_lta.train import train
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
-JOB_LIMIT_S = 1800  # one job's wall time on a loaded 2-core machine: 4 torch imports per attempt dominate
+JOB_LIMIT_S = 1200  # one wait on a loaded 2-core machine (each attempt: 4 torch imports of ~60 s CPU each)
+PENDING_LIMIT_S = 300  # a job the cluster cannot run fails the test with Slurm's reason, not after JOB_LIMIT_S
 NO_DROPOUT = ["model.dropout=0.0", "model.position_dropout=0.0", "model.head_dropout=0.0"]
 SETS = ["train.epochs=2", *NO_DROPOUT]
 RANK_LINE = re.compile(r"\[rank (\d+)/(\d+) local (\d+) node (\d+) host (\S+)\]")
+STUCK: list[str] = []  # why a job of this module could not run: the later tests fail at once with the reason
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +65,12 @@ def cluster() -> Iterator[list[str]]:
         subprocess.run(["scancel", job], capture_output=True, timeout=60)
 
 
+@pytest.fixture(autouse=True)
+def _cluster_not_stuck() -> None:
+    if STUCK:
+        pytest.fail(f"an earlier job could not run on this cluster: {STUCK[0]}", pytrace=False)
+
+
 @pytest.fixture(scope="module")
 def single(demo_report: dict, synth_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The reference: the same training in one process (same global batch), uninterrupted."""
@@ -85,19 +93,34 @@ def _job_env() -> dict[str, str]:
     return env | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", "OMP_NUM_THREADS": "1"}
 
 
-def _job(job_id: str) -> dict[str, str]:
-    """`scontrol show job` as a dict (JobState, Restarts, ...)."""
+def _jobs(job_id: str) -> list[dict[str, str]]:
+    """`scontrol show job` as dicts (JobState, Restarts, Reason, ...): one per task of an array job."""
     text = _run(["scontrol", "show", "job", "-o", job_id])
-    return dict(item.split("=", 1) for item in text.split() if "=" in item)
+    return [dict(item.split("=", 1) for item in line.split() if "=" in item) for line in text.splitlines() if line]
+
+
+def _job(job_id: str) -> dict[str, str]:
+    return _jobs(job_id)[0]
 
 
 def _wait(done: Callable[[], bool], job_id: str, what: str, log: Path, limit_s: float = JOB_LIMIT_S) -> None:
-    deadline = time.monotonic() + limit_s
+    """Poll until `done()`; fail at once on a dead job, after PENDING_LIMIT_S in a row pending, or at `limit_s`."""
+    deadline, pending_since = time.monotonic() + limit_s, None
     while not done():
-        state = _job(job_id)["JobState"]
+        jobs = _jobs(job_id)
+        states = {job["JobState"] for job in jobs}
         tail = log.read_text()[-3000:] if log.is_file() else "(no log yet)"
-        assert state not in ("FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"), f"{state}:\n{tail}"
-        assert time.monotonic() < deadline, f"{what}: not within {limit_s:.0f} s (job {state}):\n{tail}"
+        dead = states & {"FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
+        assert not dead, f"{what}: job {job_id} {sorted(states)}:\n{tail}"
+        if states == {"PENDING"}:
+            pending_since = pending_since or time.monotonic()
+            waited = time.monotonic() - pending_since
+            if waited > PENDING_LIMIT_S:
+                STUCK.append(f"{what}: job {job_id} pending {waited:.0f} s ({jobs[0].get('Reason')})")
+                pytest.fail(f"{STUCK[-1]}; sinfo:\n{_run(['sinfo', '-N', '-o', '%N %T %C %G %E'])}", pytrace=False)
+        else:
+            pending_since = None
+        assert time.monotonic() < deadline, f"{what}: not within {limit_s:.0f} s (job {sorted(states)}):\n{tail}"
         time.sleep(0.5)
 
 
@@ -107,7 +130,7 @@ def _epochs_logged(run: Path) -> int:
 
 
 def _completed(job_id: str) -> Callable[[], bool]:
-    return lambda: _job(job_id)["JobState"] == "COMPLETED"
+    return lambda: all(job["JobState"] == "COMPLETED" for job in _jobs(job_id))
 
 
 def _assert_same_weights(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
@@ -199,13 +222,11 @@ def test_extract_array_builds_the_cache_of_one_extract(
     log = tmp_path / "extract-%a.out"
     args = ["--split", "val", "--data", str(data), "--features", str(tmp_path / "array"), "--encoders", "tiny"]
     args += ["--slowfast-weights", str(tiny_weights["slowfast"]), "--clip-weights", str(tiny_weights["clip"]), "-q"]
-    flags = ["--array=0-1", "--cpus-per-task=1", f"--output={log}"]
-    out = subprocess.run(
-        ["sbatch", "--wait", *flags, str(REPO / "slurm" / "extract.sh"), *args],
-        capture_output=True, text=True, env=_job_env(), timeout=JOB_LIMIT_S,
-    )  # fmt: skip
+    flags = ["--parsable", "--array=0-1", "--cpus-per-task=1", f"--output={log}"]
+    job = _run(["sbatch", *flags, str(REPO / "slurm" / "extract.sh"), *args]).strip().split(";")[0]
+    cluster.append(job)
+    _wait(_completed(job), job, "the extract array", tmp_path / "extract-1.out")
     logs = "\n".join(p.read_text() for p in sorted(tmp_path.glob("extract-*.out")))
-    assert out.returncode == 0, f"{out.stderr}\n{logs[-3000:]}"
     assert "extract shard 0/2" in logs and "extract shard 1/2" in logs
 
     tiny = ENCODER_PRESETS["tiny"]

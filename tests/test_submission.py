@@ -247,7 +247,7 @@ def malformed(draw: st.DrawFn) -> bytes:
     return json.dumps(mutated).encode()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(malformed())
 def test_fuzzed_submissions_exit_2_with_a_message(
     tmp_path: Path, annotations: Path, capsys: pytest.CaptureFixture, raw: bytes
