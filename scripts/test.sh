@@ -30,7 +30,9 @@ else
   select=(-m "not slurm")
 fi
 # One pytest-xdist worker per core (EGO4D_LTA_TEST_WORKERS overrides). --dist loadfile: the tests on the demo's
-# run (tests/test_train.py) share one worker and one demo (xdist_group does not group under pytest 9: checked).
+# run (tests/test_train.py) share one worker and one demo (xdist_group does not group under pytest 9: checked);
+# --no-loadscope-reorder keeps conftest's file order (the demo first, the Slurm tests last) instead of xdist 3.7+'s
+# largest-file-first.
 # --durations: where the time went, in every CI log. Each test has a time limit (pyproject.toml), and the whole
 # run stops (SIGINT: pytest still reports what ran and how long it took) EGO4D_LTA_TEST_BUDGET_S after this
 # script started, 85 min by default: before a CI runner's 90-min limit would kill it without a word.
@@ -38,4 +40,5 @@ budget=$(( ${EGO4D_LTA_TEST_BUDGET_S:-5100} - SECONDS ))
 (( budget > 600 )) || budget=600
 echo "tests: $(nproc) cores, stopped after ${budget} s at the latest"
 timeout --signal=INT --kill-after=60 "$budget" \
-  .venv/bin/python -m pytest -v -n "${EGO4D_LTA_TEST_WORKERS:-auto}" --dist loadfile --durations=30 "${select[@]}" "$@"
+  .venv/bin/python -m pytest -v -n "${EGO4D_LTA_TEST_WORKERS:-auto}" --dist loadfile --no-loadscope-reorder \
+  --durations=30 "${select[@]}" "$@"
