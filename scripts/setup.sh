@@ -9,6 +9,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# How long each step took, printed at the end and kept in .venv/.ego4d-lta-setup-times (scripts/test.sh repeats it).
+times=""
+step() { times+="$1 $((SECONDS - ${step_start:-0})) s, "; step_start=$SECONDS; }
 pip_install() {
   # pip, never uv/poetry: only pip picks up the torch wheels some machines keep on local disk.
   local log status=0
@@ -30,13 +33,16 @@ want=$(cat constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # torch/torchvision first, pinned exactly (an open range would pull a multi-GB CUDA build).
   pip_install torch torchvision
+  step torch
   pip_install -e '.[dev]'
+  step packages
   # Byte-compile once what the commands import. Where PYTHONDONTWRITEBYTECODE is set (as on some CI images)
   # nothing else ever writes .pyc files, and every `import torch` then compiles its modules from source:
   # measured 265 s instead of 63 s per process on a 2-core machine. One importing process compiles just those
   # (compileall over all ~10,000 files of site-packages: ~0.12 s of CPU per file there, ~20 min in all).
   warm_up .venv/bin/python "$WARM_IMPORTS"
   echo "$want" >"$stamp"
+  step byte-compile
 fi
 # The EvalAI client (`ego4d-lta upload`) pins click 6.7 and requests 2.25, which conflict with this environment:
 # it gets one of its own, .venv/evalai/, where `ego4d-lta upload` finds it. EGO4D_LTA_NO_EVALAI=1 skips it.
@@ -52,5 +58,8 @@ if [ -z "${EGO4D_LTA_NO_EVALAI:-}" ] && [ ! -x .venv/evalai/bin/evalai ]; then
     rm -rf .venv/evalai
   fi
   rm -f "$log"
+  step evalai
 fi
 .venv/bin/python -c 'import torch, ego4d_lta; print(f"ego4d-lta {ego4d_lta.__version__} installed in .venv (torch {torch.__version__})")'
+step check
+echo "set-up: ${times%, }" | tee .venv/.ego4d-lta-setup-times

@@ -2,13 +2,23 @@
 # Install (scripts/setup.sh) and run the whole test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where the time went, printed last (a CI log often keeps only its tail): set-up, lint, tests.
+phases=""
+phase() { phases+="$1 $((SECONDS - ${phase_start:-0})) s, "; phase_start=$SECONDS; }
+summary() {
+  cat .venv/.ego4d-lta-setup-times 2>/dev/null || true
+  echo "test.sh: ${phases}then $((SECONDS - ${phase_start:-0})) s to the end (${SECONDS} s in all)"
+}
+trap summary EXIT
 bash scripts/setup.sh
+phase set-up
 export HF_HUB_OFFLINE=1
 # Each test's line as it ends, even when a CI runner kills the run (a block-buffered log would lose it all).
 export PYTHONUNBUFFERED=1
 # Let the test processes cache the bytecode of what they import (the project, the tests) like a user's would.
 unset PYTHONDONTWRITEBYTECODE
 .venv/bin/ruff check ego4d_lta tests benchmarks
+phase ruff
 # The Slurm tests (tests/test_slurm.py) run on a real local cluster: as root, this brings one up in the background
 # while the other tests start (the tests wait for it) and takes it down at the end; a cluster that is already up
 # is used as it is. Without root they are deselected, and this says so.
@@ -24,7 +34,7 @@ elif [ "$(id -u)" -eq 0 ]; then
   # At the end: a bring-up still running (stuck on apt, say) gets a minute, then is stopped; the cluster goes down.
   trap 'for _ in $(seq 60); do kill -0 "$cluster_up" 2>/dev/null || break; sleep 1; done
         kill "$cluster_up" 2>/dev/null || true; wait "$cluster_up" 2>/dev/null || true
-        bash slurm/local_cluster.sh down 2>/dev/null || true' EXIT
+        bash slurm/local_cluster.sh down 2>/dev/null || true; summary' EXIT
 else
   echo "Slurm tests: deselected (not root; as root they run on a local cluster, slurm/local_cluster.sh)"
   select=(-m "not slurm")

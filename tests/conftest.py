@@ -143,3 +143,10 @@ def learnt(a: torch.Tensor, b: torch.Tensor, name: str) -> tuple[torch.Tensor, t
         keep[len(a) // 3 : 2 * len(a) // 3] = False
         return a[keep], b[keep]
     return a, b
+
+
+def hold_env(what: str) -> dict[str, str]:
+    """Environment for a subprocess that waits at a known point until the test interrupts it (`train`: after epoch
+    1 of a Slurm job's first attempt; `extract`: after the first clip), so no test races the machine's speed."""
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent / "hold"), os.environ.get("PYTHONPATH")]))
+    return {"EGO4D_LTA_TEST_HOLD": what, "PYTHONPATH": path}

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import subset_dataset
+from conftest import hold_env, subset_dataset
 
 from ego4d_lta.cli import main
 from ego4d_lta.data.annotations import load_annotations
@@ -106,16 +106,18 @@ def test_resume_after_a_kill(reference, val_subset: Path, tiny_weights: dict[str
         "--clip-weights", str(tiny_weights["clip"]), "--limit", "2", "--workers", "0", "--batch-size", "4", "-q",
     ]  # fmt: skip
     progress = features / TINY.tag / "val" / "shard-000-of-001" / "progress.jsonl"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # The extraction waits after its first clip (tests/hold/sitecustomize.py): the kill lands mid-run on any machine.
+    env = os.environ | hold_env("extract")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 600
     while not (progress.is_file() and progress.read_text().count("\n") >= 1):
         assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
         assert time.monotonic() < deadline, "extraction made no progress"
         time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert "[hold] extract: waiting" in proc.communicate()[1].decode()
     split_dir = features / TINY.tag / "val"
-    with pytest.raises(FeatureCacheError, match=r"shard 0/1 is not finished \(\d clips done\)"):
+    with pytest.raises(FeatureCacheError, match=r"shard 0/1 is not finished \(1 clips done\)"):
         FeatureCache.open(split_dir)
     first_clip = json.loads(progress.read_text().splitlines()[0])["clip"]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import learnt, subset_dataset, weights
+from conftest import hold_env, learnt, subset_dataset, weights
 
 from ego4d_lta.cli import main
 from ego4d_lta.config import load_config
@@ -81,16 +81,20 @@ def single(demo_report: dict, synth_data: Path, tmp_path_factory: pytest.TempPat
     return weights(run / "run")
 
 
-def _run(cmd: list[str], **kw: object) -> str:
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_job_env(), **kw)
+def _run(cmd: list[str], hold: str = "") -> str:
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_job_env(hold))
     assert out.returncode == 0, f"{' '.join(cmd)}: {out.stderr}"
     return out.stdout
 
 
-def _job_env() -> dict[str, str]:
-    """What a user's shell passes to sbatch: the venv on PATH, one thread per task (2 cores shared by 4 tasks)."""
+def _job_env(hold: str = "") -> dict[str, str]:
+    """What a user's shell passes to sbatch: the venv on PATH, one thread per task (2 cores shared by 4 tasks).
+
+    `hold="train"`: the job's first attempt waits after epoch 1 until it is signalled (tests/hold/sitecustomize.py),
+    so the test interrupts training in the middle however fast the machine is."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_"))}
-    return env | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", "OMP_NUM_THREADS": "1"}
+    env |= {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", "OMP_NUM_THREADS": "1"}
+    return env | hold_env(hold) if hold else env
 
 
 def _jobs(job_id: str) -> list[dict[str, str]]:
@@ -104,7 +108,8 @@ def _job(job_id: str) -> dict[str, str]:
 
 
 def _wait(done: Callable[[], bool], job_id: str, what: str, log: Path, limit_s: float = JOB_LIMIT_S) -> None:
-    """Poll until `done()`; fail at once on a dead job, after PENDING_LIMIT_S in a row pending, or at `limit_s`."""
+    """Poll until `done()`; fail at once on a job that died or ended without it, after PENDING_LIMIT_S in a row
+    pending, or at `limit_s`."""
     deadline, pending_since = time.monotonic() + limit_s, None
     while not done():
         jobs = _jobs(job_id)
@@ -112,6 +117,7 @@ def _wait(done: Callable[[], bool], job_id: str, what: str, log: Path, limit_s: 
         tail = log.read_text()[-3000:] if log.is_file() else "(no log yet)"
         dead = states & {"FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
         assert not dead, f"{what}: job {job_id} {sorted(states)}:\n{tail}"
+        assert states != {"COMPLETED"} or done(), f"{what}: job {job_id} ended without it:\n{tail}"
         if states == {"PENDING"}:
             pending_since = pending_since or time.monotonic()
             waited = time.monotonic() - pending_since
@@ -127,6 +133,11 @@ def _wait(done: Callable[[], bool], job_id: str, what: str, log: Path, limit_s: 
 def _epochs_logged(run: Path) -> int:
     path = run / "metrics.jsonl"
     return path.read_text().count("\n") if path.is_file() else 0
+
+
+def _held(log: Path) -> bool:
+    """Training has logged epoch 1 and waits to be signalled (EGO4D_LTA_TEST_HOLD=train)."""
+    return log.is_file() and "[hold] train: waiting" in log.read_text()
 
 
 def _completed(job_id: str) -> Callable[[], bool]:
@@ -151,11 +162,11 @@ def test_sbatch_on_two_nodes_requeued_mid_run_ends_like_one_process(
     and its final weights are those of one uninterrupted process with the same global batch."""
     run, log = tmp_path / "run", tmp_path / "train.out"
     flags = ["--nodes=2", "--ntasks-per-node=2", "--gpus-per-node=2", "--cpus-per-task=1", f"--output={log}"]
-    job = _run(["sbatch", "--parsable", *flags, str(REPO / "slurm" / "train.sh"), *_train_args(synth_data, run)])
-    job = job.strip().split(";")[0]
+    train_sh = [str(REPO / "slurm" / "train.sh"), *_train_args(synth_data, run)]
+    job = _run(["sbatch", "--parsable", *flags, *train_sh], hold="train").strip().split(";")[0]
     cluster.append(job)
-    _wait(lambda: _epochs_logged(run) >= 1, job, "epoch 1", log)
-    assert _epochs_logged(run) < 2, "training ended before the requeue: the test would prove nothing"
+    _wait(lambda: _held(log), job, "epoch 1", log)
+    assert _epochs_logged(run) == 1  # and training waits: the requeue comes in the middle of the run
     _run(["scontrol", "requeue", job])
     _wait(_completed(job), job, "the requeued job", log)
 
@@ -183,7 +194,7 @@ def test_submitit_launcher_on_two_nodes_requeues_itself_on_usr2(
 ) -> None:
     """`ego4d-lta train --launcher slurm --nodes 2`: Slurm's time-limit warning (USR2) after epoch 1 saves last.pt,
     submitit requeues the job, it resumes from the code snapshot, and ends like one process."""
-    for key, value in _job_env().items():  # the job inherits this process's environment, as from a shell
+    for key, value in _job_env(hold="train").items():  # the job inherits this process's environment, as from a shell
         monkeypatch.setenv(key, value)
     run = tmp_path / "run"
     launch = ["--launcher", "slurm", "--nodes", "2", "--gpus-per-node", "1", "--cpus-per-task", "1", "--time", "60"]
@@ -192,8 +203,8 @@ def test_submitit_launcher_on_two_nodes_requeues_itself_on_usr2(
     cluster.append(job)
     folder = next((run / "submitit").iterdir())
     log = folder / job / f"{job}_0_log.out"
-    _wait(lambda: _epochs_logged(run) >= 1, job, "epoch 1", log)
-    assert _epochs_logged(run) < 2, "training ended before the signal: the test would prove nothing"
+    _wait(lambda: _held(log.with_suffix(".err")), job, "epoch 1", log)
+    assert _epochs_logged(run) == 1  # and training waits: the signal comes in the middle of the run
     _run(["scancel", "--signal=USR2", job])  # what Slurm sends `--signal=USR2@120` before the time limit
     result = folder / job / f"{job}_0_result.pkl"
     _wait(result.is_file, job, "the requeued job's result", log)

@@ -7,6 +7,7 @@ own model configs (`clip_configs/*.json`, e.g. the tiny one the tests use) with 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import open_clip
@@ -80,4 +81,19 @@ def save_weights(encoder: ClipEncoder, path: Path | str) -> None:
 def random_clip(model_name: str, seed: int = 0) -> ClipEncoder:
     """A randomly initialised CLIP (tests and the demo: no weights can be downloaded there)."""
     torch.manual_seed(seed)
-    return ClipEncoder(model_name)
+    root = logging.getLogger()
+    intended = _DropRecords("No pretrained weights loaded")  # open_clip's warning: random is what was asked for
+    root.addFilter(intended)
+    try:
+        return ClipEncoder(model_name)
+    finally:
+        root.removeFilter(intended)
+
+
+class _DropRecords(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)

@@ -12,12 +12,16 @@ branch2.a.weight`); `official_to_pytorchvideo` renames them with the rules of th
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from pytorchvideo.models.slowfast import create_slowfast
 from torch import nn
+
+with warnings.catch_warnings():  # fvcore (via pytorchvideo) scripts a loss at import: not ours to fix, not news
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from pytorchvideo.models.slowfast import create_slowfast
 
 from ego4d_lta.errors import UserError
 
