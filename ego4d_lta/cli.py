@@ -24,6 +24,11 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("EGO4D_LTA_DATA", "data"))
 
 
+def annotations_dir(args: argparse.Namespace) -> Path:
+    """`--annotations DIR`, else `--data ROOT`/annotations, else the default dataset root's."""
+    return args.annotations or (args.data or default_data_dir()) / "annotations"
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from ego4d_lta.data.synthetic import SynthConfig, generate
 
@@ -51,7 +56,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     from ego4d_lta.validate import format_report, plot_ed_at_z, validate_file
 
-    annotations = args.annotations or default_data_dir() / "annotations"
+    annotations = annotations_dir(args)
     try:
         report = validate_file(args.file, annotations, args.split)
     except UserError as e:
@@ -86,7 +91,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     from ego4d_lta.ensemble import ensemble
     from ego4d_lta.validate import format_report, validate_file
 
-    annotations = args.annotations or default_data_dir() / "annotations"
+    annotations = annotations_dir(args)
     result = ensemble(args.files, args.out, annotations, args.split, args.weights)
     print(
         f"{result.out}: K=5 chosen from {len(result.inputs)} submissions x 5 over {result.windows} windows; "
@@ -111,7 +116,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_upload(args: argparse.Namespace) -> int:
     from ego4d_lta.upload import UploadConfig, upload
 
-    annotations = args.annotations or (args.data or default_data_dir()) / "annotations"
+    annotations = annotations_dir(args)
     visibility = "public" if args.public else "private" if args.private else None
     print(upload(UploadConfig(args.file, annotations, args.phase, visibility, args.dry_run)))
     return 0
@@ -360,6 +365,13 @@ def _progress(quiet: bool) -> Callable[[str], None] | None:
     return show
 
 
+def _add_annotations(p: argparse.ArgumentParser) -> None:
+    """Where the split files and the taxonomy are: the same two ways for every command that checks submissions."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--annotations", type=Path, default=None, help="folder with fho_lta_*.json and the taxonomy")
+    where.add_argument("--data", type=Path, default=None, help="dataset root (default: $EGO4D_LTA_DATA or data/)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ego4d-lta",
@@ -393,9 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, required=True, help="output submission JSON")
     p.add_argument("--weights", type=float, nargs="+", default=None, help="one per file (default: equal)")
     p.add_argument("--split", choices=["val", "test"], default="test")
-    p.add_argument(
-        "--annotations", type=Path, default=None, help="default: $EGO4D_LTA_DATA/annotations or data/annotations"
-    )
+    _add_annotations(p)
     p.set_defaults(func=_cmd_ensemble)
 
     p = sub.add_parser("report", help="a table of training runs, their training and ED@z curves (PNG)")
@@ -406,9 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("upload", help="validate a test submission, then submit it to EvalAI (evalai client)")
     p.add_argument("file", type=Path, help="test submission JSON")
     p.add_argument("--phase", type=_positive, default=None, help="EvalAI phase id (default: $EGO4D_LTA_EVALAI_PHASE)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--annotations", type=Path, default=None, help="folder with fho_lta_test_unannotated.json")
-    where.add_argument("--data", type=Path, default=None, help="dataset root (default: $EGO4D_LTA_DATA or data/)")
+    _add_annotations(p)
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--public", action="store_true", help="show it on the public leaderboard")
     shown.add_argument("--private", action="store_true", help="keep it off the public leaderboard")
@@ -417,12 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a submission as the challenge server would; score it on val")
     p.add_argument("file", type=Path, help="submission JSON")
-    p.add_argument(
-        "--annotations",
-        type=Path,
-        default=None,
-        help="folder with fho_lta_*.json and the taxonomy (default: $EGO4D_LTA_DATA/annotations or data/annotations)",
-    )
+    _add_annotations(p)
     p.add_argument("--split", choices=["val", "test"], default="test")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="write ED@z curves (val only)")

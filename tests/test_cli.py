@@ -57,6 +57,11 @@ def test_validate_test_split_uses_data_env_and_flags_missing_keys(synth_data: Pa
     assert json.loads(out.stdout)["errors"] == [f"1 of {len(windows)} expected keys are missing: {windows.keys[0]}"]
     assert f"error: {short}: 1 of {len(windows)} expected keys are missing" in out.stderr
 
+    out = _cli("validate", str(short), "--split", "test", "--data", str(synth_data), env={"PATH": ""})
+    assert out.returncode == 2 and f"1 of {len(windows)} expected keys are missing" in out.stderr  # --data: the same
+    out = _cli("validate", str(path), "--data", str(synth_data), "--annotations", str(synth_data / "annotations"))
+    assert out.returncode == 2 and "not allowed with argument" in out.stderr  # one or the other
+
 
 @pytest.mark.parametrize(
     ("args", "message"),
