@@ -34,6 +34,15 @@ def test_window_is_centred_random_inside_or_clamped() -> None:
     assert window_start((99.0, 101.0), 100.0, CFG) == pytest.approx(100.0 - CFG.duration)
     assert frame_indices(0.5, 1000, CFG).tolist() == list(range(15, 15 + 64, 2))
     assert frame_indices(9.9, 300, CFG)[-1] == 299
+    assert frame_indices(0.5, 1000, CFG, video_fps=30.0).tolist() == list(range(15, 15 + 64, 2))
+
+
+@pytest.mark.parametrize("fps", [15.0, 24.0, 25.0, 29.97, 60.0])
+def test_a_video_at_another_rate_is_sampled_at_the_same_instants(fps: float) -> None:
+    want = 3.21 + np.arange(CFG.num_frames) * CFG.sampling_rate / CFG.fps  # the 30-fps window's instants (s)
+    idx = frame_indices(3.21, 10_000, CFG, video_fps=fps)
+    assert len(idx) == CFG.num_frames and np.all(np.diff(idx) >= 0)
+    assert np.abs(idx / fps - want).max() <= 0.5 / fps + 1e-9  # each the nearest frame to its instant
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +161,39 @@ def test_one_pass_extraction_reports_a_corrupt_clip(synth_data: Path) -> None:
     bad = info["corrupt_videos"][0]
     with pytest.raises(VideoError, match=bad):
         list(stream_windows(synth_data / "clips" / f"{bad}.mp4", [np.arange(0, 64, 2), np.arange(300, 364, 2)], bad))
+
+
+def _time_coded(path: Path, fps: int, seconds: float = 4.0) -> Path:
+    """A video whose every frame shows only its own time stamp: grey level 60 * t (one level per 1/60 s)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.codec_context.options = {"g": str(fps), "crf": "4"}
+        for i in range(int(seconds * fps)):
+            img = np.full((64, 64, 3), round(60 * i / fps), np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_extraction_samples_a_15_fps_clip_at_the_instants_of_a_30_fps_one(tmp_path: Path) -> None:
+    """The extraction pass reads each clip's own frame rate: the same seconds, the same frames' content."""
+    import pandas as pd
+
+    from ego4d_lta.data.datasets import ClipImageSpec, ClipPassDataset
+
+    for uid, fps in (("at30", 30), ("at15", 15)):
+        _time_coded(tmp_path / f"{uid}.mp4", fps)
+    segment = (1.0, 1.0 + CFG.duration)  # the centred window starts at 1.0 s
+    rows = pd.DataFrame({"clip_uid": ["at30", "at15"], "action_idx": [0, 0], "view": [0, 0]})
+    rows["start_sec"], rows["end_sec"] = segment
+    cfg = SamplingConfig(crop_size=32, short_side=32)
+    dataset = ClipPassDataset(tmp_path, rows, ["at30", "at15"], cfg, ClipImageSpec(32, (0.5,) * 3, (0.5,) * 3), 2)
+    batch = next(iter(dataset))
+    assert batch["rows"].tolist() == [0, 1] and batch["fast"].shape[2] == CFG.num_frames
+    grey = batch["fast"].mean(dim=(1, 3, 4)) * 0.225 + 0.45  # (2 clips, 32 frames), back to [0, 1]
+    want = 60 * (1.0 + np.arange(CFG.num_frames) * CFG.sampling_rate / CFG.fps) / 255
+    np.testing.assert_allclose(grey[0].numpy(), want, atol=3 / 255)  # the 30 fps clip: its frames' instants
+    np.testing.assert_allclose(grey[1].numpy(), grey[0].numpy(), atol=3 / 255)  # the 15 fps clip: the same ones

@@ -114,6 +114,7 @@ class ClipPassDataset(IterableDataset):
                 view_start(clip_uid, int(a), int(v), (float(s), float(e)), info.duration, self.sampling, self.seed),
                 info.frames,
                 self.sampling,
+                info.fps,
             )
             for a, v, s, e in zip(sub["action_idx"], sub["view"], sub["start_sec"], sub["end_sec"], strict=True)
         ]

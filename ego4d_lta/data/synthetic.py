@@ -317,8 +317,11 @@ def render_clip(
         stream = container.add_stream("libx264", rate=FPS)
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
-        stream.codec_context.options = {"preset": "veryfast", "crf": "26", "g": str(2 * FPS)}
-        stream.codec_context.thread_count = 1  # deterministic bytes for a seed
+        # The same bytes for the same seed: one encoder thread, and no macroblock-tree rate control (with it, x264
+        # 0.165's output varied now and then between identical encodes in one process: ~2 in 60, seen here).
+        options = {"preset": "veryfast", "crf": "26", "g": str(2 * FPS), "x264-params": "mbtree=0"}
+        stream.codec_context.options = options
+        stream.codec_context.thread_count = 1
         for f in range(total):
             frame = backgrounds[noise_index[f]].copy()
             _paste(frame, blob, distractor[f, 0], distractor[f, 1], (110, 110, 110))
@@ -326,7 +329,9 @@ def render_clip(
             if track is not None:
                 sprite, cx, cy, colour = track
                 _paste(frame, sprite, cx, cy, colour)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            # PyAV's own conversion to YUV would use a multi-threaded swscale: one thread, the same bytes.
+            yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p", threads=1)
+            for packet in stream.encode(yuv):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

@@ -67,10 +67,19 @@ def window_start(
     return float(min(max(t, 0.0), max(video_duration - cfg.duration, 0.0)))
 
 
-def frame_indices(start_sec: float, num_video_frames: int, cfg: SamplingConfig) -> np.ndarray:
-    """The window's frame numbers (num_frames of them, sampling_rate apart), clamped to the video."""
-    first = round(start_sec * cfg.fps)
-    idx = first + np.arange(cfg.num_frames) * cfg.sampling_rate
+def frame_indices(
+    start_sec: float, num_video_frames: int, cfg: SamplingConfig, video_fps: float | None = None
+) -> np.ndarray:
+    """The window's frame numbers (num_frames of them, sampling_rate apart at cfg.fps), clamped to the video.
+
+    A video at another rate than cfg.fps (Ego4D's clips are 30 fps; a re-encoded copy may not be) is sampled at the
+    same instants, its nearest frames: the window covers the same seconds whatever the video's rate.
+    """
+    steps = np.arange(cfg.num_frames)
+    if video_fps is None or abs(video_fps - cfg.fps) < 1e-6:
+        idx = round(start_sec * cfg.fps) + steps * cfg.sampling_rate
+    else:
+        idx = np.round((start_sec + steps * cfg.sampling_rate / cfg.fps) * video_fps).astype(np.int64)
     return np.clip(idx, 0, max(num_video_frames - 1, 0))
 
 

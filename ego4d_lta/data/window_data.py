@@ -198,7 +198,7 @@ class VideoWindows(Dataset):
             for row in self.windows.observed[i]:
                 seg = (float(self.table.at[row, "start_sec"]), float(self.table.at[row, "end_sec"]))
                 start = window_start(seg, info.duration, self.sampling, rng)
-                frames = decode_frames(path, frame_indices(start, info.frames, self.sampling), uid)
+                frames = decode_frames(path, frame_indices(start, info.frames, self.sampling, info.fps), uid)
                 slow, fast = slowfast_input(frames, self.sampling, rng)
                 slows.append(slow)
                 fasts.append(fast)
