@@ -93,13 +93,14 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
 
     annotations = annotations_dir(args)
     result = ensemble(args.files, args.out, annotations, args.split, args.weights)
+    own = f" (each submission's own 5: {', '.join(f'{x:.3f}' for x in result.inputs_expected)})"
     print(
-        f"{result.out}: K=5 chosen from {len(result.inputs)} submissions x 5 over {result.windows} windows; "
-        f"expected distance to the pool {result.expected:.3f} "
-        f"(each input's own 5: {', '.join(f'{x:.3f}' for x in result.inputs_expected)})"
+        f"{result.out}: K=5 chosen from {result.pool} sequences per window of {len(result.inputs)} inputs, "
+        f"{result.windows} windows; expected distance to the pool {result.expected:.3f}"
+        + (own if result.submissions else "")
     )
     if args.split == "val":  # labelled: show what it bought
-        for path in [*result.inputs, result.out]:
+        for path in [*result.submissions, result.out]:
             print(format_report(validate_file(path, annotations, "val")))
     return 0
 
@@ -323,6 +324,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         progress=not args.quiet,
+        pool=args.pool,
     )
     s = predict(cfg)
     if s is None:  # not rank 0
@@ -330,6 +332,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     for warning in s.warnings:
         print(f"warning: {s.path}: {warning}", file=sys.stderr)
     print(f"wrote {s.path} ({s.windows} windows, valid) and {s.sidecar.name} in {s.seconds:.1f} s")
+    if s.pool is not None:
+        print(f"wrote {s.pool} ({args.pool} samples per window, for `ego4d-lta ensemble`; not a submission)")
     if s.scores is not None:
         ed = s.scores.ed20
         print(f"{args.split} ED@20: verb {ed['verb']:.4f}  noun {ed['noun']:.4f}  action {ed['action']:.4f}")
@@ -401,7 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("ensemble", help="combine submissions into one (K=5 chosen from all their sequences)")
-    p.add_argument("files", type=Path, nargs="+", metavar="FILE", help="valid submissions of one split")
+    p.add_argument(
+        "files", type=Path, nargs="+", metavar="FILE", help="valid submissions or pools (predict --pool) of one split"
+    )
     p.add_argument("-o", "--out", type=Path, required=True, help="output submission JSON")
     p.add_argument("--weights", type=float, nargs="+", default=None, help="one per file (default: equal)")
     p.add_argument("--split", choices=["val", "test"], default="test")
@@ -516,6 +522,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=_positive, default=256, help="windows per forward pass")
     p.add_argument("--device", default="auto", help="auto (the local GPU when there is one), cpu, cuda")
+    p.add_argument(
+        "--pool",
+        type=_positive,
+        default=0,
+        metavar="N",
+        help="also write N more samples per window to <out>.poolN.json, for `ego4d-lta ensemble`",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
     return parser

@@ -1,12 +1,13 @@
 """`ego4d-lta ensemble`: several submissions -> one K = 5 submission, by a medoid-style selection per window.
 
 The challenge scores the best of K sequences, so averaging logits or voting per position would not do: what
-helps is K sequences that cover where the inputs' samples concentrate. Per window, the pool is every input's K
-(verb, noun) sequence pairs, each weighing its submission's weight / K. We choose K pairs of the pool that
+helps is K sequences that cover where the inputs' samples concentrate. Per window, the pool is every input's
+(verb, noun) sequence pairs, K of a submission or N of a pool (`predict --pool N`: more samples of the same run,
+a better estimate of where they concentrate), each weighing its input's weight / its count. We choose K pairs that
 minimise the pool's expected min-over-chosen distance, E_{y ~ pool} min_{s in chosen} d(s, y), where
 d = Levenshtein(verb) + Levenshtein(noun) + Levenshtein(action): the challenge's three heads, pairs kept whole.
 Like k-medoids (PAM): greedy build (add the pair that lowers it most, K times), then swaps while one lowers it;
-per window the best of that and each input's own K pairs, so the result is never worse than any input.
+per window the best of that and each submission's own K pairs, so the result is never worse than any of them.
 """
 
 from __future__ import annotations
@@ -27,14 +28,17 @@ from ego4d_lta.validate import write_checked
 
 CHUNK_PAIRS = 1_000_000
 """Sequence pairs per distance batch: bounds memory (~50 MB) on test-sized files with many inputs."""
+CHUNK_DISTANCES = 4_000_000
+"""Pool distances (windows x P x P) held at once: ~100 MB with `select`'s work arrays, whatever the pools' size."""
 
 
 @dataclass
 class Member:
-    """One checked input: its keys and (n, K, Z) predictions."""
+    """One checked input: its keys and (n, k, Z) predictions (k = K for a submission, N for a pool)."""
 
     path: Path
     check: CheckResult
+    k: int = K
 
 
 @dataclass
@@ -45,33 +49,51 @@ class EnsembleResult:
     expected: float
     """The chosen sets' mean expected min distance to the pool (per window, summed over the three heads)."""
     inputs_expected: list[float]
-    """The same for each input's own K pairs: the ensemble's is never larger."""
+    """The same for each submission's own K pairs (pools have none): the ensemble's is never larger."""
+    submissions: list[Path]
+    """The inputs that are submissions (K = 5), in order: `inputs_expected` is theirs."""
+    pool: int
+    """Sequences per window the K were chosen from."""
 
 
 def load_member(path: Path, split: str, required: list[str], extra: list[str], taxonomy: Taxonomy) -> Member:
-    """Read a submission and check it exactly as `validate` does; an invalid one is refused, named."""
+    """Read a submission (or a pool) and check it exactly as `validate` does; an invalid one is refused, named."""
     obj, raw = read_submission(path)
-    check = check_submission(obj, required, extra, taxonomy, raw=raw)
+    k = samples_per_window(obj)
+    check = check_submission(obj, required, extra, taxonomy, raw=raw, k=k)
     if not check.valid:
         more = f" (and {len(check.errors) - 1} more)" if len(check.errors) > 1 else ""
-        raise UserError(f"{path}: not a valid {split} submission: {check.errors[0]}{more}")
-    return Member(Path(path), check)
+        what = "submission" if k == K else f"pool of {k} samples per window"
+        raise UserError(f"{path}: not a valid {split} {what}: {check.errors[0]}{more}")
+    return Member(Path(path), check, k)
+
+
+def samples_per_window(obj: object) -> int:
+    """K for a submission, N for a pool of N samples (its first entry's count; the check holds every entry to it)."""
+    first = next(iter(obj.values()), None) if isinstance(obj, dict) else None
+    seqs = first.get("verb") if isinstance(first, dict) else None
+    return len(seqs) if isinstance(seqs, list) and len(seqs) > 0 else K
 
 
 def pair_distances(verb: np.ndarray, noun: np.ndarray, num_nouns: int) -> np.ndarray:
-    """(n, P, Z) paired sequences -> (n, P, P) distances: Levenshtein of verb + noun + action, whole length."""
+    """(n, P, Z) paired sequences -> (n, P, P) distances: Levenshtein of verb + noun + action, whole length.
+
+    Symmetric with a zero diagonal, so only the P(P-1)/2 pairs above it are computed."""
     n, p, z = verb.shape
     tokens = (verb, noun, action_tokens(verb, noun, num_nouns))
     out = np.zeros((n, p, p), dtype=np.int64)
-    step = max(1, CHUNK_PAIRS // (p * p))
-    left, right = np.repeat(np.arange(p), p), np.tile(np.arange(p), p)
+    left, right = np.triu_indices(p, 1)
+    step = max(1, CHUNK_PAIRS // max(1, len(left)))
     for start in range(0, n, step):
         block = slice(start, start + step)
         m = len(range(*block.indices(n)))
+        upper = np.zeros((m, len(left)), dtype=np.int64)
         for seq in tokens:
-            a = seq[block][:, left].reshape(m * p * p, z)
-            b = seq[block][:, right].reshape(m * p * p, z)
-            out[block] += prefix_edit_distances(a, b)[:, -1].reshape(m, p, p)
+            a = seq[block][:, left].reshape(-1, z)
+            b = seq[block][:, right].reshape(-1, z)
+            upper += prefix_edit_distances(a, b)[:, -1].reshape(m, len(left))
+        out[block, left, right] = upper
+        out[block, right, left] = upper
     return out
 
 
@@ -147,12 +169,26 @@ def ensemble(
     order = [np.array([r[key] for key in keys], dtype=np.int64) for r in rows]
     verb = np.concatenate([m.check.verb[o] for m, o in zip(members, order, strict=True)], axis=1)
     noun = np.concatenate([m.check.noun[o] for m, o in zip(members, order, strict=True)], axis=1)
-    pool_w = np.repeat(np.asarray(weights, dtype=np.float64) / sum(weights) / K, K)
-    dist = pair_distances(verb, noun, taxonomy.num_nouns)
-    own = [np.arange(i * K, (i + 1) * K) for i in range(len(members))]
-    chosen, best = select(dist, pool_w, K, own)
-    picked = np.arange(len(keys))[:, None]
+    counts = np.array([m.k for m in members])
+    if counts.sum() < K:
+        raise UserError(f"the inputs hold {counts.sum()} sequences per window, fewer than the K={K} to choose")
+    pool_w = np.repeat(np.asarray(weights, dtype=np.float64) / sum(weights) / counts, counts)
+    starts = np.concatenate([[0], counts.cumsum()])
+    own = [np.arange(starts[i], starts[i + 1]) for i, m in enumerate(members) if m.k == K]  # submissions' own 5
+    n, p = len(keys), len(pool_w)
+    chosen, best, own_cost = np.zeros((n, K), np.int64), np.zeros(n), np.zeros((len(own), n))
+    per_block = max(1, CHUNK_DISTANCES // (p * p))
+    for start in range(0, n, per_block):  # windows are independent: a block at a time bounds the memory
+        block = slice(start, start + per_block)
+        dist = pair_distances(verb[block], noun[block], taxonomy.num_nouns)
+        chosen[block], best[block] = select(dist, pool_w, K, own)
+        for i, o in enumerate(own):
+            own_cost[i, block] = (dist[:, o].min(1) * pool_w).sum(-1)
+    picked = np.arange(n)[:, None]
     submission = build_submission(keys, verb[picked, chosen], noun[picked, chosen])
     write_checked(out, submission, annotations_dir, split, "ensemble")
-    inputs_expected = [float((dist[:, o].min(1) * pool_w).sum(-1).mean()) for o in own]
-    return EnsembleResult(Path(out), len(keys), [m.path for m in members], float(best.mean()), inputs_expected)
+    inputs_expected = [float(c.mean()) for c in own_cost]
+    submissions = [m.path for m in members if m.k == K]
+    return EnsembleResult(
+        Path(out), len(keys), [m.path for m in members], float(best.mean()), inputs_expected, submissions, len(pool_w)
+    )

@@ -29,6 +29,9 @@ class Predictions:
     noun: np.ndarray
     fallback: np.ndarray
     """(n,) True where the window had no features and got the fallback."""
+    pool_verb: np.ndarray | None = None
+    """(n, P, Z): `pool` more samples per window from the same logits (for `ego4d-lta ensemble`), or None."""
+    pool_noun: np.ndarray | None = None
 
 
 def autocast(device: torch.device, precision: str = "auto"):
@@ -54,36 +57,44 @@ def predict_windows(
     world: int = 1,
     precision: str = "auto",
     progress=None,
+    pool: int = 0,
 ) -> Predictions:
-    """Every window's K verb and noun sequences (all processes get the merged result)."""
+    """Every window's K verb and noun sequences (all processes get the merged result); with `pool`, also that many
+    more samples per window from the same logits and strategy (their own noise stream)."""
     n = len(dataset)
     noise = torch.from_numpy(sampling_noise(gen.seed, n, K, Z))
+    pool_noise = torch.from_numpy(sampling_noise([gen.seed, pool], n, pool, Z)) if pool else None
     was_training = model.training
     model.eval()
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    parts: list[tuple] = []
     for indices in eval_batches(n, batch_size, rank, world):
         batch = dataset[indices]
         ok = batch["available"].numpy()
         with autocast(device, precision):
             verb_logits, noun_logits = model(to_device(batch, device))
-        verbs, nouns = generate(verb_logits, noun_logits, noise[indices], gen.strategy, gen.temperature, gen.top_p)
-        verbs, nouns = verbs.cpu().numpy(), nouns.cpu().numpy()
-        verbs[~ok], nouns[~ok] = fallback[0], fallback[1]
-        parts.append((np.asarray(indices), verbs, nouns, ok))
+        heads = [generate(verb_logits, noun_logits, noise[indices], gen.strategy, gen.temperature, gen.top_p)]
+        if pool_noise is not None:
+            sampled = generate(verb_logits, noun_logits, pool_noise[indices], gen.strategy, gen.temperature, gen.top_p)
+            heads.append(sampled)
+        arrays = [x.cpu().numpy() for pair in heads for x in pair]  # verb, noun[, pool verb, pool noun]
+        for head, arr in enumerate(arrays):
+            arr[~ok] = fallback[head % 2]
+        parts.append((np.asarray(indices), ok, arrays))
         if progress is not None:
             progress(len(indices) * world)
     model.train(was_training)
     gathered = [p for rank_parts in all_gather_objects(parts) for p in rank_parts]
-    verb = np.zeros((n, K, Z), np.int64)
-    noun = np.zeros((n, K, Z), np.int64)
+    out = [np.zeros((n, k, Z), np.int64) for k in ((K, K, pool, pool) if pool else (K, K))]
     missing = np.zeros(n, bool)
     seen = np.zeros(n, np.int64)
-    for idx, v, nn_, ok in gathered:
-        verb[idx], noun[idx], missing[idx] = v, nn_, ~ok
+    for idx, ok, arrays in gathered:
+        for whole, part in zip(out, arrays, strict=True):
+            whole[idx] = part
+        missing[idx] = ~ok
         seen[idx] += 1
     if not (seen == 1).all():
         raise RuntimeError(f"inference covered {int((seen == 1).sum())} of {n} windows exactly once")
-    return Predictions(verb, noun, missing)
+    return Predictions(out[0], out[1], missing, *out[2:])
 
 
 def score_predictions(preds: Predictions, labels, num_nouns: int) -> Scores:

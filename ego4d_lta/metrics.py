@@ -49,7 +49,7 @@ def prefix_edit_distances(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     if pred.shape != truth.shape or pred.ndim != 2:
         raise ValueError(f"pred and truth must both be (M, Z), got {pred.shape} and {truth.shape}")
     m, z = pred.shape
-    dtype = np.int16 if z < 2**14 else np.int32
+    dtype = np.int8 if z < 126 else np.int16 if z < 2**14 else np.int32  # values stay <= z + 1: narrowest is fastest
     cols = np.arange(z + 1, dtype=dtype)
     prev = np.broadcast_to(cols, (m, z + 1)).copy()  # row 0: lev("", truth[:j]) = j
     diagonal = np.empty((m, z), dtype=dtype)

@@ -56,6 +56,8 @@ class PredictConfig:
     batch_size: int = 256
     device: str = "auto"
     progress: bool = True
+    pool: int = 0
+    """Also write this many more samples per window to <out>.pool<N>.json, for `ego4d-lta ensemble` (0: none)."""
 
 
 @dataclass
@@ -67,6 +69,7 @@ class PredictSummary:
     scores: Scores | None
     warnings: list[str]
     seconds: float
+    pool: Path | None = None
 
 
 def default_output(run_dir: Path, split: str) -> Path:
@@ -153,6 +156,7 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
             info.world_size,
             cfg.train.precision,
             progress=bar.update,
+            pool=pcfg.pool,
         )
     outcome: PredictSummary | str | None = None
     if info.is_main:
@@ -179,7 +183,8 @@ def _write(
 ) -> PredictSummary:
     out = Path(pcfg.out) if pcfg.out else default_output(pcfg.run_dir, pcfg.split)
     submission = build_submission(inputs.windows.keys, preds.verb, preds.noun)
-    report = write_checked(out, submission, Path(cfg.data.data_dir) / "annotations", pcfg.split, "predict")
+    annotations = Path(cfg.data.data_dir) / "annotations"
+    report = write_checked(out, submission, annotations, pcfg.split, "predict")
     warnings = list(report.warnings)
     fallback = int(preds.fallback.sum())
     if fallback:
@@ -205,7 +210,17 @@ def _write(
         "torch": torch.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    pool = None
+    if preds.pool_verb is not None:
+        pool = pool_path(out, pcfg.pool)
+        samples = build_submission(inputs.windows.keys, preds.pool_verb, preds.pool_noun, k=pcfg.pool)
+        write_checked(pool, samples, annotations, pcfg.split, "predict --pool", k=pcfg.pool)
+        meta["pool"] = pool.name
     write_json_atomic(sidecar, meta, option=orjson.OPT_INDENT_2)
-    return PredictSummary(
-        out, sidecar, len(inputs.windows), fallback, report.scores, warnings, time.perf_counter() - started
-    )
+    seconds = time.perf_counter() - started
+    return PredictSummary(out, sidecar, len(inputs.windows), fallback, report.scores, warnings, seconds, pool)
+
+
+def pool_path(out: Path, samples: int) -> Path:
+    """Where `--pool N` writes: beside the submission, `<name>.pool<N>.json`."""
+    return out.with_name(f"{out.stem}.pool{samples}.json")

@@ -45,14 +45,14 @@ class CheckResult:
         return not self.errors
 
 
-def build_submission(keys: Sequence[str], verb: np.ndarray, noun: np.ndarray) -> dict[str, dict]:
-    """Pair window keys with (n, K, Z) verb and noun predictions."""
+def build_submission(keys: Sequence[str], verb: np.ndarray, noun: np.ndarray, k: int = K) -> dict[str, dict]:
+    """Pair window keys with (n, K, Z) verb and noun predictions (k: another number of sequences, for a pool)."""
     verb = np.asarray(verb, dtype=np.int64)
     noun = np.asarray(noun, dtype=np.int64)
     n = len(keys)
     for head, arr in (("verb", verb), ("noun", noun)):
-        if arr.shape != (n, K, Z):
-            raise ValueError(f"{head} predictions must be {(n, K, Z)}, got {arr.shape}")
+        if arr.shape != (n, k, Z):
+            raise ValueError(f"{head} predictions must be {(n, k, Z)}, got {arr.shape}")
     if len(set(keys)) != n:
         raise ValueError("duplicate window keys")
     return {key: {"verb": verb[i], "noun": noun[i]} for i, key in enumerate(keys)}
@@ -84,11 +84,13 @@ def check_submission(
     extra_keys: Sequence[str],
     taxonomy: Taxonomy,
     raw: bytes | None = None,
+    k: int = K,
 ) -> CheckResult:
     """Apply every rule of the challenge format to a parsed submission.
 
     `required_keys` must all be present; `extra_keys` (the one extra window per clip) are allowed
     with a warning; anything else is an error. Pass the file's `raw` bytes to enable the fast path.
+    `k` other than K checks a pool of samples (`predict --pool`) by the same rules.
     """
     result = CheckResult()
     if not isinstance(obj, dict):
@@ -112,14 +114,14 @@ def check_submission(
         )
     keys = [k for k in required_keys if k in obj] + extra_present
     entry_errors = _Errors()
-    good = [key for key in keys if _check_structure(key, obj[key], entry_errors)]
-    arrays = _fast_arrays(obj, keys, raw) if len(good) == len(keys) else None
+    good = [key for key in keys if _check_structure(key, obj[key], entry_errors, k)]
+    arrays = _fast_arrays(obj, keys, raw, k) if len(good) == len(keys) else None
     if arrays is None:  # slow path: name every bad element of the well-formed entries
         for key in good:
             _check_elements(key, obj[key], entry_errors)
         _check_ranges_slow(good, obj, taxonomy, entry_errors)
         if not entry_errors:
-            arrays = _int_arrays(obj, keys)
+            arrays = _int_arrays(obj, keys, k)
     else:
         _check_ranges(keys, arrays, taxonomy, entry_errors)
     if not entry_errors:
@@ -152,7 +154,7 @@ class _Errors:
         return self.shown + more
 
 
-def _check_structure(key: str, value: object, errors: _Errors) -> bool:
+def _check_structure(key: str, value: object, errors: _Errors, k: int = K) -> bool:
     """The value is {"verb": K lists, "noun": K lists}, each list of length Z. True when it is."""
     before = len(errors)
     if not isinstance(value, dict):
@@ -171,21 +173,21 @@ def _check_structure(key: str, value: object, errors: _Errors) -> bool:
             continue
         seqs = value[head]
         if not isinstance(seqs, list):
-            errors.append(f"key '{printable(key)}': '{head}' is {describe(seqs)}, expected a list of K={K} sequences")
-        elif len(seqs) != K:
-            errors.append(f"key '{printable(key)}': '{head}' has {len(seqs)} sequences, expected exactly K={K}")
+            errors.append(f"key '{printable(key)}': '{head}' is {describe(seqs)}, expected a list of K={k} sequences")
+        elif len(seqs) != k:
+            errors.append(f"key '{printable(key)}': '{head}' has {len(seqs)} sequences, expected exactly K={k}")
         else:
-            for k, seq in enumerate(seqs):
+            for i, seq in enumerate(seqs):
                 if not isinstance(seq, list):
                     errors.append(
-                        f"key '{printable(key)}': {head}[{k}] is {describe(seq)}, expected a list of Z={Z} ids"
+                        f"key '{printable(key)}': {head}[{i}] is {describe(seq)}, expected a list of Z={Z} ids"
                     )
                 elif len(seq) != Z:
-                    errors.append(f"key '{printable(key)}': {head}[{k}] has {len(seq)} actions, expected exactly Z={Z}")
+                    errors.append(f"key '{printable(key)}': {head}[{i}] has {len(seq)} actions, expected exactly Z={Z}")
     return len(errors) == before
 
 
-def _fast_arrays(obj: dict, keys: list[str], raw: bytes | None) -> tuple[np.ndarray, np.ndarray] | None:
+def _fast_arrays(obj: dict, keys: list[str], raw: bytes | None, k: int = K) -> tuple[np.ndarray, np.ndarray] | None:
     """(verb, noun) int64 arrays when every element is a plain integer, else None.
 
     numpy turns bools into ints silently, so the fast path is taken only when the raw text holds no
@@ -199,16 +201,16 @@ def _fast_arrays(obj: dict, keys: list[str], raw: bytes | None) -> tuple[np.ndar
             arr = np.array([obj[key][head] for key in keys])
         except (ValueError, TypeError, OverflowError):
             return None
-        if arr.dtype != np.int64 or arr.shape != (len(keys), K, Z):
+        if arr.dtype != np.int64 or arr.shape != (len(keys), k, Z):
             return None
         out.append(arr)
     return out[0], out[1]
 
 
-def _int_arrays(obj: dict, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _int_arrays(obj: dict, keys: list[str], k: int = K) -> tuple[np.ndarray, np.ndarray]:
     """(verb, noun) int64 arrays of entries already checked to hold in-range integers."""
     if not keys:
-        return np.zeros((0, K, Z), np.int64), np.zeros((0, K, Z), np.int64)
+        return np.zeros((0, k, Z), np.int64), np.zeros((0, k, Z), np.int64)
     verb, noun = (np.array([obj[key][head] for key in keys], dtype=np.int64) for head in HEADS)
     return verb, noun
 

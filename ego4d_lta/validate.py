@@ -45,26 +45,27 @@ class ValidationReport:
         return out
 
 
-def validate_file(path: Path | str, annotations_dir: Path | str, split: str) -> ValidationReport:
+def validate_file(path: Path | str, annotations_dir: Path | str, split: str, k: int = K) -> ValidationReport:
     """Check `path` against `split`'s windows; on a labelled split, also score it.
 
     Raises `UserError` for unreadable inputs (the annotations, a file that is not JSON); rule
-    violations of the submission itself are collected in the report.
+    violations of the submission itself are collected in the report. `k` other than K checks a pool of samples
+    (`predict --pool`) by the same rules; a pool is not scored (the challenge scores K = 5).
     """
     path = Path(path)
     table, taxonomy = load_annotations(annotations_dir, split)
     windows = make_windows(table, include_extra=True)
     required, extra = windows.key_sets()
     obj, raw = read_submission(path)
-    check = check_submission(obj, required, extra, taxonomy, raw=raw)
+    check = check_submission(obj, required, extra, taxonomy, raw=raw, k=k)
     report = ValidationReport(path, split, len(required), list(check.errors), list(check.warnings))
-    if check.valid and split != "test":
+    if check.valid and split != "test" and k == K:
         report.scores = score_against(windows, table, check.keys, check.verb, check.noun, taxonomy)
     return report
 
 
 def write_checked(
-    out: Path | str, submission: dict, annotations_dir: Path | str, split: str, who: str
+    out: Path | str, submission: dict, annotations_dir: Path | str, split: str, who: str, k: int = K
 ) -> ValidationReport:
     """Write a submission we made beside `out`, check it as `validate` does, and only then rename it into place.
 
@@ -77,7 +78,7 @@ def write_checked(
     except OSError as e:
         raise UserError(f"{out}: cannot write ({e.strerror or e})") from None
     try:
-        report = validate_file(tmp, annotations_dir, split)
+        report = validate_file(tmp, annotations_dir, split, k)
         if not report.valid:
             raise RuntimeError(f"{who} made an invalid {split} submission: {report.errors[0]}")
         tmp.replace(out)

@@ -83,7 +83,7 @@ def test_cli_combines_two_submissions_keeping_verb_noun_pairs(val, tmp_path: Pat
     args = ["ensemble", str(a), str(b), "-o", str(out), "--split", "val", "--annotations", str(annotations)]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert f"{out}: K=5 chosen from 2 submissions x 5 over {len(keys)} windows" in printed
+    assert f"{out}: K=5 chosen from 10 sequences per window of 2 inputs, {len(keys)} windows" in printed
     assert printed.count("valid val submission") == 3 and printed.count("action") == 3  # a, b and the ensemble
     assert validate_file(out, annotations, "val").valid
     got, inputs = json.loads(out.read_text()), [json.loads(p.read_text()) for p in (a, b)]
@@ -106,6 +106,27 @@ def test_ensemble_of_a_submission_with_itself_is_that_submission(val, tmp_path: 
     assert all(_pairs(got, key) == _pairs(want, key) and len(_pairs(want, key)) == K for key in keys)
 
 
+def test_a_pool_weighs_its_input_not_its_size(val, tmp_path: Path) -> None:
+    """Each of a pool's N samples weighs the input's weight / N: a pool repeating 5 sequences 4 times each is, to
+    the selection, the submission of those 5 (which it would outweigh 4 to 1 if each sample weighed as much).
+
+    Up to the search: on ties greedy and swaps may part ways, and a submission's own 5 are a fallback, a pool's not."""
+    annotations, keys, verbs, nouns = val
+    five = _random_submission(tmp_path / "five.json", keys, verbs, nouns, seed=5)
+    doc = json.loads(five.read_text())
+    pool = {key: {head: seqs * 4 for head, seqs in value.items()} for key, value in doc.items()}
+    (tmp_path / "five.pool20.json").write_text(json.dumps(pool))
+    other = _random_submission(tmp_path / "other.json", keys, verbs, nouns, seed=6)
+    a = ensemble([five, other], tmp_path / "a.json", annotations, "val")
+    b = ensemble([tmp_path / "five.pool20.json", other], tmp_path / "b.json", annotations, "val")
+    assert (a.pool, b.pool, b.submissions) == (10, 25, [other])
+    assert b.expected == pytest.approx(a.expected, rel=1e-3)  # the search (greedy, swaps) may part ways slightly
+    got_a = json.loads(a.out.read_text())
+    heavy = ensemble([tmp_path / "five.pool20.json", other], tmp_path / "c.json", annotations, "val", [4.0, 1.0])
+    got_c = json.loads(heavy.out.read_text())
+    assert sum(_pairs(got_c, key) != _pairs(got_a, key) for key in keys) > len(keys) / 4  # weights do matter
+
+
 def test_bad_inputs_are_one_line_errors_and_nothing_is_written(val, tmp_path: Path, capsys) -> None:
     annotations, keys, verbs, nouns = val
     a = _random_submission(tmp_path / "a.json", keys, verbs, nouns, seed=0)
@@ -113,11 +134,17 @@ def test_bad_inputs_are_one_line_errors_and_nothing_is_written(val, tmp_path: Pa
     doc = json.loads(a.read_text())
     doc.pop(keys[3])
     short.write_text(json.dumps(doc))
+    uneven = tmp_path / "uneven.pool.json"  # a pool whose entries hold different numbers of samples
+    pool = {
+        key: {"verb": [[0] * Z] * (8 if i else 9), "noun": [[0] * Z] * (8 if i else 9)} for i, key in enumerate(keys)
+    }
+    uneven.write_text(json.dumps(pool))
     out = tmp_path / "out.json"
     base = ["-o", str(out), "--split", "val", "--annotations", str(annotations)]
     cases = [
         ([a, short], [], f"{short}: not a valid val submission: 1 of {len(keys)} expected keys are missing"),
         ([a, tmp_path / "nope.json"], [], "nope.json: no such file"),
+        ([a, uneven], [], f"{uneven}: not a valid val pool of 9 samples per window: key '{keys[1]}': 'verb' has 8"),
         ([a], [], "ensemble needs at least 2 submissions"),
         ([a, a], ["--weights", "1"], "--weights: 1 values for 2 submissions"),
         ([a, a], ["--weights", "1", "-2"], "every weight must be a positive number"),

@@ -172,6 +172,7 @@ def test_two_processes_train_and_predict_like_one(demo_report: dict, synth_data:
     set_args = [a for s in sets for a in ("--set", s)]
     train_args = ["train", *common, *set_args, "--run", str(tmp_path / "ddp")]
     predict_args = ["predict", "--split", "val", "--run", str(single), "--out", str(tmp_path / "ddp-val.json"), "-q"]
+    predict_args += ["--pool", "7"]
     script.write_text(
         f"import sys\nfrom ego4d_lta.cli import main\nsys.exit(main({train_args!r}) or main({predict_args!r}))\n"
     )
@@ -182,8 +183,34 @@ def test_two_processes_train_and_predict_like_one(demo_report: dict, synth_data:
     assert "rank 0/2 local 0 node 0" in out.stdout and "rank 1/2 local 1 node 0" in out.stdout
     a, b = weights(single), weights(tmp_path / "ddp")
     assert a.keys() == b.keys() and all(torch.allclose(*learnt(a[k], b[k], k), atol=1e-5, rtol=1e-4) for k in a)
-    one = predict(PredictConfig(single, "val", out=tmp_path / "one-val.json", progress=False))
+    one = predict(PredictConfig(single, "val", out=tmp_path / "one-val.json", progress=False, pool=7))
     assert json.loads((tmp_path / "ddp-val.json").read_text()) == json.loads(one.path.read_text())
+    assert json.loads((tmp_path / "ddp-val.pool7.json").read_text()) == json.loads(one.pool.read_text())
+
+
+def test_predict_pool_feeds_the_ensemble(demo_report: dict, demo_dir: Path, tmp_path: Path, capsys) -> None:
+    """`predict --pool N` writes N more samples per window beside the submission (which stays as it was); the pool
+    is no submission for `validate`, but `ensemble` chooses K = 5 from it and other inputs."""
+    run, data = demo_dir / "runs" / "tiny", demo_dir / "data"
+    plain = predict(PredictConfig(run, "val", out=tmp_path / "plain.json", progress=False)).path
+    made = predict(PredictConfig(run, "val", out=tmp_path / "val.json", progress=False, pool=12))
+    assert made.pool == tmp_path / "val.pool12.json" and made.path.read_bytes() == plain.read_bytes()
+    pool, submission = json.loads(made.pool.read_text()), json.loads(made.path.read_text())
+    assert list(pool) == list(submission) and all(len(pool[k]["verb"]) == len(pool[k]["noun"]) == 12 for k in pool)
+    assert json.loads((tmp_path / "val.meta.json").read_text())["pool"] == "val.pool12.json"
+    assert main(["validate", str(made.pool), "--split", "val", "--data", str(data)]) == 2
+    assert "has 12 sequences, expected exactly K=5" in capsys.readouterr().err
+
+    out = tmp_path / "ens.json"
+    args = ["ensemble", str(made.pool), str(made.path), "-o", str(out), "--split", "val", "--data", str(data)]
+    assert main(args) == 0
+    assert "K=5 chosen from 17 sequences per window of 2 inputs" in capsys.readouterr().out
+    got = json.loads(out.read_text())
+    for key, value in got.items():
+        pairs = set(zip(map(tuple, value["verb"]), map(tuple, value["noun"]), strict=True))
+        pool_pairs = set(zip(map(tuple, pool[key]["verb"]), map(tuple, pool[key]["noun"]), strict=True))
+        own = set(zip(map(tuple, submission[key]["verb"]), map(tuple, submission[key]["noun"]), strict=True))
+        assert len(value["verb"]) == 5 and pairs <= pool_pairs | own
 
 
 def test_training_needs_a_feature_cache(synth_data: Path, tmp_path: Path) -> None:

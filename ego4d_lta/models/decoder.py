@@ -36,7 +36,7 @@ class MultiHeadDecoder(nn.Module):
         return logits[..., : self.num_verbs], logits[..., self.num_verbs :]
 
 
-def sampling_noise(seed: int, windows: int, k: int, horizon: int) -> np.ndarray:
+def sampling_noise(seed: int | list[int], windows: int, k: int, horizon: int) -> np.ndarray:
     """(windows, 2, K, Z) uniforms in [0, 1) for the verb and noun heads, in the split's window order."""
     return np.random.default_rng(seed).random((windows, 2, k, horizon), dtype=np.float32)
 
