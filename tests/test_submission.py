@@ -54,6 +54,14 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["sub.json"]
 
 
+def test_written_files_get_the_umask_mode_like_any_other(tmp_path: Path) -> None:
+    """Teammates on a cluster read each other's submissions: the mode `open` gives, not mkstemp's owner-only 0600."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = write_submission(tmp_path / "sub.json", {})
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_valid_with_extra_window_key_is_a_warning() -> None:
     obj = _valid([*REQUIRED, "clipA_9"])
     result = check_submission(obj, REQUIRED, EXTRA, TAX, raw=orjson.dumps(obj))

@@ -10,6 +10,9 @@ import orjson
 
 from ego4d_lta.errors import UserError
 
+_UMASK = os.umask(0o022)  # read the process's umask (there is no getter), then put it back
+os.umask(_UMASK)
+
 
 def read_json(path: Path | str) -> object:
     """Parse a JSON file, turning a missing or malformed file into a one-line `UserError`."""
@@ -37,6 +40,7 @@ def write_json_atomic(path: Path | str, obj: object, option: int = 0) -> Path:
     data = orjson.dumps(obj, option=option | orjson.OPT_SERIALIZE_NUMPY)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as `open` would make it (mkstemp's is 0600: teammates could not read it)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
