@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import time
@@ -77,6 +78,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         for error in report.errors:
             print(f"error: {args.file}: {error}", file=sys.stderr)
         print(f"{args.file}: invalid {args.split} submission ({len(report.errors)} errors)", file=sys.stderr)
+        if re.search(r"\.pool\d+\.json$", str(args.file)):
+            print("note: a pool of samples (predict --pool) is for `ego4d-lta ensemble`, not upload", file=sys.stderr)
         return EXIT_INVALID
     if not args.json:
         print(format_report(report))
@@ -527,7 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=0,
         metavar="N",
-        help="also write N more samples per window to <out>.poolN.json, for `ego4d-lta ensemble`",
+        help="also write N (> 5) more sequences per window to <name>.poolN.json beside the submission, "
+        "for `ego4d-lta ensemble`",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)

@@ -12,6 +12,7 @@ per window the best of that and each submission's own K pairs, so the result is 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,10 @@ from ego4d_lta.metrics import action_tokens, prefix_edit_distances
 from ego4d_lta.submission import CheckResult, build_submission, check_submission, read_submission
 from ego4d_lta.validate import write_checked
 
-CHUNK_PAIRS = 1_000_000
-"""Sequence pairs per distance batch: bounds memory (~50 MB) on test-sized files with many inputs."""
-CHUNK_DISTANCES = 4_000_000
-"""Pool distances (windows x P x P) held at once: ~100 MB with `select`'s work arrays, whatever the pools' size."""
+CHUNK_PAIRS = 250_000
+"""Sequence pairs per edit-distance batch: their int32 tokens and the DP rows take ~100 MB."""
+CHUNK_DISTANCES = 1_000_000
+"""Pool distances (windows x P x P) per block: with `select`'s swap arrays (K + 2 times as big, float64) ~60 MB."""
 
 
 @dataclass
@@ -69,10 +70,14 @@ def load_member(path: Path, split: str, required: list[str], extra: list[str], t
 
 
 def samples_per_window(obj: object) -> int:
-    """K for a submission, N for a pool of N samples (its first entry's count; the check holds every entry to it)."""
-    first = next(iter(obj.values()), None) if isinstance(obj, dict) else None
-    seqs = first.get("verb") if isinstance(first, dict) else None
-    return len(seqs) if isinstance(seqs, list) and len(seqs) > 0 else K
+    """N for a pool of N samples (N > K, the most common count of its entries; the check then holds every entry to
+    it), else K: a submission, even one whose entries are broken, is checked as one."""
+    if not isinstance(obj, dict):
+        return K
+    counts = Counter(
+        len(v["verb"]) for v in obj.values() if isinstance(v, dict) and isinstance(v.get("verb"), list)
+    ).most_common(1)
+    return counts[0][0] if counts and counts[0][0] > K else K
 
 
 def pair_distances(verb: np.ndarray, noun: np.ndarray, num_nouns: int) -> np.ndarray:
@@ -80,7 +85,7 @@ def pair_distances(verb: np.ndarray, noun: np.ndarray, num_nouns: int) -> np.nda
 
     Symmetric with a zero diagonal, so only the P(P-1)/2 pairs above it are computed."""
     n, p, z = verb.shape
-    tokens = (verb, noun, action_tokens(verb, noun, num_nouns))
+    tokens = [t.astype(np.int32) for t in (verb, noun, action_tokens(verb, noun, num_nouns))]  # ids < 2**31
     out = np.zeros((n, p, p), dtype=np.int64)
     left, right = np.triu_indices(p, 1)
     step = max(1, CHUNK_PAIRS // max(1, len(left)))
@@ -153,25 +158,25 @@ def ensemble(
     split: str = "test",
     weights: Sequence[float] | None = None,
 ) -> EnsembleResult:
-    """Combine valid submissions of one split into one, check it like the server, write it atomically."""
-    if len(paths) < 2:
-        raise UserError("ensemble needs at least 2 submissions")
+    """Combine valid submissions or pools of one split into one, check it like the server, write it atomically."""
+    if not paths:
+        raise UserError("ensemble needs at least 2 submissions, or a pool (predict --pool)")
     weights = [1.0] * len(paths) if weights is None else list(weights)
     if len(weights) != len(paths):
-        raise UserError(f"--weights: {len(weights)} values for {len(paths)} submissions")
+        raise UserError(f"--weights: {len(weights)} values for {len(paths)} inputs")
     if any(not np.isfinite(w) or w <= 0 for w in weights):
         raise UserError(f"--weights: every weight must be a positive number, got {weights}")
     table, taxonomy = load_annotations(annotations_dir, split)
     required, extra = make_windows(table, include_extra=True).key_sets()
     members = [load_member(Path(p), split, required, extra, taxonomy) for p in paths]
+    if len(members) == 1 and members[0].k == K:
+        raise UserError("ensemble needs at least 2 submissions, or a pool (predict --pool): one submission is itself")
     keys = [key for key in members[0].check.keys if all(key in m.check.keys for m in members[1:])]
     rows = [dict(zip(m.check.keys, range(len(m.check.keys)), strict=True)) for m in members]
     order = [np.array([r[key] for key in keys], dtype=np.int64) for r in rows]
     verb = np.concatenate([m.check.verb[o] for m, o in zip(members, order, strict=True)], axis=1)
     noun = np.concatenate([m.check.noun[o] for m, o in zip(members, order, strict=True)], axis=1)
     counts = np.array([m.k for m in members])
-    if counts.sum() < K:
-        raise UserError(f"the inputs hold {counts.sum()} sequences per window, fewer than the K={K} to choose")
     pool_w = np.repeat(np.asarray(weights, dtype=np.float64) / sum(weights) / counts, counts)
     starts = np.concatenate([[0], counts.cumsum()])
     own = [np.arange(starts[i], starts[i + 1]) for i, m in enumerate(members) if m.k == K]  # submissions' own 5

@@ -76,7 +76,7 @@ def predict_windows(
         if pool_noise is not None:
             sampled = generate(verb_logits, noun_logits, pool_noise[indices], gen.strategy, gen.temperature, gen.top_p)
             heads.append(sampled)
-        arrays = [x.cpu().numpy() for pair in heads for x in pair]  # verb, noun[, pool verb, pool noun]
+        arrays = [x.cpu().numpy().astype(np.int32) for pair in heads for x in pair]  # verb, noun[, pool v, pool n]
         for head, arr in enumerate(arrays):
             arr[~ok] = fallback[head % 2]
         parts.append((np.asarray(indices), ok, arrays))

@@ -17,6 +17,7 @@ import orjson
 import torch
 
 from ego4d_lta import __version__, checkpoint
+from ego4d_lta.challenge import K
 from ego4d_lta.config import Config, apply_override, check, from_dict
 from ego4d_lta.data.datasets import ClipImageSpec
 from ego4d_lta.data.jsonio import write_json_atomic
@@ -57,7 +58,8 @@ class PredictConfig:
     device: str = "auto"
     progress: bool = True
     pool: int = 0
-    """Also write this many more samples per window to <out>.pool<N>.json, for `ego4d-lta ensemble` (0: none)."""
+    """Also write this many more sequences per window (drawn like the submission's: generate.*) beside it, to
+    <name>.pool<N>.json, for `ego4d-lta ensemble` (0: none; else more than K)."""
 
 
 @dataclass
@@ -113,6 +115,10 @@ def load_model(ckpt: dict, cfg: Config, encoders=None) -> ForecastingModel:
 def predict(pcfg: PredictConfig) -> PredictSummary | None:
     """Write the submission (on rank 0; the other processes return None)."""
     started = time.perf_counter()
+    if pcfg.pool and pcfg.pool <= K:
+        raise UserError(
+            f"--pool {pcfg.pool}: a pool holds more than K={K} samples per window (else it is a submission)"
+        )
     info = world_info_from_env()
     device = device_for(info, pcfg.device)
     setup(info, device)

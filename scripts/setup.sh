@@ -11,6 +11,7 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # How long each step took, printed at the end and kept in .venv/.ego4d-lta-setup-times (scripts/test.sh repeats it).
 times=""
+rm -f .venv/.ego4d-lta-setup-times
 step() { times+="$1 $((SECONDS - ${step_start:-0})) s, "; step_start=$SECONDS; }
 pip_install() {
   # pip, never uv/poetry: only pip picks up the torch wheels some machines keep on local disk.

@@ -139,14 +139,19 @@ def test_bad_inputs_are_one_line_errors_and_nothing_is_written(val, tmp_path: Pa
         key: {"verb": [[0] * Z] * (8 if i else 9), "noun": [[0] * Z] * (8 if i else 9)} for i, key in enumerate(keys)
     }
     uneven.write_text(json.dumps(pool))
+    broken_first = tmp_path / "broken.json"  # a submission whose first entry is broken is still a submission
+    doc = json.loads(a.read_text())
+    doc[keys[0]]["verb"] = doc[keys[0]]["verb"][:4]
+    broken_first.write_text(json.dumps(doc))
     out = tmp_path / "out.json"
     base = ["-o", str(out), "--split", "val", "--annotations", str(annotations)]
     cases = [
         ([a, short], [], f"{short}: not a valid val submission: 1 of {len(keys)} expected keys are missing"),
         ([a, tmp_path / "nope.json"], [], "nope.json: no such file"),
-        ([a, uneven], [], f"{uneven}: not a valid val pool of 9 samples per window: key '{keys[1]}': 'verb' has 8"),
+        ([a, broken_first], [], f"{broken_first}: not a valid val submission: key '{keys[0]}': 'verb' has 4"),
+        ([a, uneven], [], f"{uneven}: not a valid val pool of 8 samples per window: key '{keys[0]}': 'verb' has 9"),
         ([a], [], "ensemble needs at least 2 submissions"),
-        ([a, a], ["--weights", "1"], "--weights: 1 values for 2 submissions"),
+        ([a, a], ["--weights", "1"], "--weights: 1 values for 2 inputs"),
         ([a, a], ["--weights", "1", "-2"], "every weight must be a positive number"),
     ]
     for files, extra, message in cases:

@@ -149,6 +149,7 @@ def test_predict_cli_warns_about_fallbacks_and_errors_are_one_line(
         (["train", "--config", "nope"], "no such preset"),
         (["train", "--config", "tiny", "--set", "model.layers=two"], "model.layers must be int"),
         (["predict", "--run", run, "--device", "tpu"], "expected auto, cpu, cuda"),
+        (["predict", "--run", run, "--pool", "5"], "--pool 5: a pool holds more than K=5"),
     ]
     for args, message in cases:
         assert main(args) == 2
@@ -199,7 +200,8 @@ def test_predict_pool_feeds_the_ensemble(demo_report: dict, demo_dir: Path, tmp_
     assert list(pool) == list(submission) and all(len(pool[k]["verb"]) == len(pool[k]["noun"]) == 12 for k in pool)
     assert json.loads((tmp_path / "val.meta.json").read_text())["pool"] == "val.pool12.json"
     assert main(["validate", str(made.pool), "--split", "val", "--data", str(data)]) == 2
-    assert "has 12 sequences, expected exactly K=5" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "has 12 sequences, expected exactly K=5" in err and "is for `ego4d-lta ensemble`" in err
 
     out = tmp_path / "ens.json"
     args = ["ensemble", str(made.pool), str(made.path), "-o", str(out), "--split", "val", "--data", str(data)]
@@ -211,6 +213,8 @@ def test_predict_pool_feeds_the_ensemble(demo_report: dict, demo_dir: Path, tmp_
         pool_pairs = set(zip(map(tuple, pool[key]["verb"]), map(tuple, pool[key]["noun"]), strict=True))
         own = set(zip(map(tuple, submission[key]["verb"]), map(tuple, submission[key]["noun"]), strict=True))
         assert len(value["verb"]) == 5 and pairs <= pool_pairs | own
+    one = ["ensemble", str(made.pool), "-o", str(tmp_path / "one.json"), "--split", "val", "--data", str(data)]
+    assert main(one) == 0  # one run's pool alone: its 5 most representative sequences
 
 
 def test_training_needs_a_feature_cache(synth_data: Path, tmp_path: Path) -> None:

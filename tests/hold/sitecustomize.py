@@ -1,8 +1,9 @@
 """Test-only: hold a subprocess at a known point, so a test can interrupt it there and not race the machine's speed.
 
 A test puts this folder on the subprocess's PYTHONPATH and sets EGO4D_LTA_TEST_HOLD:
-- `train`: on a Slurm job's first attempt, after epoch 1 (metrics.jsonl has one line, last.pt is saved), every rank
-  waits until SIGTERM or SIGUSR2 asks training to stop (the test sends it: `scontrol requeue`, `scancel --signal`);
+- `train`: on a Slurm job's first attempt, each rank at the end of epoch 1 (rank 0 once it has saved last.pt and
+  logged the epoch) waits until SIGTERM or SIGUSR2 asks training to stop (the test sends it: `scontrol requeue`,
+  `scancel --signal`);
 - `extract`: after the first clip's progress line, the extraction waits until it is killed.
 Nothing else changes: the wait only wraps the project's own methods, once their module is imported (from wherever it
 is imported, the launcher's code snapshot included).
@@ -76,11 +77,14 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
 
         def exec_and_patch(module: ModuleType) -> None:
             exec_module(module)
-            patch(module)
+            if module.__name__ == fullname:  # a loader shared with other modules (zipimport) patches only this one
+                patch(module)
 
         spec.loader.exec_module = exec_and_patch
         return spec
 
 
-if HOLD:
+if HOLD in PATCHES:
     sys.meta_path.insert(0, _PatchOnImport(*PATCHES[HOLD]))
+elif HOLD:
+    sys.exit(f"tests/hold: EGO4D_LTA_TEST_HOLD={HOLD!r}, expected one of {', '.join(PATCHES)}")
