@@ -208,11 +208,12 @@ def test_predict_pool_feeds_the_ensemble(demo_report: dict, demo_dir: Path, tmp_
     assert main(args) == 0
     assert "K=5 chosen from 17 sequences per window of 2 inputs" in capsys.readouterr().out
     got = json.loads(out.read_text())
+
+    def pairs(value: dict) -> set[tuple]:
+        return set(zip(map(tuple, value["verb"]), map(tuple, value["noun"]), strict=True))
+
     for key, value in got.items():
-        pairs = set(zip(map(tuple, value["verb"]), map(tuple, value["noun"]), strict=True))
-        pool_pairs = set(zip(map(tuple, pool[key]["verb"]), map(tuple, pool[key]["noun"]), strict=True))
-        own = set(zip(map(tuple, submission[key]["verb"]), map(tuple, submission[key]["noun"]), strict=True))
-        assert len(value["verb"]) == 5 and pairs <= pool_pairs | own
+        assert len(value["verb"]) == 5 and pairs(value) <= pairs(pool[key]) | pairs(submission[key])
     one = ["ensemble", str(made.pool), "-o", str(tmp_path / "one.json"), "--split", "val", "--data", str(data)]
     assert main(one) == 0  # one run's pool alone: its 5 most representative sequences
 
