@@ -55,9 +55,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     import orjson
 
+    from ego4d_lta.output_guard import check_output
     from ego4d_lta.validate import format_report, plot_ed_at_z, validate_file
 
     annotations = annotations_dir(args)
+    if args.plot:
+        check_output(args.plot, "png", [args.file, *_annotation_files(annotations)], flag="--plot")
     try:
         report = validate_file(args.file, annotations, args.split)
     except UserError as e:
@@ -92,9 +95,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
     from ego4d_lta.ensemble import ensemble
+    from ego4d_lta.output_guard import check_output
     from ego4d_lta.validate import format_report, validate_file
 
     annotations = annotations_dir(args)
+    check_output(args.out, "submission", [*args.files, *_annotation_files(annotations)], flag="-o")
     result = ensemble(args.files, args.out, annotations, args.split, args.weights)
     own = f" (each submission's own 5: {', '.join(f'{x:.3f}' for x in result.inputs_expected)})"
     print(
@@ -106,6 +111,11 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
         for path in [*result.submissions, result.out]:
             print(format_report(validate_file(path, annotations, "val")))
     return 0
+
+
+def _annotation_files(annotations: Path) -> list[Path]:
+    """The files of an annotations folder: a command's inputs, never its outputs."""
+    return sorted(p for p in annotations.glob("*") if p.is_file()) if annotations.is_dir() else []
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -220,8 +230,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ego4d_lta.distributed import world_info_from_env
     from ego4d_lta.train import train
 
+    from ego4d_lta.output_guard import check_inside
+
     cfg = _run_config(args)
-    run_dir = args.run or Path("runs") / cfg.name
+    run_dir = args.run or check_inside("runs", Path("runs") / cfg.name, "name")
     if args.launcher:
         return _submit_train(args, cfg, run_dir)
     result = train(cfg, run_dir, resume=args.resume, device=args.device, progress=not args.quiet)

@@ -28,6 +28,7 @@ from ego4d_lta.errors import UserError
 from ego4d_lta.inference import predict_windows
 from ego4d_lta.metrics import Scores
 from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster, needs_prompts
+from ego4d_lta.output_guard import check_output
 from ego4d_lta.splits import (
     cache_inputs,
     check_same_features,
@@ -125,6 +126,7 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
     ckpt_path = checkpoint.resolve(pcfg.run_dir, pcfg.checkpoint)
     ckpt = checkpoint.load(ckpt_path)
     cfg = run_config(ckpt, pcfg)
+    check_outputs(pcfg, cfg, ckpt_path)
     if cfg.model.finetune_slowfast:
         _, taxonomy = _taxonomy(cfg)
         encoders, record, _ = video_encoders(cfg, taxonomy)
@@ -178,6 +180,21 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
     return outcome if info.is_main else None
 
 
+def check_outputs(pcfg: PredictConfig, cfg: Config, ckpt_path: Path) -> None:
+    """Before any work: the submission, its sidecar and pool replace none of the inputs and no other kind of file."""
+    out = Path(pcfg.out) if pcfg.out else default_output(pcfg.run_dir, pcfg.split)
+    annotations = Path(cfg.data.data_dir) / "annotations"
+    inputs = [ckpt_path, *(sorted(annotations.glob("*")) if annotations.is_dir() else [])]
+    check_output(out, "submission", inputs)
+    check_output(sidecar_path(out), "sidecar", inputs, "--out (its sidecar)", sidecar_of=out.name)
+    if pcfg.pool:
+        check_output(pool_path(out, pcfg.pool), "submission", inputs, "--out (its pool)")
+
+
+def sidecar_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".meta.json")
+
+
 def _taxonomy(cfg: Config):
     from ego4d_lta.splits import load_table
 
@@ -199,7 +216,7 @@ def _write(
             f"{fallback} of {len(preds.fallback)} windows had no features (clips {', '.join(clips[:5])}"
             f"{' ...' if len(clips) > 5 else ''}) and got the fallback prediction"
         )
-    sidecar = out.with_name(out.stem + ".meta.json")
+    sidecar = sidecar_path(out)
     meta = {
         "submission": out.name,
         "split": pcfg.split,

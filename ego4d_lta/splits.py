@@ -53,7 +53,8 @@ def cache_dir(cfg: Config, split: str) -> Path:
 def load_table(cfg: Config, split: str, require_labels: bool) -> tuple[pd.DataFrame, Taxonomy]:
     annotations = Path(cfg.data.data_dir) / "annotations"
     taxonomy = load_taxonomy(taxonomy_path(annotations))
-    return load_split(split_path(annotations, split), taxonomy, require_labels=require_labels), taxonomy
+    labelled = require_labels or split != "test"  # val without labels would silently train without validation
+    return load_split(split_path(annotations, split), taxonomy, require_labels=labelled), taxonomy
 
 
 def open_cache(cfg: Config, split: str) -> FeatureCache:

@@ -176,7 +176,12 @@ class Trainer:
     # -- set-up -------------------------------------------------------------------------------------------------
 
     def _resume_checkpoint(self, resume: bool) -> dict | None:
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise UserError(f"--run {self.run_dir}: is a file, expected a run folder")
         if not self.last_path.is_file():
+            other = [n for n in ("best.pt", "metrics.jsonl") if (self.run_dir / n).exists()]
+            if other:  # never train into (and replace) another run's files
+                raise UserError(f"{self.run_dir} holds {other[0]} but no last.pt: not resumable; use another --run")
             return None
         if not resume:
             raise UserError(

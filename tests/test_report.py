@@ -69,10 +69,10 @@ def test_bad_run_folders_are_one_line_errors(tmp_path: Path, content: str | None
 
 
 def test_a_run_without_config_json_reads_the_checkpoints_config(tmp_path: Path) -> None:
-    import torch
+    from ego4d_lta import checkpoint
 
     run = _run(tmp_path / "old", "slowfast_clip", [0.9])
     (run / "config.json").unlink()
-    torch.save({"config": {"model": {"variant": "clip_mean"}, "train": {"epochs": 7}}}, run / "best.pt")
+    checkpoint.save(run / "best.pt", {"config": {"model": {"variant": "clip_mean"}, "train": {"epochs": 7}}})
     summary = load_run(run)
     assert (summary.variant, summary.epochs, summary.best["epoch"]) == ("clip_mean", 7, 1)
