@@ -228,9 +228,8 @@ def _run_config(args: argparse.Namespace):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from ego4d_lta.distributed import world_info_from_env
-    from ego4d_lta.train import train
-
     from ego4d_lta.output_guard import check_inside
+    from ego4d_lta.train import train
 
     cfg = _run_config(args)
     run_dir = args.run or check_inside("runs", Path("runs") / cfg.name, "name")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ego4d_lta.challenge import K, SPLIT_FILES, Z
+from ego4d_lta.challenge import SPLIT_FILES, K, Z
 from ego4d_lta.cli import main
 from ego4d_lta.data.annotations import load_annotations
 from ego4d_lta.data.windows import make_windows
@@ -59,7 +59,8 @@ CASES = {
     "ensemble -o a directory": (["ensemble", "{a}", "{b}", "--split", "val", "--data", "{data}", "-o", "{tmp}"],
                                 "is a directory, expected a submission file name"),
     "ensemble -o onto the taxonomy": (
-        ["ensemble", "{a}", "{b}", "--split", "val", "--data", "{data}", "-o", "{data}/annotations/fho_lta_taxonomy.json"],
+        ["ensemble", "{a}", "{b}", "--split", "val", "--annotations", "{data}/annotations", "-o",
+         "{data}/annotations/fho_lta_taxonomy.json"],
         "is one of this command's inputs",
     ),
     "ensemble -o onto a config file": (
