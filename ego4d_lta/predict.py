@@ -8,6 +8,7 @@ file is written beside its final name, checked exactly as `ego4d-lta validate` d
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from ego4d_lta.splits import (
     video_inputs,
 )
 from ego4d_lta.submission import build_submission
-from ego4d_lta.validate import write_checked
+from ego4d_lta.validate import stage_checked
 
 
 @dataclass
@@ -189,6 +190,7 @@ def check_outputs(pcfg: PredictConfig, cfg: Config, ckpt_path: Path) -> None:
     check_output(sidecar_path(out), "sidecar", inputs, "--out (its sidecar)", sidecar_of=out.name)
     if pcfg.pool:
         check_output(pool_path(out, pcfg.pool), "submission", inputs, "--out (its pool)")
+    remove_leftovers(out, pcfg.pool)
 
 
 def sidecar_path(out: Path) -> Path:
@@ -207,41 +209,65 @@ def _write(
     out = Path(pcfg.out) if pcfg.out else default_output(pcfg.run_dir, pcfg.split)
     submission = build_submission(inputs.windows.keys, preds.verb, preds.noun)
     annotations = Path(cfg.data.data_dir) / "annotations"
-    report = write_checked(out, submission, annotations, pcfg.split, "predict")
-    warnings = list(report.warnings)
-    fallback = int(preds.fallback.sum())
-    if fallback:
-        clips = sorted({inputs.windows.clip_uids[i] for i in preds.fallback.nonzero()[0]})
-        warnings.append(
-            f"{fallback} of {len(preds.fallback)} windows had no features (clips {', '.join(clips[:5])}"
-            f"{' ...' if len(clips) > 5 else ''}) and got the fallback prediction"
-        )
-    sidecar = sidecar_path(out)
-    meta = {
-        "submission": out.name,
-        "split": pcfg.split,
-        "windows": len(inputs.windows),
-        "fallback_windows": fallback,
-        "run": str(Path(pcfg.run_dir).resolve()),
-        "checkpoint": str(Path(ckpt_path).resolve()),
-        "checkpoint_sha256": file_digest(ckpt_path),
-        "checkpoint_epoch": ckpt["state"]["epoch"],
-        "config": cfg.to_dict(),
-        "features": ckpt["features"],
-        "scores": report.scores.to_json() if report.scores else None,
-        "package": __version__,
-        "torch": torch.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    pool = None
-    if preds.pool_verb is not None:
-        pool = pool_path(out, pcfg.pool)
-        samples = build_submission(inputs.windows.keys, preds.pool_verb, preds.pool_noun, k=pcfg.pool)
-        write_checked(pool, samples, annotations, pcfg.split, "predict --pool", k=pcfg.pool)
-        meta["pool"] = pool.name
-    write_json_atomic(sidecar, meta, option=orjson.OPT_INDENT_2)
+    sidecar, staged = sidecar_path(out), []  # (temporary, final) in the order they are renamed
+    try:
+        tmp, report = stage_checked(out, submission, annotations, pcfg.split, "predict")
+        staged.append((tmp, out))
+        pool = None
+        if preds.pool_verb is not None:
+            pool = pool_path(out, pcfg.pool)
+            samples = build_submission(inputs.windows.keys, preds.pool_verb, preds.pool_noun, k=pcfg.pool)
+            pool_tmp, _ = stage_checked(pool, samples, annotations, pcfg.split, "predict --pool", k=pcfg.pool)
+            staged.insert(0, (pool_tmp, pool))  # renamed first: the submission is what a user looks for
+        warnings = list(report.warnings)
+        fallback = int(preds.fallback.sum())
+        if fallback:
+            clips = sorted({inputs.windows.clip_uids[i] for i in preds.fallback.nonzero()[0]})
+            warnings.append(
+                f"{fallback} of {len(preds.fallback)} windows had no features (clips {', '.join(clips[:5])}"
+                f"{' ...' if len(clips) > 5 else ''}) and got the fallback prediction"
+            )
+        meta = {
+            "submission": out.name,
+            "submission_sha256": file_digest(tmp),
+            "split": pcfg.split,
+            "windows": len(inputs.windows),
+            "fallback_windows": fallback,
+            "run": str(Path(pcfg.run_dir).resolve()),
+            "checkpoint": str(Path(ckpt_path).resolve()),
+            "checkpoint_sha256": file_digest(ckpt_path),
+            "checkpoint_epoch": ckpt["state"]["epoch"],
+            "config": cfg.to_dict(),
+            "features": ckpt["features"],
+            "scores": report.scores.to_json() if report.scores else None,
+            "package": __version__,
+            "torch": torch.__version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if pool is not None:
+            meta["pool"], meta["pool_sha256"] = pool.name, file_digest(staged[0][0])
+        side_tmp = sidecar.with_name(f".{sidecar.stem}.{os.getpid()}.tmp.json")
+        write_json_atomic(side_tmp, meta, option=orjson.OPT_INDENT_2)
+        staged.append((side_tmp, sidecar))
+        # Every file is written and checked; now the renames. The old sidecar goes first and the new one comes
+        # last: a kill in between leaves a submission without a sidecar, never one beside another's sidecar.
+        sidecar.unlink(missing_ok=True)
+        for tmp_path, final in staged:
+            tmp_path.replace(final)
+    finally:
+        for tmp_path, _ in staged:
+            tmp_path.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     return PredictSummary(out, sidecar, len(inputs.windows), fallback, report.scores, warnings, seconds, pool)
+
+
+def remove_leftovers(out: Path, pool: int) -> list[Path]:
+    """Temporary files of an earlier prediction to the same name that a kill interrupted, removed."""
+    names = [out, sidecar_path(out), *([pool_path(out, pool)] if pool else [])]
+    found = [p for name in names for p in out.parent.glob(f".{name.stem}.*.tmp.json")]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
 
 
 def pool_path(out: Path, samples: int) -> Path:

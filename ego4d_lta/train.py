@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from ego4d_lta import __version__, checkpoint
 from ego4d_lta.config import Config
 from ego4d_lta.data.datasets import ClipImageSpec
-from ego4d_lta.data.jsonio import write_json_atomic
+from ego4d_lta.data.jsonio import write_bytes_atomic, write_json_atomic
 from ego4d_lta.data.window_data import EpochBatches
 from ego4d_lta.denormals import flush_denormals
 from ego4d_lta.distributed import WorldInfo, all_gather_objects, device_for, setup, world_info_from_env
@@ -50,6 +50,8 @@ from ego4d_lta.splits import (
 )
 
 RESUMABLE_CHANGES = ("train.stop_after", "data.workers", "data.data_dir", "data.features_dir")
+COMMIT_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.json")
+"""What training writes into a run folder; `.<name>.*.tmp` beside them are temporary files of a failed write."""
 """Config keys that may differ between a run and its resumption (paths move; nothing numeric)."""
 
 
@@ -171,7 +173,11 @@ class Trainer:
                 raise UserError(f"{self.last_path}: --resume with another taxonomy ({self.resume_from['taxonomy']})")
         self._build()
         if self.info.is_main:  # what `ego4d-lta report` reads without loading a checkpoint
-            write_json_atomic(self.run_dir / "config.json", cfg.to_dict(), option=orjson.OPT_INDENT_2)
+            remove_leftovers(self.run_dir)
+            config = cfg.to_dict()
+            commit_file(self.run_dir / "config.json", lambda p: write_json_atomic(p, config, orjson.OPT_INDENT_2))
+            if self.resume_from is not None:
+                self._reconcile(self.resume_from)
 
     # -- set-up -------------------------------------------------------------------------------------------------
 
@@ -296,7 +302,30 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         states = all_gather_objects(rng)
         if self.info.is_main:
-            checkpoint.save(self.last_path, {**self._payload(full=True), "rng": states})
+            commit_file(self.last_path, lambda p: checkpoint.save(p, {**self._payload(full=True), "rng": states}))
+
+    def _reconcile(self, ckpt: dict) -> None:
+        """Bring best.pt and metrics.jsonl in line with last.pt, the epoch's commit point: a kill after last.pt and
+        before them (or during them) left them an epoch behind; both are derived from what last.pt holds."""
+        state = ckpt["state"]
+        best = state.get("best")
+        best_path = self.run_dir / "best.pt"
+        if best and best["epoch"] == state["epoch"] and state["batch"] == 0:  # last.pt holds the best epoch's weights
+            saved = checkpoint.load(best_path)["state"]["epoch"] if best_path.is_file() else None
+            if saved != best["epoch"]:
+                resume_only = ("format", "version", "optimizer", "scheduler", "rng")
+                view = {k: v for k, v in ckpt.items() if k not in resume_only}
+                commit_file(best_path, lambda p: checkpoint.save(p, view))
+                print(f"reconciled {best_path} with {self.last_path} (epoch {best['epoch']})", flush=True)
+        self._write_metrics(state["history"])
+
+    def _write_metrics(self, history: list[dict]) -> None:
+        """metrics.jsonl = the state's history, one line per epoch, rewritten whole and atomically (never appended:
+        an append cut by a kill, or missed by one, could not be told from a finished epoch)."""
+        path = self.run_dir / "metrics.jsonl"
+        data = b"".join(orjson.dumps(entry) + b"\n" for entry in history)
+        if not (path.is_file() and path.read_bytes() == data):
+            commit_file(path, lambda p: write_bytes_atomic(p, data))
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
@@ -392,12 +421,13 @@ class Trainer:
         )
         if improved:
             self.state["best"] = {**scores, "epoch": epoch + 1}
+        # One ordered commit: last.pt first (it holds the history and the best), then what derives from it; resume
+        # reconciles best.pt and metrics.jsonl with last.pt (`_reconcile`), so a kill between them loses nothing.
         self._save_last()
         if self.info.is_main:
             if improved:
-                checkpoint.save(self.run_dir / "best.pt", self._payload(full=False))
-            with open(self.run_dir / "metrics.jsonl", "ab") as f:
-                f.write(orjson.dumps(entry) + b"\n")
+                commit_file(self.run_dir / "best.pt", lambda p: checkpoint.save(p, self._payload(full=False)))
+            self._write_metrics(self.state["history"])
             val = " ".join(f"{k} {v:.4f}" for k, v in scores.items()) if scores else "no val windows"
             bar.write(
                 f"epoch {epoch + 1}/{cfg.train.epochs}: loss {entry['loss']:.4f}; val ED@20 {val}", file=sys.stderr
@@ -423,6 +453,25 @@ class Trainer:
 
     def _result(self, stopped: str | None) -> TrainResult:
         return TrainResult(self.run_dir, self.state["epoch"], self.state["step"], stopped, list(self.state["history"]))
+
+
+def commit_file(path: Path, write) -> None:
+    """One write into the run folder (`write(path)` writes atomically); a failure such as a full disk is one line,
+    and no temporary file stays behind."""
+    try:
+        write(path)
+    except (OSError, RuntimeError) as e:  # torch reports a failed write as a RuntimeError
+        remove_leftovers(path.parent)
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0][:160]
+        raise UserError(f"{path}: cannot write ({reason})") from None
+
+
+def remove_leftovers(run_dir: Path) -> list[Path]:
+    """Temporary files of writes that a kill or a full disk interrupted (`.last.pt.1234.tmp`, ...), removed."""
+    found = [p for name in COMMIT_FILES for p in Path(run_dir).glob(f".{name}.*.tmp")]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
 
 
 @flush_denormals()
