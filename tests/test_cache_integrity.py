@@ -13,10 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ego4d_lta.data.features import FeatureCache, FeatureCacheError, ShardWriter, shard_name
+from ego4d_lta.data.feature_cache import FeatureCache, FeatureCacheError, ShardWriter, shard_name
+from ego4d_lta.data.feature_record import CacheManifest, ClipFeatures, FeatureRecord, SlowFastFeatures
 
 DIMS = {"slowfast": (6,), "clip": (2, 4)}
-MANIFEST = {"format": 1, "split": "val", "shards": 1}
+MANIFEST = CacheManifest(
+    FeatureRecord(SlowFastFeatures("tiny", "0" * 64, 6), ClipFeatures("tiny", "1" * 64, None, 4, 2, 64), {}),
+    split="val",
+    annotations_sha256="2" * 64,
+)
 CLIPS = {"clip-a": 3, "clip-b": 2, "clip-c": 4}
 
 

@@ -20,7 +20,7 @@ import torch
 from conftest import hold_env, weights
 
 from ego4d_lta.config import load_config
-from ego4d_lta.train import train
+from ego4d_lta.stages.train import train
 
 SETS = ["train.epochs=2"]
 TIMINGS = ("seconds", "windows_per_s")

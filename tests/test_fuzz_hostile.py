@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ego4d_lta.challenge import SPLIT_FILES, TAXONOMY_FILE, K, Z
+from ego4d_lta.challenge.rules import SPLIT_FILES, TAXONOMY_FILE, K, Z
 from ego4d_lta.cli import main
 
 HOSTILE_TEXT = st.sampled_from(

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ego4d_lta.challenge import SPLIT_FILES, K, Z
+from ego4d_lta.base.output_guard import check_inside, check_output, file_kind
+from ego4d_lta.challenge.annotations import load_annotations
+from ego4d_lta.challenge.rules import SPLIT_FILES, K, Z
+from ego4d_lta.challenge.submission import build_submission, write_submission
+from ego4d_lta.challenge.windows import make_windows
 from ego4d_lta.cli import main
-from ego4d_lta.data.annotations import load_annotations
-from ego4d_lta.data.windows import make_windows
-from ego4d_lta.output_guard import check_inside, check_output, file_kind
-from ego4d_lta.submission import build_submission, write_submission
 
 
 def snapshot(*roots: Path) -> dict[str, str]:
@@ -142,7 +142,7 @@ def test_paths_inside_the_root_pass(tmp_path: Path, inside: str) -> None:
 
 @pytest.mark.parametrize("outside", ["runs/../x", "runs/a/../../../x", "/etc", "runsx"])
 def test_paths_outside_the_root_are_refused(tmp_path: Path, outside: str) -> None:
-    from ego4d_lta.errors import UserError
+    from ego4d_lta.base.errors import UserError
 
     with pytest.raises(UserError, match="leaves"):
         check_inside(tmp_path / "runs", tmp_path / outside, "--run")

@@ -15,11 +15,11 @@ import pytest
 import torch
 from torch import nn
 
-from ego4d_lta.challenge import SPLIT_FILES, K, Z
+from ego4d_lta.challenge.baselines import most_frequent_action
+from ego4d_lta.challenge.rules import SPLIT_FILES, K, Z
 from ego4d_lta.config import GenerateConfig
-from ego4d_lta.inference import predict_windows
 from ego4d_lta.models.decoder import generate, sample_sequences, sampling_noise
-from ego4d_lta.train import most_frequent_action
+from ego4d_lta.runtime.inference import predict_windows
 
 SAMPLES = 1000  # sequences per test: 20 000 draws per head, a class frequency's standard error below 0.004
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ego4d_lta import predict as predict_module
 from ego4d_lta.cli import main
+from ego4d_lta.stages import predict as predict_module
 
 
 class Killed(BaseException):

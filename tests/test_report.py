@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from ego4d_lta.challenge import Z
+from ego4d_lta.challenge.rules import Z
 from ego4d_lta.cli import main
-from ego4d_lta.report import load_run, report
+from ego4d_lta.workflow.report import load_run, report
 
 
 def _run(path: Path, variant: str, actions: list[float], seconds: float | None = 30.0) -> Path:
@@ -68,11 +68,30 @@ def test_bad_run_folders_are_one_line_errors(tmp_path: Path, content: str | None
     assert message in err and str(run) in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_a_run_without_config_json_reads_the_checkpoints_config(tmp_path: Path) -> None:
-    from ego4d_lta import checkpoint
-
-    run = _run(tmp_path / "old", "slowfast_clip", [0.9])
+def test_a_run_without_config_json_reads_the_checkpoints_config(
+    demo_report: dict, demo_dir: Path, tmp_path: Path
+) -> None:
+    run = _run(tmp_path / "old", "clip", [0.9])
     (run / "config.json").unlink()
-    checkpoint.save(run / "best.pt", {"config": {"model": {"variant": "clip_mean"}, "train": {"epochs": 7}}})
+    (run / "best.pt").write_bytes((demo_dir / "runs" / "tiny" / "best.pt").read_bytes())
     summary = load_run(run)
-    assert (summary.variant, summary.epochs, summary.best["epoch"]) == ("clip_mean", 7, 1)
+    assert (summary.variant, summary.epochs, summary.best["epoch"]) == ("slowfast_clip", 16, 1)  # tiny.toml's
+
+
+def test_a_crafted_checkpoint_runs_no_code(tmp_path: Path, capsys) -> None:
+    """report reads an old run's config from best.pt through the checkpoint loader (tensors only): a pickle that
+    would run code is refused in one line and the code never runs."""
+    import torch
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    run = _run(tmp_path / "old", "clip", [0.9])
+    (run / "config.json").unlink()
+    torch.save({"config": Payload()}, run / "best.pt")
+    assert main(["report", str(run), "-o", str(tmp_path / "out")]) == 2
+    assert "not a readable ego4d-lta checkpoint" in capsys.readouterr().err
+    assert not marker.exists()

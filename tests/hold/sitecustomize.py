@@ -74,9 +74,9 @@ def _hold_commit(module: ModuleType) -> None:
 
 
 PATCHES = {
-    "train": ("ego4d_lta.train", _hold_training),
-    "extract": ("ego4d_lta.data.features", _hold_extraction),
-    "train-commit": ("ego4d_lta.train", _hold_commit),
+    "train": ("ego4d_lta.stages.train", _hold_training),
+    "extract": ("ego4d_lta.data.feature_cache", _hold_extraction),
+    "train-commit": ("ego4d_lta.stages.train", _hold_commit),
 }
 
 
