@@ -34,7 +34,13 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from ego4d_lta.data.synthetic import SynthConfig, generate
 
     cfg = SynthConfig(
-        seed=args.seed, size=args.size, missing_videos=args.missing_videos, corrupt_videos=args.corrupt_videos
+        seed=args.seed,
+        size=args.size,
+        missing_videos=args.missing_videos,
+        corrupt_videos=args.corrupt_videos,
+        videos=not args.no_videos,
+        features_like_ego4d=args.features_like_ego4d,
+        missing_features=args.missing_features,
     )
     started = time.perf_counter()
     try:
@@ -49,6 +55,11 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {counts}; {summary.bytes / 1e6:.1f} MB of video in {time.perf_counter() - started:.1f} s")
     if summary.missing or summary.corrupt:
         print(f"test clips with a missing video: {len(summary.missing)}, with a corrupt video: {len(summary.corrupt)}")
+    if cfg.features_like_ego4d:
+        from ego4d_lta.data.synthetic_features import download_dir
+
+        left_out = len(summary.missing_features)
+        print(f"Ego4D-style feature download: {download_dir(args.out)} ({left_out} video files left out)")
     return 0
 
 
@@ -201,6 +212,30 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     )
     for clip_uid, error in s.failed.items():
         print(f"warning: clip {clip_uid} has no features: {error}", file=sys.stderr)
+    return 0
+
+
+def _cmd_import_features(args: argparse.Namespace) -> int:
+    from ego4d_lta.import_features import ImportConfig, import_features
+
+    data = args.data or default_data_dir()
+    cfg = ImportConfig(
+        data_dir=data,
+        features_dir=args.features or default_features_dir(data),
+        split=args.split,
+        download=args.ego4d_features,
+        feature_set=args.set,
+        stride=args.stride,
+        shard=args.shard,
+        progress=not args.quiet,
+    )
+    s = import_features(cfg)
+    print(
+        f"{s.split_dir}: {s.rows} segments of {s.videos} videos ready ({s.done_now} imported now in {s.seconds:.1f} s, "
+        f"{s.segments_per_second:.0f} segments/s; {s.unusable} without features)"
+    )
+    for video, error in s.failed_videos.items():
+        print(f"warning: video {video} has no features: {error}", file=sys.stderr)
     return 0
 
 
@@ -404,6 +439,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="test clips whose video file is left out (their keys still need predictions)",
     )
     p.add_argument("--corrupt-videos", type=int, default=0, metavar="N", help="test clips whose video file is corrupt")
+    p.add_argument("--no-videos", action="store_true", help="annotations only: render no clips")
+    p.add_argument(
+        "--features-like-ego4d",
+        action="store_true",
+        help="also write OUT/ego4d_features/v2/slowfast8x8_r101_k400/<video_uid>.pt as Ego4D releases them",
+    )
+    p.add_argument(
+        "--missing-features", type=int, default=0, metavar="N", help="test videos left out of that feature download"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_cmd_synth)
 
@@ -489,6 +533,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="fixes the random views")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser(
+        "import-features", help="Ego4D's released per-video features (no videos needed) -> the feature cache"
+    )
+    p.add_argument("--split", choices=["train", "val", "test"], required=True)
+    p.add_argument(
+        "--ego4d-features", type=Path, required=True, metavar="DIR", help="the Ego4D CLI's --output_directory"
+    )
+    p.add_argument(
+        "--set",
+        default="slowfast8x8_r101_k400",
+        choices=["slowfast8x8_r101_k400", "omnivore_video_swinl", "omnivore_video_swinl_fp16"],
+        help="which released set (default: slowfast8x8_r101_k400)",
+    )
+    p.add_argument("--stride", type=int, default=None, metavar="FRAMES", help="the set's stride, if not Ego4D's 16")
+    p.add_argument("--data", type=Path, default=None, help="dataset root (default: $EGO4D_LTA_DATA or data/)")
+    p.add_argument(
+        "--features", type=Path, default=None, help="feature cache root (default: $EGO4D_LTA_FEATURES or DATA/features)"
+    )
+    p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="do videos I, I+N, ... (0-based)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_import_features)
 
     p = sub.add_parser("train", help="train a forecaster (plain PyTorch, DDP under torchrun or srun)")
     p.add_argument("--config", default="slowfast_clip", help="a preset (see ego4d_lta/configs) or a .toml file")

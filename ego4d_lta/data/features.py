@@ -6,7 +6,8 @@ Layout (design §4.4), one folder per split under `FEATURES_DIR/<backbone-tag>/`
     <split>/shard-000-of-004/index.csv        clip_uid, action_idx, view, start_sec, end_sec: one row each
     <split>/shard-000-of-004/slowfast.npy     (rows, 2304) float16, memory-mapped
     <split>/shard-000-of-004/clip.npy         (rows, frames, D) float16, memory-mapped
-    <split>/shard-000-of-004/progress.jsonl   one line per finished clip ({"clip", "ok", "error"}), fsynced
+    <split>/shard-000-of-004/omnivore.npy     (rows, 1536) float16 (caches imported from Ego4D's released features)
+    <split>/shard-000-of-004/progress.jsonl   one line per finished clip ({"clip", "ok", "error", "unusable"}), fsynced
     <split>/shard-000-of-004/done.json        written when every clip of the shard is finished
 
 Shards partition the clips, so they can run at once (a Slurm array) without sharing a file. A clip's rows are
@@ -31,6 +32,7 @@ from ego4d_lta.errors import UserError
 MANIFEST = "manifest.json"
 INDEX_COLUMNS = ["clip_uid", "action_idx", "view", "start_sec", "end_sec"]
 ARRAYS = ("slowfast", "clip")
+"""What `extract` writes; a manifest's `arrays` ({name: row shape}) says what another cache holds."""
 
 
 class FeatureCacheError(UserError):
@@ -102,7 +104,7 @@ class ShardWriter:
                 raise FeatureCacheError(
                     f"{path}: the shard holds other segments than the annotations now give; delete it to re-extract"
                 )
-            arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r+") for name in ARRAYS}
+            arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r+") for name in dims}
             for name, shape in dims.items():
                 if arrays[name].shape[1:] != tuple(shape):
                     raise FeatureCacheError(f"{path}/{name}.npy: shape {arrays[name].shape}, expected (*, {shape})")
@@ -112,7 +114,7 @@ class ShardWriter:
                 name: np.lib.format.open_memmap(
                     path / f"{name}.npy", mode="w+", dtype=np.float16, shape=(len(index), *dims[name])
                 )
-                for name in ARRAYS
+                for name in dims
             }
             (path / "progress.jsonl").unlink(missing_ok=True)
             tmp = path / "index.csv.tmp"
@@ -125,14 +127,17 @@ class ShardWriter:
         return [c for c in dict.fromkeys(self.index["clip_uid"]) if c not in self.finished]
 
     def write(self, rows: np.ndarray, features: dict[str, np.ndarray]) -> None:
-        for name in ARRAYS:
-            self.arrays[name][rows] = features[name]
+        for name, arr in self.arrays.items():
+            arr[rows] = features[name]
 
-    def clip_finished(self, clip_uid: str, error: str | None = None) -> None:
-        """Record a clip as done (its rows first reach the disk) or as failed with a reason."""
+    def clip_finished(self, clip_uid: str, error: str | None = None, unusable: dict[int, str] | None = None) -> None:
+        """Record a clip as done (its rows first reach the disk) or as failed with a reason; `unusable`: segments
+        (action_idx -> reason) of a finished clip that got no features."""
         for arr in self.arrays.values():
             arr.flush()
         entry = {"clip": clip_uid, "ok": error is None, **({"error": error} if error else {})}
+        if unusable:
+            entry["unusable"] = [[int(a), reason] for a, reason in sorted(unusable.items())]
         with open(self.path / "progress.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
             f.flush()
@@ -190,20 +195,29 @@ class FeatureCache:
             if not (path / "done.json").is_file():
                 done = len(read_progress(path)) if path.is_dir() else 0
                 raise FeatureCacheError(
-                    f"{path}: shard {s}/{shards} is not finished ({done} clips done); "
-                    f"run `ego4d-lta extract --split {manifest.get('split', '?')} --shard {s}/{shards}`"
+                    f"{path}: shard {s}/{shards} is not finished ({done} clips done); run `ego4d-lta "
+                    f"{manifest.get('made_by', 'extract')} --split {manifest.get('split', '?')} --shard {s}/{shards}`"
                 )
             index = read_index(path)
             progress = read_progress(path)
-            index["ok"] = [progress.get(c, {}).get("ok", False) for c in index["clip_uid"]]
+            unusable = {(c, int(a)) for c, e in progress.items() for a, _ in e.get("unusable", [])}
+            index["ok"] = [
+                progress.get(c, {}).get("ok", False) and (c, int(a)) not in unusable
+                for c, a in zip(index["clip_uid"], index["action_idx"], strict=True)
+            ]
             index["shard"], index["row"] = s, np.arange(len(index))
             frames.append(index)
-            arrays.append({name: np.load(path / f"{name}.npy", mmap_mode="r") for name in ARRAYS})
+            arrays.append({name: np.load(path / f"{name}.npy", mmap_mode="r") for name in cache_arrays(manifest)})
         index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*INDEX_COLUMNS, "ok"])
         return cls(split_dir, manifest, index, arrays)
 
     def __len__(self) -> int:
         return len(self.index)
+
+    @property
+    def arrays(self) -> tuple[str, ...]:
+        """The arrays this cache holds (`slowfast`, `clip`, `omnivore`)."""
+        return cache_arrays(self.manifest)
 
     def row_shape(self, name: str) -> tuple[int, ...]:
         """Shape of one row of array `name` (e.g. (2304,) or (8, 512))."""
@@ -224,6 +238,11 @@ class FeatureCache:
             pick = shard == s
             out[pick] = self._arrays[s][name][row[pick]]
         return out
+
+
+def cache_arrays(manifest: dict) -> tuple[str, ...]:
+    """The arrays a cache's manifest says it holds (`extract` caches: ARRAYS)."""
+    return tuple(manifest.get("arrays", ARRAYS))
 
 
 def _read_manifest(split_dir: Path) -> dict:
