@@ -232,10 +232,9 @@ def _cmd_import_features(args: argparse.Namespace) -> int:
     s = import_features(cfg)
     print(
         f"{s.split_dir}: {s.rows} segments of {s.videos} videos ready ({s.done_now} imported now in {s.seconds:.1f} s, "
-        f"{s.segments_per_second:.0f} segments/s; {s.unusable} without features)"
+        f"{s.segments_per_second:.0f} segments/s; {s.unusable} without features, {len(s.failed_videos)} videos "
+        "unusable: see the warnings above)"
     )
-    for video, error in s.failed_videos.items():
-        print(f"warning: video {video} has no features: {error}", file=sys.stderr)
     return 0
 
 

@@ -227,7 +227,8 @@ def import_features(cfg: ImportConfig) -> ImportSummary:
                 summary.failed_videos[video] = str(e)
                 summary.unusable += len(segments)
                 listed = ", ".join(clips)
-                bar.write(f"warning: {reason}; no features for its {len(segments)} segments (clips {listed})")
+                warning = f"warning: {reason}; no features for its {len(segments)} segments (clips {listed})"
+                bar.write(warning, file=sys.stderr)
                 for clip in clips:
                     writer.clip_finished(clip, error=reason)
                 bar.update(len(segments))
@@ -251,7 +252,8 @@ def import_features(cfg: ImportConfig) -> ImportSummary:
                     summary.unusable += len(unusable)
                     first = next(iter(unusable.values()))
                     actions = ", ".join(map(str, sorted(unusable)))
-                    bar.write(f"warning: clip {clip} (video {video}): no features for action_idx {actions}: {first}")
+                    warning = f"warning: clip {clip} (video {video}): no features for action_idx {actions}: {first}"
+                    bar.write(warning, file=sys.stderr)
                 summary.done_now += len(seg) - len(unusable)
                 bar.update(len(seg))
     summary.seconds = time.perf_counter() - started

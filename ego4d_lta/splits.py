@@ -21,7 +21,7 @@ from ego4d_lta.data.window_data import CacheWindows, Labels, VideoWindows, windo
 from ego4d_lta.data.windows import Windows, make_windows
 from ego4d_lta.encoder_config import ENCODER_PRESETS, EncoderConfig, file_digest
 from ego4d_lta.errors import UserError
-from ego4d_lta.models.forecaster import FeatureDims, needs_prompts
+from ego4d_lta.models.forecaster import FeatureDims, needed_arrays, needs_prompts
 
 
 @dataclass
@@ -47,6 +47,10 @@ def encoder_config(cfg: Config) -> EncoderConfig:
 
 
 def cache_dir(cfg: Config, split: str) -> Path:
+    if cfg.data.released:  # imported from Ego4D's released per-video features
+        from ego4d_lta.import_features import released_tag
+
+        return cfg.features_root / released_tag(cfg.data.released) / split
     return cfg.features_root / encoder_config(cfg).tag / split
 
 
@@ -59,11 +63,17 @@ def load_table(cfg: Config, split: str, require_labels: bool) -> tuple[pd.DataFr
 def open_cache(cfg: Config, split: str) -> FeatureCache:
     directory = cache_dir(cfg, split)
     if not (directory / "manifest.json").is_file():
+        if cfg.data.released:
+            raise UserError(
+                f"{directory}: no imported features for {split}; run `ego4d-lta import-features --split {split} "
+                f"--data {cfg.data.data_dir} --set {cfg.data.released} --ego4d-features DIR` first"
+            )
         raise UserError(
             f"{directory}: no feature cache for {split}; run `ego4d-lta extract --split {split} "
             f"--data {cfg.data.data_dir} --encoders {cfg.data.encoders}` first"
         )
     cache = FeatureCache.open(directory)
+    check_variant_inputs(cfg.model.variant, cache)
     annotations = split_path(Path(cfg.data.data_dir) / "annotations", split)
     if annotations.is_file() and cache.manifest.get("annotations_sha256") != file_digest(annotations):
         raise UserError(
@@ -73,8 +83,32 @@ def open_cache(cfg: Config, split: str) -> FeatureCache:
     return cache
 
 
+def check_variant_inputs(variant: str, cache: FeatureCache) -> None:
+    """The cache holds every array the variant reads, else one line saying what is missing and where it comes from."""
+    missing = [name for name in needed_arrays(variant) if name not in cache.arrays]
+    if not missing:
+        return
+    source = cache.manifest.get("source", {}).get("set")
+    holds = f"Ego4D's released {source} features" if source else ", ".join(cache.arrays)
+    hints = {
+        "clip": "CLIP features come only from the clips: `ego4d-lta extract` (needs DATA/clips); "
+        "combining them with imported rows in one cache is not supported yet",
+        "slowfast": "import Ego4D's slowfast8x8_r101_k400 set (--set data.released=slowfast8x8_r101_k400) or run "
+        "`ego4d-lta extract`",
+        "omnivore": "import Ego4D's omnivore_video_swinl set (--set data.released=omnivore_video_swinl)",
+    }
+    raise UserError(
+        f"{cache.split_dir}: model.variant {variant} needs {' and '.join(missing)} features, but this cache holds "
+        f"{holds}; {hints[missing[0]]}"
+    )
+
+
 def feature_record(manifest: dict) -> dict:
     """What the features are (encoders, their weights, sampling): must agree between splits and with a checkpoint."""
+    if "source" in manifest:  # imported from Ego4D's released features: the set and how its rows were pooled
+        src = manifest["source"]
+        keys = ("kind", "set", "dim", "fps", "window", "stride", "pooling", "last_row")
+        return {"source": {k: src.get(k) for k in keys}, "arrays": dict(manifest["arrays"])}
     sf, cl = manifest["slowfast"], manifest["clip"]
     return {
         "slowfast": {"preset": sf["preset"], "weights_sha256": sf["weights_sha256"], "dim": sf["dim"]},
@@ -84,12 +118,20 @@ def feature_record(manifest: dict) -> dict:
 
 
 def feature_dims(record: dict) -> FeatureDims:
+    if "arrays" in record:
+        arrays = record["arrays"]
+        return FeatureDims(arrays.get("slowfast", [0])[0], 0, 0, arrays.get("omnivore", [0])[0])
     return FeatureDims(record["slowfast"]["dim"], record["clip"]["dim"], record["clip"]["frames"])
 
 
 def check_same_features(expected: dict, found: dict, where: str) -> None:
     """One line naming the first difference (e.g. other SlowFast weights between train and val)."""
-    for section in ("slowfast", "clip", "sampling"):
+    for section in sorted(set(expected) | set(found)):
+        if not isinstance(expected.get(section), dict) or not isinstance(found.get(section), dict):
+            raise UserError(
+                f"{where}: features of another kind ({section} is {'absent' if section not in found else 'present'} "
+                "there); use features made the same way for every split and the checkpoint"
+            )
         for key, value in expected[section].items():
             if found[section].get(key) != value:
                 raise UserError(

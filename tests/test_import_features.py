@@ -57,3 +57,185 @@ def test_synth_writes_the_official_schema_with_clips_cut_from_videos(released: P
     files = {p.stem for p in (download_dir(released) / "v2" / "slowfast8x8_r101_k400").glob("*.pt")}
     assert files == set(info["videos"]) - set(info["missing_features"])
     assert not any((released / "clips").glob("*.mp4"))
+
+
+SET_DIR = Path("v2") / "slowfast8x8_r101_k400"
+
+TINY_RELEASED = """
+[model]
+variant = "slowfast"
+slowfast_dim = 64
+layers = 2
+heads = 4
+ffn_dim = 256
+position_dropout = 0.1
+head_dropout = 0.2
+
+[data]
+released = "slowfast8x8_r101_k400"
+
+[optim]
+optimizer = "adamw"
+lr = 2e-3
+base_batch = 32
+weight_decay = 0.01
+warmup_steps = 20
+
+[train]
+epochs = 5
+batch_size = 32
+eval_batch_size = 128
+"""
+
+
+def _import(data: Path, split: str, *extra: str, features: Path | None = None) -> int:
+    from ego4d_lta.cli import main
+
+    args = ["import-features", "--split", split, "--data", str(data), "--ego4d-features", str(download_dir(data))]
+    return main([*args, "--features", str(features or data / "features"), "-q", *extra])
+
+
+def _cache(features: Path, split: str):
+    from ego4d_lta.data.features import FeatureCache
+
+    return FeatureCache.open(features / "ego4d-slowfast8x8_r101_k400" / split)
+
+
+def _noun_accuracy(features: Path) -> float:
+    """Nearest class centroid (train) -> val nouns: how much of its segment's action a pooled row carries."""
+    tables = {s: load_annotations(features.parent / "annotations", s)[0] for s in ("train", "val")}
+    x = {}
+    for split, table in tables.items():
+        cache = _cache(features, split)
+        keys = list(zip(table.clip_uid, table.action_idx, strict=True))
+        x[split] = cache.gather(cache.positions(keys), "slowfast")
+    nouns = tables["train"].noun.to_numpy()
+    classes = np.unique(nouns)
+    centroids = np.stack([x["train"][nouns == c].mean(0) for c in classes])
+    dist = ((x["val"][:, None, :] - centroids[None]) ** 2).sum(-1)
+    return float((classes[dist.argmin(1)] == tables["val"].noun.to_numpy()).mean())
+
+
+def test_parent_offsets_map_segments_onto_their_rows(released: Path, tmp_path: Path) -> None:
+    for split in ("train", "val"):
+        assert _import(released, split) == 0
+    right = _noun_accuracy(released / "features")
+    # the same import with every clip taken to start its video (clip frames read as video frames): other rows
+    wrong = tmp_path / "data"
+    (wrong / "annotations").mkdir(parents=True)
+    for f in (released / "annotations").iterdir():
+        doc = json.loads(f.read_text())
+        for entry in doc.get("clips", []) if isinstance(doc, dict) else []:
+            entry["clip_parent_start_frame"] = 0
+        (wrong / "annotations" / f.name).write_text(json.dumps(doc))
+    (wrong / "ego4d_features").symlink_to(download_dir(released))
+    for split in ("train", "val"):
+        assert _import(wrong, split) == 0
+    ignored = _noun_accuracy(wrong / "features")
+    chance = 1 / 16
+    assert right > 0.9 and ignored < 3 * chance, (right, ignored)
+
+
+def test_bad_files_and_short_tensors_are_reported_by_video_and_clip(
+    released: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Each kind of broken file: its video's segments are unusable, the others imported; nothing stops."""
+    import torch
+
+    info = json.loads((released / "synthetic.json").read_text())
+    data = tmp_path / "data"
+    (data / "ego4d_features" / SET_DIR).mkdir(parents=True)
+    (data / "annotations").symlink_to(released / "annotations")
+    table, _ = load_annotations(released / "annotations", "train")
+    videos = list(dict.fromkeys(table.video_uid))
+    for video in videos:
+        (data / "ego4d_features" / SET_DIR / f"{video}.pt").symlink_to(download_dir(released) / SET_DIR / f"{video}.pt")
+    broken = {
+        videos[0]: lambda p: torch.save(torch.zeros(40, 100), p),  # wrong dimension
+        videos[1]: lambda p: p.write_bytes(b"PK\x03\x04 not a zip"),  # unreadable
+        videos[2]: lambda p: torch.save({"features": torch.zeros(40, 2304)}, p),  # not a tensor
+        videos[3]: lambda p: torch.save(torch.load(download_dir(released) / SET_DIR / f"{videos[3]}.pt")[:150], p),
+    }
+    for video, write in broken.items():
+        path = data / "ego4d_features" / SET_DIR / f"{video}.pt"
+        path.unlink()
+        write(path)
+    assert _import(data, "train") == 0
+    err = capsys.readouterr().err
+    assert f"video {videos[0]}" in err and "shape (40, 100), expected (T, 2304)" in err
+    assert f"video {videos[1]}: unreadable feature file" in err
+    assert f"video {videos[2]}" in err and "holds a dict, expected a (T, 2304) tensor" in err
+    short_clips = info["videos"][videos[3]]["clips"]
+    assert f"clip {short_clips[0]} (video {videos[3]}): no features for action_idx" in err  # rows 0-149: 80 s
+    cache = _cache(data / "features", "train")
+    ok = dict(zip(zip(cache.index.clip_uid, cache.index.action_idx, strict=True), cache.index.ok, strict=True))
+    for video in videos:
+        rows = table[table.video_uid == video]
+        usable = np.array([ok[(c, a)] for c, a in zip(rows.clip_uid, rows.action_idx, strict=True)])
+        if video in videos[:3]:
+            assert not usable.any()
+        elif video == videos[3]:  # the first seconds still have rows: those segments are usable, the rest not
+            frames = (rows.clip_parent_start_frame + rows.end_frame).to_numpy()
+            assert (usable == (frames <= 16 * 149 + 32)).all() and usable.any() and not usable.all()
+        else:
+            assert usable.all()
+
+
+def test_import_resumes_and_refuses_a_stale_cache(released: Path, tmp_path: Path) -> None:
+    features = tmp_path / "features"
+    assert _import(released, "val", features=features) == 0
+    shard = features / "ego4d-slowfast8x8_r101_k400" / "val" / "shard-000-of-001"
+    before = np.load(shard / "slowfast.npy").copy()
+    lines = (shard / "progress.jsonl").read_text().splitlines()
+    (shard / "progress.jsonl").write_text("\n".join(lines[:-1]) + "\n")  # killed before the last clip's line
+    (shard / "done.json").unlink()
+    np.lib.format.open_memmap(shard / "slowfast.npy", mode="r+")[:] = 0
+    assert _import(released, "val", features=features) == 0
+    after = np.load(shard / "slowfast.npy")
+    last_clip = json.loads(lines[-1])["clip"]
+    redone = (_cache(features, "val").index.clip_uid == last_clip).to_numpy()
+    assert (after[redone] == before[redone]).all() and (after[~redone] == 0).all()  # only that clip was redone
+    assert _import(released, "val", "--stride", "8", features=features) == 2  # other settings: refused
+
+
+def test_released_slowfast_trains_predicts_and_beats_the_baselines(released: Path, tmp_path: Path) -> None:
+    """synth -> import-features -> train --config slowfast -> predict --split test -> validate (a video's feature
+    file missing): key-complete and valid, and better than every baseline on val."""
+    from ego4d_lta.cli import main
+    from ego4d_lta.demo import score_baselines
+
+    for split in ("train", "val", "test"):
+        assert _import(released, split) == 0
+    config = tmp_path / "released_tiny.toml"
+    config.write_text(TINY_RELEASED)
+    run = tmp_path / "run"
+    common = ["--data", str(released), "--device", "cpu"]
+    assert main(["train", "--config", str(config), "--run", str(run), *common]) == 0
+    for split in ("val", "test"):
+        out = tmp_path / f"{split}.json"
+        assert main(["predict", "--run", str(run), "--split", split, "--out", str(out), *common]) == 0
+    assert main(["validate", str(tmp_path / "test.json"), "--split", "test", "--data", str(released)]) == 0
+    from ego4d_lta.validate import validate_file
+
+    report = validate_file(tmp_path / "val.json", released / "annotations", "val")
+    assert report.valid
+    baselines = score_baselines(tmp_path / "baselines", released, 0)
+    for head in ("verb", "noun", "action"):
+        assert report.scores.ed20[head] < min(b[head] for b in baselines.values()), (head, report.scores, baselines)
+    test = json.loads((tmp_path / "test.json").read_text())
+    table, _ = load_annotations(released / "annotations", "test")
+    missing = json.loads((released / "synthetic.json").read_text())["missing_features"]
+    assert set(table[table.video_uid.isin(missing)].clip_uid) <= {k.rsplit("_", 1)[0] for k in test}
+
+
+def test_variants_the_cache_cannot_feed_are_refused(released: Path, tmp_path: Path, capsys) -> None:
+    from ego4d_lta.cli import main
+
+    for split in ("train", "val"):
+        assert _import(released, split) == 0
+    args = ["train", "--config", "slowfast_clip", "--set", "data.released=slowfast8x8_r101_k400"]
+    assert main([*args, "--data", str(released), "--run", str(tmp_path / "r"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "needs clip features" in err and "slowfast8x8_r101_k400" in err and "ego4d-lta extract" in err
+    assert main(["train", "--config", "omnivore", "--data", str(released), "--run", str(tmp_path / "o")]) == 2
+    assert "import-features --split train" in capsys.readouterr().err

@@ -16,7 +16,14 @@ from ego4d_lta.config import ModelConfig
 from ego4d_lta.errors import UserError
 from ego4d_lta.models.aggregator import TransformerAggregator
 from ego4d_lta.models.decoder import MultiHeadDecoder
-from ego4d_lta.models.fusion import ClipAttnPart, ClipMeanPart, FeatureStats, SegmentFusion, SlowFastPart, TopTextPart
+from ego4d_lta.models.fusion import (
+    ClipAttnPart,
+    ClipMeanPart,
+    FeatureStats,
+    SegmentFusion,
+    SlowFastPart,
+    TopTextPart,
+)
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "slowfast": ("slowfast",),
@@ -24,8 +31,18 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "slowfast_clip_text": ("slowfast", "clip_mean", "clip_text"),
     "slowfast_clip": ("slowfast", "clip_mean"),
     "slowfast_clip_attn": ("slowfast", "clip_attn"),
+    "omnivore": ("omnivore",),
 }
-"""Report rows L1..L5 (design §1): the parts whose outputs are concatenated per segment."""
+"""Report rows L1..L5 (design §1), then Ego4D's released Omnivore features: the parts concatenated per segment."""
+
+PART_ARRAYS = {
+    "slowfast": "slowfast",
+    "omnivore": "omnivore",
+    "clip_mean": "clip",
+    "clip_text": "clip",
+    "clip_attn": "clip",
+}
+"""The feature cache array each part reads."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,7 @@ class FeatureDims:
     slowfast: int = 2304
     clip: int = 512
     clip_frames: int = 8
+    omnivore: int = 0
 
 
 def variant_parts(variant: str) -> tuple[str, ...]:
@@ -49,6 +67,11 @@ def needs_prompts(variant: str) -> bool:
 
 def needs_clip(variant: str) -> bool:
     return any(p.startswith("clip") for p in variant_parts(variant))
+
+
+def needed_arrays(variant: str) -> tuple[str, ...]:
+    """The feature cache arrays the variant reads."""
+    return tuple(dict.fromkeys(PART_ARRAYS[p] for p in variant_parts(variant)))
 
 
 class Forecaster(nn.Module):
@@ -99,8 +122,8 @@ def build_fusion(cfg: ModelConfig, dims: FeatureDims, bank: dict[str, np.ndarray
     if "clip_attn" in variant_parts(cfg.variant) and dims.clip % cfg.attn_heads:
         raise UserError(f"model.attn_heads={cfg.attn_heads} must divide the CLIP width {dims.clip}")
     for name in variant_parts(cfg.variant):
-        if name == "slowfast":
-            parts.append(SlowFastPart(dims.slowfast, cfg.slowfast_dim))
+        if name in ("slowfast", "omnivore"):
+            parts.append(SlowFastPart(getattr(dims, name), cfg.slowfast_dim, name))
         elif name == "clip_mean":
             parts.append(ClipMeanPart(dims.clip))
         else:
@@ -109,7 +132,7 @@ def build_fusion(cfg: ModelConfig, dims: FeatureDims, bank: dict[str, np.ndarray
                 parts.append(TopTextPart(prompts, cfg.text_groups))
             else:
                 parts.append(ClipAttnPart(prompts, cfg.text_groups, cfg.attn_heads, cfg.dropout))
-    return SegmentFusion(parts, FeatureStats(dims.slowfast, dims.clip))
+    return SegmentFusion(parts, FeatureStats(dims.slowfast, dims.clip, dims.omnivore))
 
 
 def _prompt_tensors(
