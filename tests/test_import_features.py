@@ -239,3 +239,21 @@ def test_variants_the_cache_cannot_feed_are_refused(released: Path, tmp_path: Pa
     assert "needs clip features" in err and "slowfast8x8_r101_k400" in err and "ego4d-lta extract" in err
     assert main(["train", "--config", "omnivore", "--data", str(released), "--run", str(tmp_path / "o")]) == 2
     assert "import-features --split train" in capsys.readouterr().err
+
+
+def test_shards_split_the_videos_and_read_back_as_one_cache(released: Path, tmp_path: Path) -> None:
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert _import(released, "train", features=whole) == 0
+    assert _import(released, "train", "--shard", "1/2", features=parts) == 0
+    from ego4d_lta.data.features import FeatureCacheError
+
+    with pytest.raises(FeatureCacheError, match=r"shard 0/2 is not finished.*import-features --split train"):
+        _cache(parts, "train")
+    assert _import(released, "train", "--shard", "0/2", features=parts) == 0
+    a, b = _cache(whole, "train"), _cache(parts, "train")
+    keys = list(zip(a.index.clip_uid, a.index.action_idx, strict=True))
+    assert (b.positions(keys) >= 0).all()
+    assert np.array_equal(a.gather(a.positions(keys), "slowfast"), b.gather(b.positions(keys), "slowfast"))
+    table, _ = load_annotations(released / "annotations", "train")
+    shard_videos = [set(table[table.clip_uid.isin(b.index.clip_uid[b.index.shard == s])].video_uid) for s in (0, 1)]
+    assert not shard_videos[0] & shard_videos[1]  # a video is read by one shard only

@@ -42,9 +42,9 @@ RELEASED_SETS = {
         FeatureSet("omnivore_video_swinl_fp16", "omnivore", 1536),
     )
 }
-"""Window and stride as the issue and the Ego4D docs give them for SlowFast (32 / 16). For Omnivore video the
-public sources disagree (docs table: stride 6 in one version; Ego4D's `omnivore_video.yaml`: stride 6; other
-users' code: 16): pass `--stride` to `import-features` when the rows of your download say otherwise."""
+"""Window and stride from the Ego4D docs' features table (ego4d-data.org/docs/data/features): 32 / 16 for all
+three (features re-extracted 2022-06-07). The stride 6 of older docs and of `omnivore_video.yaml` belongs to the
+deprecated `omnivore_video` (Swin-B) set; `import-features --stride` covers a download made otherwise."""
 
 POOLING = "mean of the rows whose window overlaps the segment's video frames; nearest row if shorter than a window"
 
