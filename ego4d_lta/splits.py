@@ -61,7 +61,18 @@ def load_table(cfg: Config, split: str, require_labels: bool) -> tuple[pd.DataFr
 
 
 def open_cache(cfg: Config, split: str) -> FeatureCache:
-    directory = cache_dir(cfg, split)
+    cache = _open_one(cfg, split, cache_dir(cfg, split))
+    needs_clip = "clip" in needed_arrays(cfg.model.variant) and "clip" not in cache.arrays
+    extracted = cfg.features_root / encoder_config(cfg).tag / split
+    if cfg.data.released and needs_clip and (extracted / "manifest.json").is_file():
+        from ego4d_lta.data.combined_cache import CombinedCache  # imported rows + CLIP from `extract`
+
+        cache = CombinedCache(cache, _open_one(cfg, split, extracted), ("clip",))
+    check_variant_inputs(cfg.model.variant, cache, extracted)
+    return cache
+
+
+def _open_one(cfg: Config, split: str, directory: Path) -> FeatureCache:
     if not (directory / "manifest.json").is_file():
         if cfg.data.released:
             raise UserError(
@@ -73,7 +84,6 @@ def open_cache(cfg: Config, split: str) -> FeatureCache:
             f"--data {cfg.data.data_dir} --encoders {cfg.data.encoders}` first"
         )
     cache = FeatureCache.open(directory)
-    check_variant_inputs(cfg.model.variant, cache)
     annotations = split_path(Path(cfg.data.data_dir) / "annotations", split)
     if annotations.is_file() and cache.manifest.get("annotations_sha256") != file_digest(annotations):
         raise UserError(
@@ -83,7 +93,7 @@ def open_cache(cfg: Config, split: str) -> FeatureCache:
     return cache
 
 
-def check_variant_inputs(variant: str, cache: FeatureCache) -> None:
+def check_variant_inputs(variant: str, cache: FeatureCache, extracted: Path) -> None:
     """The cache holds every array the variant reads, else one line saying what is missing and where it comes from."""
     missing = [name for name in needed_arrays(variant) if name not in cache.arrays]
     if not missing:
@@ -91,8 +101,8 @@ def check_variant_inputs(variant: str, cache: FeatureCache) -> None:
     source = cache.manifest.get("source", {}).get("set")
     holds = f"Ego4D's released {source} features" if source else ", ".join(cache.arrays)
     hints = {
-        "clip": "CLIP features come only from the clips: `ego4d-lta extract` (needs DATA/clips); "
-        "combining them with imported rows in one cache is not supported yet",
+        "clip": f"CLIP features come only from the clips: no `ego4d-lta extract` cache at {extracted} (needs "
+        "DATA/clips and the weights); with one there, its CLIP part joins the imported rows",
         "slowfast": "import Ego4D's slowfast8x8_r101_k400 set (--set data.released=slowfast8x8_r101_k400) or run "
         "`ego4d-lta extract`",
         "omnivore": "import Ego4D's omnivore_video_swinl set (--set data.released=omnivore_video_swinl)",
@@ -108,7 +118,12 @@ def feature_record(manifest: dict) -> dict:
     if "source" in manifest:  # imported from Ego4D's released features: the set and how its rows were pooled
         src = manifest["source"]
         keys = ("kind", "set", "dim", "fps", "window", "stride", "pooling", "last_row")
-        return {"source": {k: src.get(k) for k in keys}, "arrays": dict(manifest["arrays"])}
+        record = {"source": {k: src.get(k) for k in keys}, "arrays": dict(manifest["arrays"])}
+        if "clip" in manifest:  # CLIP from an `extract` cache joined to the imported rows
+            clip_keys = ("model", "weights_sha256", "pretrained", "dim", "frames", "image_size")
+            record["clip"] = {k: manifest["clip"][k] for k in clip_keys}
+            record["sampling"] = manifest["sampling"]
+        return record
     sf, cl = manifest["slowfast"], manifest["clip"]
     return {
         "slowfast": {"preset": sf["preset"], "weights_sha256": sf["weights_sha256"], "dim": sf["dim"]},
@@ -119,8 +134,8 @@ def feature_record(manifest: dict) -> dict:
 
 def feature_dims(record: dict) -> FeatureDims:
     if "arrays" in record:
-        arrays = record["arrays"]
-        return FeatureDims(arrays.get("slowfast", [0])[0], 0, 0, arrays.get("omnivore", [0])[0])
+        arrays, clip = record["arrays"], record.get("clip", {"dim": 0, "frames": 0})
+        return FeatureDims(arrays.get("slowfast", [0])[0], clip["dim"], clip["frames"], arrays.get("omnivore", [0])[0])
     return FeatureDims(record["slowfast"]["dim"], record["clip"]["dim"], record["clip"]["frames"])
 
 

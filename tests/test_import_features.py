@@ -257,3 +257,46 @@ def test_shards_split_the_videos_and_read_back_as_one_cache(released: Path, tmp_
     table, _ = load_annotations(released / "annotations", "train")
     shard_videos = [set(table[table.clip_uid.isin(b.index.clip_uid[b.index.shard == s])].video_uid) for s in (0, 1)]
     assert not shard_videos[0] & shard_videos[1]  # a video is read by one shard only
+
+
+def test_imported_slowfast_rows_join_extracted_clip_features(demo_report: dict, demo_dir: Path, tmp_path: Path):
+    """slowfast_clip without extracting SlowFast: the released rows + the CLIP part of an `extract` cache."""
+    from dataclasses import replace
+
+    from ego4d_lta.cli import main
+    from ego4d_lta.config import load_config
+    from ego4d_lta.data.combined_cache import CombinedCache
+    from ego4d_lta.demo import DEMO_SYNTH
+    from ego4d_lta.splits import encoder_config, open_cache
+
+    data = demo_dir / "data"  # the demo's clips and its `extract` cache (tiny encoders)
+    download = tmp_path / "download"  # the same dataset's per-video features (same seed: same clips and videos)
+    generate(download, replace(DEMO_SYNTH, videos=False, features_like_ego4d=True), workers=1)
+    for name in ("fho_lta_train.json", "fho_lta_val.json"):
+        assert (download / "annotations" / name).read_bytes() == (data / "annotations" / name).read_bytes()
+    cfg = load_config("tiny", ["data.released=slowfast8x8_r101_k400", "train.epochs=1"])
+    cfg.data.data_dir, cfg.data.features_dir = str(data), str(tmp_path / "features")
+    tag = encoder_config(cfg).tag
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features" / tag).symlink_to(data / "features" / tag)
+    for split in ("train", "val"):
+        args = ["--data", str(data), "--ego4d-features", str(download_dir(download)), "-q"]
+        assert main(["import-features", "--split", split, *args, "--features", str(tmp_path / "features")]) == 0
+    cache = open_cache(cfg, "val")
+    assert isinstance(cache, CombinedCache) and cache.arrays == ("slowfast", "clip")
+    extracted = _cache_at(data / "features" / tag / "val")
+    keys = list(zip(extracted.index.clip_uid, extracted.index.action_idx, strict=True))
+    imported = _cache(tmp_path / "features", "val")
+    here = cache.positions(keys)
+    assert np.array_equal(cache.gather(here, "clip"), extracted.gather(extracted.positions(keys), "clip"))
+    assert np.array_equal(cache.gather(here, "slowfast"), imported.gather(imported.positions(keys), "slowfast"))
+    from ego4d_lta.train import train
+
+    result = train(cfg, tmp_path / "run", device="cpu", progress=False)
+    assert result.epochs_done == 1 and result.history[0]["val"] is not None
+
+
+def _cache_at(split_dir: Path):
+    from ego4d_lta.data.features import FeatureCache
+
+    return FeatureCache.open(split_dir)
