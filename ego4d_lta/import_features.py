@@ -30,14 +30,17 @@ from ego4d_lta.data.released_features import (
     POOLING,
     RELEASED_SETS,
     FeatureSet,
-    pool_rows,
+    pool_spans,
     row_windows,
-    segment_span,
+    segment_spans,
 )
 from ego4d_lta.encoder_config import file_digest
 from ego4d_lta.errors import UserError
 
 FORMAT_VERSION = 1
+CACHE_DTYPE = "float32"
+"""Imported rows keep the download's precision: converting them to float16, as `extract` stores its own, took
+longer than reading and pooling them (benchmarks/bench_import.py), for a cache twice the size."""
 
 
 def released_tag(set_name: str) -> str:
@@ -169,7 +172,7 @@ def build_manifest(cfg: ImportConfig, fs: FeatureSet, annotations: Path, exact_l
         "views": 1,
         "shards": cfg.shard[1],
         "limit": None,
-        "dtype": "float16",
+        "dtype": CACHE_DTYPE,
     }
 
 
@@ -206,7 +209,7 @@ def import_features(cfg: ImportConfig) -> ImportSummary:
     rows = rows[rows["video_uid"].isin(set(videos))].reset_index(drop=True)
     split_dir = cfg.features_dir / released_tag(fs.name) / cfg.split
     manifest = build_manifest(cfg, fs, split_file, exact_last_row=bool(counts))
-    writer = ShardWriter.open(split_dir, manifest, cfg.shard, rows, {fs.array: (fs.dim,)})
+    writer = ShardWriter.open(split_dir, manifest, cfg.shard, rows, {fs.array: (fs.dim,)}, CACHE_DTYPE)
     pending = set(writer.pending_clips())
     todo = rows[rows["clip_uid"].isin(pending)]
 
@@ -216,46 +219,85 @@ def import_features(cfg: ImportConfig) -> ImportSummary:
 
     desc = f"import {fs.name} {cfg.split} {i}/{n}"
     bar = tqdm(total=len(todo), desc=desc, unit="seg", file=sys.stderr, dynamic_ncols=True, disable=not cfg.progress)
+    commit = _Batch(writer)
     with bar:
         for video, segments in todo.groupby("video_uid", sort=True):
-            clips = list(dict.fromkeys(segments["clip_uid"]))
-            try:
-                features = load_rows(folder / f"{video}.pt", fs.dim)
-                starts, ends = row_windows(len(features), counts.get(video), fs.window, fs.stride)
-            except (FeatureFileError, ValueError) as e:
-                reason = f"video {video}: {e}"
-                summary.failed_videos[video] = str(e)
-                summary.unusable += len(segments)
-                listed = ", ".join(clips)
-                warning = f"warning: {reason}; no features for its {len(segments)} segments (clips {listed})"
-                bar.write(warning, file=sys.stderr)
-                for clip in clips:
-                    writer.clip_finished(clip, error=reason)
-                bar.update(len(segments))
-                continue
-            for clip, seg in segments.groupby("clip_uid", sort=False):
-                out = np.zeros((len(seg), fs.dim), np.float32)
-                unusable = {}
-                spans = zip(seg["video_start"], seg["video_end"], seg["action_idx"], strict=True)
-                for k, (a, b, action) in enumerate(spans):
-                    try:
-                        out[k] = pool_rows(features, segment_span(int(a), int(b), starts, ends, fs.window))
-                    except ValueError as e:
-                        unusable[int(action)] = f"video {video} has {len(features)} rows: {e}"
-                if not np.isfinite(out).all():
-                    for k in np.flatnonzero(~np.isfinite(out).all(axis=1)):
-                        unusable[int(seg["action_idx"].iloc[k])] = f"video {video}: non-finite feature values"
-                        out[k] = 0
-                writer.write(seg.index.to_numpy(), {fs.array: out})
-                writer.clip_finished(clip, unusable=unusable)
-                if unusable:
-                    summary.unusable += len(unusable)
-                    first = next(iter(unusable.values()))
-                    actions = ", ".join(map(str, sorted(unusable)))
-                    warning = f"warning: clip {clip} (video {video}): no features for action_idx {actions}: {first}"
-                    bar.write(warning, file=sys.stderr)
-                summary.done_now += len(seg) - len(unusable)
-                bar.update(len(seg))
+            done = import_video(folder / f"{video}.pt", video, segments, fs, counts.get(video), writer, commit, summary)
+            bar.update(len(segments))
+            for warning in done:
+                bar.write(f"warning: {warning}", file=sys.stderr)
+        commit.flush()
     summary.seconds = time.perf_counter() - started
     writer.finish()
     return summary
+
+
+class _Batch:
+    """Finished clips recorded together at most every COMMIT_SECONDS: one flush + fsync, not one per clip (a
+    killed run redoes at most those seconds)."""
+
+    COMMIT_SECONDS = 2.0
+
+    def __init__(self, writer: ShardWriter) -> None:
+        self.writer, self.clips, self.last = writer, [], time.monotonic()
+
+    def add(self, clip: str, error: str | None = None, unusable: dict[int, str] | None = None) -> None:
+        self.clips.append((clip, error, unusable))
+        if time.monotonic() - self.last >= self.COMMIT_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self.writer.clips_finished(self.clips)
+        self.clips, self.last = [], time.monotonic()
+
+
+def import_video(
+    path: Path,
+    video: str,
+    segments: pd.DataFrame,
+    fs: FeatureSet,
+    frames: int | None,
+    writer: ShardWriter,
+    commit: _Batch,
+    summary: ImportSummary,
+) -> list[str]:
+    """Pool one video's rows for its pending segments (one read of its file) into the cache; the warnings."""
+    clips = list(dict.fromkeys(segments["clip_uid"]))
+    try:
+        features = load_rows(path, fs.dim)
+        starts, ends = row_windows(len(features), frames, fs.window, fs.stride)
+    except (FeatureFileError, ValueError) as e:
+        reason = f"video {video}: {e}"
+        summary.failed_videos[video] = str(e)
+        summary.unusable += len(segments)
+        for clip in clips:
+            commit.add(clip, error=reason)
+        return [f"{reason}; no features for its {len(segments)} segments (clips {', '.join(clips)})"]
+    first, last, _, fits = segment_spans(segments["video_start"], segments["video_end"], starts, ends, fs.window)
+    pooled = np.zeros((len(segments), fs.dim), np.float32)
+    pooled[fits] = pool_spans(features, first[fits], last[fits])
+    finite = np.isfinite(pooled).all(axis=1)
+    pooled[~finite] = 0
+    bad = ~fits | ~finite
+    warnings = []
+    rows, actions = segments.index.to_numpy(), segments["action_idx"].to_numpy()
+    clip_of = segments["clip_uid"].to_numpy()
+    for clip in clips:
+        mine = np.flatnonzero(clip_of == clip)  # a clip's segments are consecutive rows of the shard
+        writer.write_block(int(rows[mine[0]]), {fs.array: pooled[mine[0] : mine[-1] + 1]})
+        unusable = {}
+        for k in mine[bad[mine]]:
+            a, b = segments["video_start"].iat[k], segments["video_end"].iat[k]
+            unusable[int(actions[k])] = (
+                f"video {video} has {len(features)} rows; frames [{a}, {b}) run past the last row's window "
+                f"(ends at {ends[-1]})"
+                if not fits[k]
+                else f"video {video}: non-finite feature values"
+            )
+        commit.add(clip, unusable=unusable)
+        if unusable:
+            summary.unusable += len(unusable)
+            listed, why = ", ".join(map(str, sorted(unusable))), unusable[min(unusable)]
+            warnings.append(f"clip {clip} (video {video}): no features for action_idx {listed}: {why}")
+    summary.done_now += int((~bad).sum())
+    return warnings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ego4d_lta.data.released_features import RowSpan, pool_rows, row_count, row_windows, segment_span
+from ego4d_lta.data.released_features import RowSpan, pool_rows, pool_spans, row_count, row_windows, segment_span
 
 
 @pytest.mark.parametrize(
@@ -78,3 +78,12 @@ def test_pool_rows_is_the_mean_of_the_span() -> None:
     features = np.arange(12, dtype=np.float16).reshape(6, 2)
     assert pool_rows(features, RowSpan(1, 3)).tolist() == [4.0, 5.0]  # rows [2,3], [4,5], [6,7]
     assert pool_rows(features, RowSpan(5, 5, nearest=True)).dtype == np.float32
+
+
+def test_pool_spans_matches_the_mean_of_each_span() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 3)).astype(np.float16)
+    first = np.array([0, 5, 39, 12])
+    last = np.array([3, 5, 39, 30])
+    expected = [pool_rows(features, RowSpan(int(a), int(b))) for a, b in zip(first, last, strict=True)]
+    assert np.allclose(pool_spans(features, first, last), expected, atol=1e-6)

@@ -92,23 +92,49 @@ class RowSpan:
 
 
 def segment_span(start_frame: int, end_frame: int, starts: np.ndarray, ends: np.ndarray, window: int = 32) -> RowSpan:
-    """The rows a segment of video frames [start_frame, end_frame) pools; ValueError when the rows end before it.
+    """The rows a segment of video frames [start_frame, end_frame) pools; ValueError when the rows end before it."""
+    first, last, nearest, fits = segment_spans(np.array([start_frame]), np.array([end_frame]), starts, ends, window)
+    if not fits[0]:
+        end = max(end_frame, start_frame + 1)
+        raise ValueError(f"frames [{start_frame}, {end}) run past the last row's window (ends at {ends[-1]})")
+    return RowSpan(int(first[0]), int(last[0]), bool(nearest[0]))
 
-    Windows are in increasing order (the back-shifted last one too), so the overlapping rows are contiguous.
+
+def segment_spans(
+    start_frames: np.ndarray, end_frames: np.ndarray, starts: np.ndarray, ends: np.ndarray, window: int = 32
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`segment_span` for many segments at once: (first, last, nearest, fits); rows of segments that do not fit
+    (frames past the last row's window) are meaningless.
+
+    Windows are in increasing order (the back-shifted last one too), so the overlapping rows are contiguous. A
+    zero-length segment (start == end) still marks an instant: the frame at its start.
     """
-    if end_frame <= start_frame:
-        end_frame = start_frame + 1  # a zero-length segment (start == end) still marks an instant
-    if end_frame > ends[-1]:
-        raise ValueError(f"frames [{start_frame}, {end_frame}) run past the last row's window (ends at {ends[-1]})")
-    if end_frame - start_frame < window:
+    a = np.asarray(start_frames, dtype=np.int64)
+    b = np.maximum(np.asarray(end_frames, dtype=np.int64), a + 1)
+    fits = b <= ends[-1]
+    first = np.searchsorted(ends, a, side="right")  # first window ending after the start
+    last = np.searchsorted(starts, b, side="left") - 1  # last window starting before the end
+    nearest = b - a < window
+    if nearest.any():
         centres = (starts + ends) / 2
-        nearest = int(np.argmin(np.abs(centres - (start_frame + end_frame) / 2)))  # ties: the earlier row
-        return RowSpan(nearest, nearest, nearest=True)
-    first = int(np.searchsorted(ends, start_frame, side="right"))  # first window ending after the start
-    last = int(np.searchsorted(starts, end_frame, side="left")) - 1  # last window starting before the end
-    return RowSpan(first, last)
+        mid = (a[nearest] + b[nearest]) / 2
+        right = np.clip(np.searchsorted(centres, mid, side="left"), 1, len(centres) - 1)
+        left = right - 1  # ties go to the earlier row
+        pick = np.where(np.abs(centres[left] - mid) <= np.abs(centres[right] - mid), left, right)
+        pick = pick if len(centres) > 1 else np.zeros_like(pick)
+        first[nearest] = last[nearest] = pick
+    return first, last, nearest, fits
 
 
 def pool_rows(features: np.ndarray, span: RowSpan) -> np.ndarray:
     """The segment's feature: the mean of its rows, in float32."""
     return features[span.first : span.last + 1].astype(np.float32, copy=False).mean(axis=0)
+
+
+def pool_spans(features: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """(n, D) float32 means of rows [first, last] for many segments (reads only their rows)."""
+    out = np.empty((len(first), features.shape[1]), np.float32)
+    for k, (a, b) in enumerate(zip(first.tolist(), last.tolist(), strict=True)):
+        out[k] = np.add.reduce(features[a : b + 1], axis=0, dtype=np.float32)
+        out[k] /= b - a + 1
+    return out
