@@ -300,3 +300,28 @@ def _cache_at(split_dir: Path):
     from ego4d_lta.data.features import FeatureCache
 
     return FeatureCache.open(split_dir)
+
+
+def test_frame_counts_from_the_manifest_place_the_last_row(released: Path, tmp_path: Path, capsys) -> None:
+    """manifest.csv with num_frames: the back-shifted last row is placed exactly; a count the rows contradict
+    makes that video unusable, reported by name."""
+    info = json.loads((released / "synthetic.json").read_text())
+    table, _ = load_annotations(released / "annotations", "val")
+    videos = list(dict.fromkeys(table.video_uid))
+    data = tmp_path / "data"
+    (data / "ego4d_features" / SET_DIR).mkdir(parents=True)
+    (data / "annotations").symlink_to(released / "annotations")
+    for video in videos:
+        (data / "ego4d_features" / SET_DIR / f"{video}.pt").symlink_to(download_dir(released) / SET_DIR / f"{video}.pt")
+    counts = [info["videos"][videos[0]]["frames"], 10]
+    lines = ["video_uid,num_frames", *(f"{v},{n}" for v, n in zip(videos, counts, strict=True))]
+    (data / "ego4d_features" / SET_DIR / "manifest.csv").write_text("\n".join(lines) + "\n")
+    assert _import(data, "val") == 0
+    assert f"video {videos[1]}: " in capsys.readouterr().err
+    cache = _cache(data / "features", "val")
+    assert "manifest.csv" in cache.manifest["source"]["last_row"]
+    ok = cache.index.groupby(cache.index.clip_uid.map(dict(zip(table.clip_uid, table.video_uid, strict=False))))["ok"]
+    assert ok.all()[videos[0]] and not ok.any()[videos[1]]
+    (data / "ego4d_features" / SET_DIR / "manifest.csv").write_text("video_uid,num_frames\nx,many\n")
+    assert _import(data, "val", features=tmp_path / "other") == 2
+    assert "num_frames 'many' is not an integer" in capsys.readouterr().err
