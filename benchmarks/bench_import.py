@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from ego4d_lta.data.annotations import load_annotations
+from ego4d_lta.challenge.annotations import load_annotations
 from ego4d_lta.data.released_features import pool_rows, row_windows, segment_span
-from ego4d_lta.data.synthetic import SynthConfig, generate
-from ego4d_lta.data.synthetic_features import SET, download_dir
-from ego4d_lta.import_features import ImportConfig, import_features
+from ego4d_lta.stages.import_features import ImportConfig, import_features
+from ego4d_lta.stages.synth import SynthConfig, generate
+from ego4d_lta.stages.synth_features import SET, download_dir
 
 
 def spans_per_video(data: Path) -> dict[Path, list]:

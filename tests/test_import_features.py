@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ego4d_lta.data.annotations import load_annotations
-from ego4d_lta.data.synthetic import SynthConfig, generate
-from ego4d_lta.data.synthetic_features import download_dir
+from ego4d_lta.challenge.annotations import load_annotations
+from ego4d_lta.stages.synth import SynthConfig, generate
+from ego4d_lta.stages.synth_features import download_dir
 
 OFFICIAL_KEYS = {
     "clip_id",
@@ -96,7 +96,7 @@ def _import(data: Path, split: str, *extra: str, features: Path | None = None) -
 
 
 def _cache(features: Path, split: str):
-    from ego4d_lta.data.features import FeatureCache
+    from ego4d_lta.data.feature_cache import FeatureCache
 
     return FeatureCache.open(features / "ego4d-slowfast8x8_r101_k400" / split)
 
@@ -202,7 +202,7 @@ def test_released_slowfast_trains_predicts_and_beats_the_baselines(released: Pat
     """synth -> import-features -> train --config slowfast -> predict --split test -> validate (a video's feature
     file missing): key-complete and valid, and better than every baseline on val."""
     from ego4d_lta.cli import main
-    from ego4d_lta.demo import score_baselines
+    from ego4d_lta.workflow.demo import score_baselines
 
     for split in ("train", "val", "test"):
         assert _import(released, split) == 0
@@ -215,7 +215,7 @@ def test_released_slowfast_trains_predicts_and_beats_the_baselines(released: Pat
         out = tmp_path / f"{split}.json"
         assert main(["predict", "--run", str(run), "--split", split, "--out", str(out), *common]) == 0
     assert main(["validate", str(tmp_path / "test.json"), "--split", "test", "--data", str(released)]) == 0
-    from ego4d_lta.validate import validate_file
+    from ego4d_lta.challenge.validate import validate_file
 
     report = validate_file(tmp_path / "val.json", released / "annotations", "val")
     assert report.valid
@@ -245,7 +245,7 @@ def test_shards_split_the_videos_and_read_back_as_one_cache(released: Path, tmp_
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert _import(released, "train", features=whole) == 0
     assert _import(released, "train", "--shard", "1/2", features=parts) == 0
-    from ego4d_lta.data.features import FeatureCacheError
+    from ego4d_lta.data.feature_cache import FeatureCacheError
 
     with pytest.raises(FeatureCacheError, match=r"shard 0/2 is not finished.*import-features --split train"):
         _cache(parts, "train")
@@ -266,8 +266,9 @@ def test_imported_slowfast_rows_join_extracted_clip_features(demo_report: dict, 
     from ego4d_lta.cli import main
     from ego4d_lta.config import load_config
     from ego4d_lta.data.combined_cache import CombinedCache
-    from ego4d_lta.demo import DEMO_SYNTH
-    from ego4d_lta.splits import encoder_config, open_cache
+    from ego4d_lta.runtime.encoder_config import encoder_preset
+    from ego4d_lta.runtime.inputs import RunInputs
+    from ego4d_lta.workflow.demo import DEMO_SYNTH
 
     data = demo_dir / "data"  # the demo's clips and its `extract` cache (tiny encoders)
     download = tmp_path / "download"  # the same dataset's per-video features (same seed: same clips and videos)
@@ -276,13 +277,13 @@ def test_imported_slowfast_rows_join_extracted_clip_features(demo_report: dict, 
         assert (download / "annotations" / name).read_bytes() == (data / "annotations" / name).read_bytes()
     cfg = load_config("tiny", ["data.released=slowfast8x8_r101_k400", "train.epochs=1"])
     cfg.data.data_dir, cfg.data.features_dir = str(data), str(tmp_path / "features")
-    tag = encoder_config(cfg).tag
+    tag = encoder_preset(cfg.data.encoders, None).tag
     (tmp_path / "features").mkdir()
     (tmp_path / "features" / tag).symlink_to(data / "features" / tag)
     for split in ("train", "val"):
         args = ["--data", str(data), "--ego4d-features", str(download_dir(download)), "-q"]
         assert main(["import-features", "--split", split, *args, "--features", str(tmp_path / "features")]) == 0
-    cache = open_cache(cfg, "val")
+    cache = RunInputs(cfg).open("val", training=False).dataset.cache
     assert isinstance(cache, CombinedCache) and cache.arrays == ("slowfast", "clip")
     extracted = _cache_at(data / "features" / tag / "val")
     keys = list(zip(extracted.index.clip_uid, extracted.index.action_idx, strict=True))
@@ -290,14 +291,14 @@ def test_imported_slowfast_rows_join_extracted_clip_features(demo_report: dict, 
     here = cache.positions(keys)
     assert np.array_equal(cache.gather(here, "clip"), extracted.gather(extracted.positions(keys), "clip"))
     assert np.array_equal(cache.gather(here, "slowfast"), imported.gather(imported.positions(keys), "slowfast"))
-    from ego4d_lta.train import train
+    from ego4d_lta.stages.train import train
 
     result = train(cfg, tmp_path / "run", device="cpu", progress=False)
     assert result.epochs_done == 1 and result.history[0]["val"] is not None
 
 
 def _cache_at(split_dir: Path):
-    from ego4d_lta.data.features import FeatureCache
+    from ego4d_lta.data.feature_cache import FeatureCache
 
     return FeatureCache.open(split_dir)
 
@@ -319,7 +320,7 @@ def test_frame_counts_from_the_manifest_place_the_last_row(released: Path, tmp_p
     assert _import(data, "val") == 0
     assert f"video {videos[1]}: " in capsys.readouterr().err
     cache = _cache(data / "features", "val")
-    assert "manifest.csv" in cache.manifest["source"]["last_row"]
+    assert "manifest.csv" in cache.manifest.record.released.last_row
     ok = cache.index.groupby(cache.index.clip_uid.map(dict(zip(table.clip_uid, table.video_uid, strict=False))))["ok"]
     assert ok.all()[videos[0]] and not ok.any()[videos[1]]
     (data / "ego4d_features" / SET_DIR / "manifest.csv").write_text("video_uid,num_frames\nx,many\n")

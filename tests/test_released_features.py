@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ego4d_lta.data.released_features import RowSpan, pool_rows, pool_spans, row_count, row_windows, segment_span
+from ego4d_lta.data.released_features import (
+    RowSpan,
+    pool_rows,
+    pool_spans,
+    row_count,
+    row_windows,
+    segment_span,
+)
 
 
 @pytest.mark.parametrize(

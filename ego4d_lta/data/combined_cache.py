@@ -7,9 +7,11 @@ The first cache gives the index and its arrays; each further array comes from th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from ego4d_lta.data.features import FeatureCache
+from ego4d_lta.data.feature_cache import FeatureCache
 
 
 class CombinedCache:
@@ -22,23 +24,19 @@ class CombinedCache:
         self._extra_rows = extra.positions(keys, 0)
         extra_ok = np.r_[extra.index["ok"].to_numpy(dtype=bool), False][self._extra_rows]
         self.index = primary.index.assign(ok=primary.index["ok"].to_numpy(dtype=bool) & extra_ok)
-        bank = extra.manifest.get("prompt_bank")
-        self.manifest = {
-            **primary.manifest,
-            **{name: extra.manifest[name] for name in names if name in extra.manifest},
-            "sampling": extra.manifest.get("sampling"),
-            "arrays": {**primary.manifest["arrays"], **{n: list(extra.row_shape(n)) for n in names}},
-            "prompt_bank": str(extra.split_dir.parent / bank) if bank else None,
-            "views": 1,
-            "combined_with": str(extra.split_dir),
-        }
+        bank = extra.manifest.prompt_bank
+        extra_record = extra.manifest.record
+        record = replace(primary.manifest.record, clip=extra_record.clip, sampling=extra_record.sampling)
+        self.manifest = replace(
+            primary.manifest, record=record, prompt_bank=str(extra.split_dir.parent / bank) if bank else "", views=1
+        )
 
     def __len__(self) -> int:
         return len(self.index)
 
     @property
     def arrays(self) -> tuple[str, ...]:
-        return (*self.primary.arrays, *self.names)
+        return self.manifest.record.arrays
 
     def row_shape(self, name: str) -> tuple[int, ...]:
         return self.primary.row_shape(name) if name in self.primary.arrays else self.extra.row_shape(name)

@@ -46,6 +46,11 @@ RELEASED_SETS = {
 three (features re-extracted 2022-06-07). The stride 6 of older docs and of `omnivore_video.yaml` belongs to the
 deprecated `omnivore_video` (Swin-B) set; `import-features --stride` covers a download made otherwise."""
 
+def released_tag(set_name: str) -> str:
+    """The cache folder of an imported set under FEATURES_DIR (beside `extract`'s `slowfast_r101+ViT-B-16`)."""
+    return f"ego4d-{set_name}"
+
+
 POOLING = "mean of the rows whose window overlaps the segment's video frames; nearest row if shorter than a window"
 
 
