@@ -326,3 +326,25 @@ def test_frame_counts_from_the_manifest_place_the_last_row(released: Path, tmp_p
     (data / "ego4d_features" / SET_DIR / "manifest.csv").write_text("video_uid,num_frames\nx,many\n")
     assert _import(data, "val", features=tmp_path / "other") == 2
     assert "num_frames 'many' is not an integer" in capsys.readouterr().err
+
+
+def test_released_omnivore_features_train_the_omnivore_preset(tmp_path: Path) -> None:
+    """The omnivore preset on an imported 1536-d set: built, trained, and predicting on the test split."""
+    from ego4d_lta.cli import main
+
+    data = tmp_path / "data"
+    cfg = SynthConfig(videos=False, features_like_ego4d=True, features_set="omnivore_video_swinl")
+    generate(data, cfg, workers=1)
+    for split in ("train", "val", "test"):
+        assert _import(data, split, "--set", "omnivore_video_swinl") == 0
+    tiny = ["model.slowfast_dim=64", "model.layers=1", "model.heads=4", "model.ffn_dim=128", "train.epochs=1"]
+    sets = [x for item in [*tiny, "train.batch_size=32", "optim.warmup_steps=5"] for x in ("--set", item)]
+    run = ["--data", str(data), "--run", str(tmp_path / "run"), "--device", "cpu"]
+    assert main(["train", "--config", "omnivore", *sets, *run]) == 0
+    out = tmp_path / "test.json"
+    assert main(["predict", *run, "--split", "test", "--out", str(out)]) == 0
+    assert main(["validate", str(out), "--split", "test", "--data", str(data)]) == 0
+    from ego4d_lta.runtime.checkpoint import RunCheckpoint
+
+    features = RunCheckpoint.load(tmp_path / "run" / "best.pt").features
+    assert features.released.set == "omnivore_video_swinl" and features.released.dim == 1536

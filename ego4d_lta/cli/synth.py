@@ -29,10 +29,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--features-like-ego4d",
         action="store_true",
-        help="also write OUT/ego4d_features/v2/slowfast8x8_r101_k400/<video_uid>.pt as Ego4D releases them",
+        help="also write OUT/ego4d_features/v2/<set>/<video_uid>.pt as Ego4D releases them",
     )
     p.add_argument(
         "--missing-features", type=int, default=0, metavar="N", help="test videos left out of that feature download"
+    )
+    p.add_argument(
+        "--features-set",
+        default="slowfast8x8_r101_k400",
+        choices=["slowfast8x8_r101_k400", "omnivore_video_swinl", "omnivore_video_swinl_fp16"],
+        help="which released set that download imitates",
     )
     add_quiet(p)
 
@@ -48,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         videos=not args.no_videos,
         features_like_ego4d=args.features_like_ego4d,
         missing_features=args.missing_features,
+        features_set=args.features_set,
     )
     started = time.perf_counter()
     try:

@@ -68,6 +68,8 @@ class SynthConfig:
     """Also write a per-video feature download in Ego4D's released layout (`synth_features`)."""
     missing_features: int = 0
     """Test videos whose feature file the download lacks (the last ones)."""
+    features_set: str = "slowfast8x8_r101_k400"
+    """Which released set the download imitates (its dimension; all use windows of 32 at stride 16)."""
 
 
 @dataclass
@@ -191,6 +193,10 @@ def generate(
     by `workers` processes (default: all cores), each from its own seed, so the output is the same
     for any number of workers.
     """
+    from ego4d_lta.data.released_features import RELEASED_SETS
+
+    if cfg.features_set not in RELEASED_SETS:
+        raise ValueError(f"unknown feature set {cfg.features_set!r}: expected one of {', '.join(RELEASED_SETS)}")
     if cfg.size not in SIZES:
         raise ValueError(f"unknown size {cfg.size!r}: expected one of {', '.join(SIZES)}")
     preset = SIZES[cfg.size]

@@ -22,6 +22,7 @@ from ego4d_lta.data.synthetic_render import FPS, NOUNS, SCENARIOS, VERBS
 from ego4d_lta.stages.synth import ClipScript, SynthConfig, VideoLayout
 
 SET = RELEASED_SETS["slowfast8x8_r101_k400"]
+"""The default set; `SynthConfig.features_set` picks another (omnivore_video_swinl: 1536-d rows)."""
 DOWNLOAD_DIR = "ego4d_features"
 NOISE = 1.0
 """Per-dimension noise of a row, against unit-variance verb, noun and scenario vectors."""
@@ -50,7 +51,7 @@ def video_rows(
 ) -> np.ndarray:
     """(T, D) rows: per window, the mean of its frames' vectors (via cumulative one-hot counts), offset + noise."""
     frames = len(labels[0])
-    starts, ends = row_windows(row_count(frames, SET.window, SET.stride), frames, SET.window, SET.stride)
+    starts, ends = row_windows(row_count(frames, SET.window, SET.stride), frames, SET.window, SET.stride)  # 32 / 16
     dim = bases[0].shape[1]
     rows = rng.normal(0, 0.5, size=dim).astype(np.float32) + rng.normal(0, NOISE, size=(len(starts), dim))
     for ids, basis in zip(labels, bases, strict=True):
@@ -66,10 +67,11 @@ def write_feature_download(
     out: Path, clip_scripts: dict[str, list[ClipScript]], videos: VideoLayout, cfg: SynthConfig
 ) -> list[str]:
     """Write the download under `download_dir(out)`; returns the test videos whose file was left out."""
-    folder = download_dir(out) / "v2" / SET.name
+    fs = RELEASED_SETS[cfg.features_set]
+    folder = download_dir(out) / "v2" / fs.name
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([cfg.seed, 14])
-    bases = [rng.normal(0, 1, size=(len(names), SET.dim)).astype(np.float32) for names in (VERBS, NOUNS, SCENARIOS)]
+    bases = [rng.normal(0, 1, size=(len(names), fs.dim)).astype(np.float32) for names in (VERBS, NOUNS, SCENARIOS)]
     scripts = {s.uid: s for split in clip_scripts.values() for s in split}
     test_videos = list(dict.fromkeys(videos.place[s.uid].video_uid for s in clip_scripts.get("test", [])))
     missing = test_videos[len(test_videos) - cfg.missing_features :] if cfg.missing_features else []
