@@ -202,12 +202,13 @@ def import_features(cfg: ImportConfig) -> ImportSummary:
     counts = frame_counts(folder)
 
     videos = sorted(rows["video_uid"].unique())[i::n]
-    rows = rows[rows["video_uid"].isin(set(videos))].reset_index(drop=True)
+    if n > 1:  # (a boolean selection copies every column: skipped when there is nothing to leave out)
+        rows = rows[rows["video_uid"].isin(set(videos))].reset_index(drop=True)
     split_dir = cfg.features_dir / released_tag(fs.name) / cfg.split
     manifest = build_manifest(cfg, fs, split_file, exact_last_row=bool(counts))
     writer = ShardWriter.open(split_dir, manifest, cfg.shard, rows, {fs.array: (fs.dim,)}, CACHE_DTYPE)
     pending = set(writer.pending_clips())
-    todo = rows[rows["clip_uid"].isin(pending)]
+    todo = rows[rows["clip_uid"].isin(pending)] if writer.finished else rows  # a fresh shard: every clip
 
     summary = ImportSummary(split_dir, len(rows), len(videos), 0, 0.0)
     started = time.perf_counter()
