@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 
-from ego4d_lta.challenge import K, Z
-from ego4d_lta.ensemble import pair_distances, select
-from ego4d_lta.metrics import action_tokens, prefix_edit_distances
+from ego4d_lta.challenge.metrics import action_tokens, prefix_edit_distances
+from ego4d_lta.challenge.rules import K, Z
+from ego4d_lta.workflow.ensemble import pair_distances, select
 
 VERBS, NOUNS = 117, 521
 

@@ -46,17 +46,16 @@ from bench_extract import bare_throughput, make_dataset
 from bench_train import random_cache, time_steps
 
 from ego4d_lta.config import load_config
-from ego4d_lta.data.datasets import ClipImageSpec
 from ego4d_lta.data.video import frame_indices, probe, stream_windows, window_start
-from ego4d_lta.distributed import WorldInfo, device_for
-from ego4d_lta.extract import ENCODER_PRESETS, ExtractConfig, extract, load_encoders
-from ego4d_lta.inference import predict_windows
 from ego4d_lta.models.clip import random_clip
 from ego4d_lta.models.clip import save_weights as save_clip
 from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster
 from ego4d_lta.models.slowfast import SLOWFAST_PRESETS, SlowFastEncoder, freeze, save_weights
-from ego4d_lta.splits import cache_inputs, feature_dims, feature_record, load_table, open_cache, video_encoders
-from ego4d_lta.splits import video_inputs as video_split
+from ego4d_lta.runtime.distributed import WorldInfo, device_for
+from ego4d_lta.runtime.encoder_config import ENCODER_PRESETS, load_encoders
+from ego4d_lta.runtime.inference import predict_windows
+from ego4d_lta.runtime.inputs import RunInputs, feature_dims
+from ego4d_lta.stages.extract import ExtractConfig, extract
 
 VAL_SEGMENTS = 12_303
 """Real: the actions of the 208 Ego4D LTA v1 val clips (../shared/data/antgpt_v1_val/val_chains.json)."""
@@ -177,7 +176,7 @@ def check(args: argparse.Namespace) -> dict:
 
 def bare_encoders(ecfg: ExtractConfig, sizes: Sizes, device: torch.device) -> dict:
     """SlowFast alone, CLIP alone, both: bench_extract's bare loop on ready-made batches of the extraction's size."""
-    slowfast, clip, _ = load_encoders(ecfg)
+    slowfast, clip, _ = load_encoders(ecfg.encoders, ecfg.slowfast_weights, ecfg.clip_weights)
     slowfast, clip = freeze(slowfast).to(device), clip.to(device)
     runs, n = {}, sizes.bare_batches
     for parts in (("slowfast",), ("clip",), ("slowfast", "clip")):
@@ -224,20 +223,21 @@ def train_config(sizes: Sizes, batch: int, workers: int | None = None):
     return cfg
 
 
-def cache_model(cfg, cache, inputs, device: torch.device) -> ForecastingModel:
+def cache_model(cfg, training: bool, device: torch.device):
+    """The run's inputs from the cache (as train and predict open them) and a fresh forecaster for them."""
+    sources = RunInputs(cfg)
+    inputs = sources.open("train", training=training)
     tax = inputs.taxonomy
     torch.manual_seed(0)
-    dims = feature_dims(feature_record(cache.manifest))
-    return ForecastingModel(build_forecaster(cfg.model, dims, tax.num_verbs, tax.num_nouns)).to(device)
+    dims = feature_dims(sources.record)
+    return inputs, ForecastingModel(build_forecaster(cfg.model, dims, tax.num_verbs, tax.num_nouns)).to(device)
 
 
 def train_cache(data: Path, sizes: Sizes, batch: int, device: torch.device) -> tuple[float, float | None]:
     """bench_train's cache path: timed optimizer steps on the cache's windows (the config's loader workers)."""
     cfg = train_config(sizes, batch)
     cfg.data.data_dir = str(data)
-    cache = open_cache(cfg, "train")
-    inputs = cache_inputs(cfg, "train", True, cache)
-    model = cache_model(cfg, cache, inputs, device)
+    inputs, model = cache_model(cfg, True, device)
     rate, mem = peak_gib(device, lambda: time_steps(model, inputs.dataset, cfg, device, sizes.cache_steps))
     free(device)
     return rate, mem
@@ -247,9 +247,7 @@ def predict_rate(data: Path, sizes: Sizes, device: torch.device) -> dict:
     """`predict_windows` (predict's inference: model, K = 5 sampled sequences per window) over the cache's windows."""
     cfg = train_config(sizes, sizes.cache_batches[0])
     cfg.data.data_dir = str(data)
-    cache = open_cache(cfg, "train")
-    inputs = cache_inputs(cfg, "train", False, cache)
-    model = cache_model(cfg, cache, inputs, device)
+    inputs, model = cache_model(cfg, False, device)
     batch = cfg.train.eval_batch_size
 
     def run() -> float:
@@ -269,13 +267,12 @@ def train_video(data: Path, sizes: Sizes, sf: Path, clip: Path, workers: int, de
     cfg.data.data_dir = str(data)
     cfg.model.finetune_slowfast = True
     cfg.data.slowfast_weights, cfg.data.clip_weights = str(sf), str(clip)
-    _, tax = load_table(cfg, "train", require_labels=True)
-    encoders, record, bank = video_encoders(cfg, tax)
-    image = ClipImageSpec(encoders.clip.image_size, encoders.clip.mean, encoders.clip.std, record["clip"]["frames"])
-    vid = video_split(cfg, "train", True, image)
+    video = RunInputs(cfg)
+    vid = video.open("train", training=True)
+    tax = vid.taxonomy
     torch.manual_seed(0)
-    forecaster = build_forecaster(cfg.model, feature_dims(record), tax.num_verbs, tax.num_nouns, bank)
-    model = ForecastingModel(forecaster, encoders).to(device)
+    forecaster = build_forecaster(cfg.model, feature_dims(video.record), tax.num_verbs, tax.num_nouns, video.bank)
+    model = ForecastingModel(forecaster, video.encoders).to(device)
     rate, mem = peak_gib(device, lambda: time_steps(model, vid.dataset, cfg, device, sizes.video_steps, warmup=1))
     free(device)
     return {
