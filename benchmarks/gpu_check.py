@@ -6,18 +6,18 @@ saved to files; a feature cache of random features in the real format) and times
 paths and the other benchmarks' helpers:
   encoders     SlowFast clips/s and CLIP images/s bare, and both together (segments/s), bf16 autocast
                (bench_extract.bare_throughput)
-  extract      `extract.extract` end to end (decode in `--workers` DataLoader workers, transforms, both encoders,
+  extract      `stages.extract.extract` end to end (decode in `--workers` DataLoader workers, transforms, both encoders,
                the memory-mapped cache), segments/s, and its ratio to the bare encoders (target >= 0.7)
   decode       one core: the extraction pass (`stream_windows`) in segments/s, and the frames a sequential PyAV
                decode gets through (bench_decode.bare_pass), per CPU second
   train_cache  `slowfast_clip` optimizer steps from the cache at batch 64 and 512 (bench_train.time_steps; target
                >= 5,000 windows/s at 64)
   train_video  the end-to-end path (`model.finetune_slowfast`: decode, trainable SlowFast, frozen CLIP, same step)
-  predict      `inference.predict_windows` (what `predict` runs) on the cache, windows/s
+  predict      `runtime.inference.predict_windows` (what `predict` runs) on the cache, windows/s
 each with the peak GPU memory it took (GiB; null on a CPU), and from them the projected wall time of the whole
 pipeline (extract every LTA segment, `--epochs` epochs, predict test) on one node of `--gpus` GPUs, with the
 segment counts it assumes. Progress goes to stderr. `--quick --device cpu` runs the same paths at tiny shapes
-(tiny encoders, 64 px clips, small batches) in a minute or two: tests/test_gpu_check.py runs it.
+(tiny encoders, 86x64 clips, small batches; ~1 min of CPU): tests/test_gpu_check.py runs it. Not yet run on a GPU.
 
     python benchmarks/gpu_check.py [--device cuda] [--workers N] [--out gpu_check.json]
     python benchmarks/gpu_check.py --quick --device cpu
