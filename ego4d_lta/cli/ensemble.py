@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ego4d_lta.cli.common import add_annotations, annotations_dir
+from ego4d_lta.cli.common import add_annotations, annotation_files, annotations_dir
 
 HELP = "combine submissions into one (K=5 chosen from all their sequences)"
 
@@ -21,10 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ego4d_lta.base.output_guard import check_output
     from ego4d_lta.challenge.validate import format_report, validate_file
     from ego4d_lta.workflow.ensemble import ensemble
 
     annotations = annotations_dir(args)
+    check_output(args.out, "submission", [*args.files, *annotation_files(annotations)], flag="-o")
     result = ensemble(args.files, args.out, annotations, args.split, args.weights)
     own = f" (each submission's own 5: {', '.join(f'{x:.3f}' for x in result.inputs_expected)})"
     print(

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.cli.common import EXIT_INVALID, add_annotations, annotations_dir
+from ego4d_lta.cli.common import EXIT_INVALID, add_annotations, annotation_files, annotations_dir
 
 HELP = "check a submission as the challenge server would; score it on val"
 
@@ -24,9 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import orjson
 
+    from ego4d_lta.base.output_guard import check_output
     from ego4d_lta.challenge.validate import format_report, validate_file
     from ego4d_lta.workflow.plots import plot_ed_at_z
 
+    if args.plot:
+        check_output(args.plot, "png", [args.file, *annotation_files(annotations_dir(args))], flag="--plot")
     try:
         report = validate_file(args.file, annotations_dir(args), args.split)
     except UserError as e:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from ego4d_lta import __version__
 from ego4d_lta.base.denormals import flush_denormals
 from ego4d_lta.base.difference import first_difference
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.base.jsonio import write_json_atomic
+from ego4d_lta.base.jsonio import write_bytes_atomic, write_json_atomic
 from ego4d_lta.challenge.baselines import most_frequent_action
 from ego4d_lta.challenge.metrics import Scores
 from ego4d_lta.config import Config
@@ -39,6 +39,8 @@ from ego4d_lta.runtime.inputs import RunInputs, SplitInputs, feature_dims
 from ego4d_lta.runtime.training import StopFlag, loss_fn, make_optimizer, warmup_cosine
 
 RESUMABLE_CHANGES = ("train.stop_after", "data.workers", "data.data_dir", "data.features_dir")
+COMMIT_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.json")
+"""What training writes into a run folder; `.<name>.*.tmp` beside them are temporary files of a failed write."""
 """Config keys that may differ between a run and its resumption (paths move; nothing numeric)."""
 
 
@@ -97,12 +99,21 @@ class Trainer:
         self.fallback = most_frequent_action(self.train_in.table)
         self._build()
         if self.info.is_main:  # what `ego4d-lta report` reads without loading a checkpoint
-            write_json_atomic(self.run_dir / "config.json", cfg.to_dict(), option=orjson.OPT_INDENT_2)
+            remove_leftovers(self.run_dir)
+            config = cfg.to_dict()
+            commit_file(self.run_dir / "config.json", lambda p: write_json_atomic(p, config, orjson.OPT_INDENT_2))
+            if self.resume_from is not None:
+                self._reconcile(self.resume_from)
 
     # -- set-up -------------------------------------------------------------------------------------------------
 
     def _resume_checkpoint(self, resume: bool) -> RunCheckpoint | None:
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise UserError(f"--run {self.run_dir}: is a file, expected a run folder")
         if not self.last_path.is_file():
+            other = [n for n in ("best.pt", "metrics.jsonl") if (self.run_dir / n).exists()]
+            if other:  # never train into (and replace) another run's files
+                raise UserError(f"{self.run_dir} holds {other[0]} but no last.pt: not resumable; use another --run")
             return None
         if not resume:
             raise UserError(
@@ -202,7 +213,28 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         states = all_gather_objects(rng)
         if self.info.is_main:
-            self._checkpoint(full=True, rng=states).save(self.last_path)
+            commit_file(self.last_path, self._checkpoint(full=True, rng=states).save)
+
+    def _reconcile(self, ckpt: RunCheckpoint) -> None:
+        """Bring best.pt and metrics.jsonl in line with last.pt, the epoch's commit point: a kill after last.pt and
+        before them (or during them) left them an epoch behind; both are derived from what last.pt holds."""
+        state, best = ckpt.state, ckpt.state.best
+        best_path = self.run_dir / "best.pt"
+        if best and best["epoch"] == state.epoch and state.batch == 0:  # last.pt holds the best epoch's weights
+            saved = RunCheckpoint.load(best_path).state.epoch if best_path.is_file() else None
+            if saved != best["epoch"]:
+                view = replace(ckpt, state=TrainState(**asdict(state)), optimizer=None, scheduler=None, rng=None)
+                commit_file(best_path, view.save)
+                print(f"reconciled {best_path} with {self.last_path} (epoch {best['epoch']})", flush=True)
+        self._write_metrics(state.history)
+
+    def _write_metrics(self, history: list[dict]) -> None:
+        """metrics.jsonl = the state's history, one line per epoch, rewritten whole and atomically (never appended:
+        an append cut by a kill, or missed by one, could not be told from a finished epoch)."""
+        path = self.run_dir / "metrics.jsonl"
+        data = b"".join(orjson.dumps(entry) + b"\n" for entry in history)
+        if not (path.is_file() and path.read_bytes() == data):
+            commit_file(path, lambda p: write_bytes_atomic(p, data))
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
@@ -298,12 +330,13 @@ class Trainer:
         )
         if improved:
             self.state.best = {**scores, "epoch": epoch + 1}
+        # One ordered commit: last.pt first (it holds the history and the best), then what derives from it; resume
+        # reconciles best.pt and metrics.jsonl with last.pt (`_reconcile`), so a kill between them loses nothing.
         self._save_last()
         if self.info.is_main:
             if improved:
-                self._checkpoint(full=False).save(self.run_dir / "best.pt")
-            with open(self.run_dir / "metrics.jsonl", "ab") as f:
-                f.write(orjson.dumps(entry) + b"\n")
+                commit_file(self.run_dir / "best.pt", self._checkpoint(full=False).save)
+            self._write_metrics(self.state.history)
             val = " ".join(f"{k} {v:.4f}" for k, v in scores.items()) if scores else "no val windows"
             bar.write(
                 f"epoch {epoch + 1}/{cfg.train.epochs}: loss {entry['loss']:.4f}; val ED@20 {val}", file=sys.stderr
@@ -330,6 +363,25 @@ class Trainer:
     def _result(self, stopped: str | None) -> TrainResult:
         state = self.state
         return TrainResult(self.run_dir, state.epoch, state.step, stopped, list(state.history), state.best)
+
+
+def commit_file(path: Path, write) -> None:
+    """One write into the run folder (`write(path)` writes atomically); a failure such as a full disk is one line,
+    and no temporary file stays behind."""
+    try:
+        write(path)
+    except (OSError, RuntimeError) as e:  # torch reports a failed write as a RuntimeError
+        remove_leftovers(path.parent)
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0][:160]
+        raise UserError(f"{path}: cannot write ({reason})") from None
+
+
+def remove_leftovers(run_dir: Path) -> list[Path]:
+    """Temporary files of writes that a kill or a full disk interrupted (`.last.pt.1234.tmp`, ...), removed."""
+    found = [p for name in COMMIT_FILES for p in Path(run_dir).glob(f".{name}.*.tmp")]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
 
 
 @flush_denormals()
