@@ -27,8 +27,20 @@ TIMINGS = ("seconds", "windows_per_s")
 
 
 def _metrics(run: Path) -> list[dict]:
+    """metrics.jsonl without timings, floats to 6 significant digits: a process with another number of threads
+    sums the batch losses in float32 in another order (seen in CI: 5.2768879 vs 5.2768878)."""
     lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k not in TIMINGS} for line in lines]
+    return [_rounded({k: v for k, v in json.loads(line).items() if k not in TIMINGS}) for line in lines]
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
 
 
 def _train_until_hold(data: Path, run: Path, at: int) -> str | None:
