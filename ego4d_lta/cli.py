@@ -208,7 +208,7 @@ def _run_config(args: argparse.Namespace):
     """--config, then --set overrides, then --data / --features (or their environment variables) on top."""
     from ego4d_lta.config import load_config
 
-    cfg = load_config(args.config, list(args.set or []))
+    cfg = load_config(args.config, list(args.set or []), getattr(args, "recipe", None))
     if args.data is not None or os.environ.get("EGO4D_LTA_DATA"):
         cfg.data.data_dir = str(args.data or default_data_dir())
     if args.features is not None or os.environ.get("EGO4D_LTA_FEATURES"):
@@ -232,9 +232,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if result.stopped:
         print(f"{run_dir}: stopped ({result.stopped}) at step {result.steps}; last.pt saved, continue with --resume")
         return code
-    best = result.history and min(
-        (h for h in result.history if h["val"]), key=lambda h: h["val"]["action"], default=None
-    )
+    by = cfg.train.select_by
+    best = result.history and min((h for h in result.history if h["val"]), key=lambda h: h["val"][by], default=None)
     if best:
         v = best["val"]
         print(
@@ -276,6 +275,7 @@ def _submit_train(args: argparse.Namespace, cfg, run_dir: Path) -> int:
 
     config = Path(args.config)
     argv = ["train", "--config", str(config.resolve()) if config.suffix == ".toml" else args.config]
+    argv += ["--recipe", args.recipe] if args.recipe else []
     for item in args.set or []:
         argv += ["--set", item]
     argv += ["--data", str(Path(cfg.data.data_dir).resolve()), "--device", args.device, "-q"]
@@ -328,6 +328,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.quiet,
         pool=args.pool,
+        recognitions=args.recognitions,
     )
     s = predict(cfg)
     if s is None:  # not rank 0
@@ -492,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a forecaster (plain PyTorch, DDP under torchrun or srun)")
     p.add_argument("--config", default="slowfast_clip", help="a preset (see ego4d_lta/configs) or a .toml file")
+    p.add_argument(
+        "--recipe",
+        default=None,
+        help="training and sampling choices on top of the preset: report (the report's: iid sampling, 4 observed "
+        "segments, summed loss, Dropout(0.5) on raw SlowFast, Adam fp32 without clipping, best by verb ED)",
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. train.epochs=5")
     p.add_argument("--data", type=Path, default=None, help="dataset root (default: $EGO4D_LTA_DATA or data/)")
     p.add_argument("--features", type=Path, default=None, help="feature cache root (default: DATA/features)")
@@ -525,6 +532,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=_positive, default=256, help="windows per forward pass")
     p.add_argument("--device", default="auto", help="auto (the local GPU when there is one), cpu, cuda")
+    p.add_argument(
+        "--recognitions",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='labels runs: {"<clip_uid>_<action_idx>": {"verb": id, "noun": id}} of the observed segments '
+        "(an action recogniser's output), read instead of the annotations' labels",
+    )
     p.add_argument(
         "--pool",
         type=_positive,

@@ -27,12 +27,13 @@ from ego4d_lta.encoder_config import file_digest
 from ego4d_lta.errors import UserError
 from ego4d_lta.inference import predict_windows
 from ego4d_lta.metrics import Scores
-from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster, needs_prompts
+from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster, labels_only, needs_prompts
 from ego4d_lta.splits import (
     cache_inputs,
     check_same_features,
     feature_dims,
     feature_record,
+    label_inputs,
     open_cache,
     video_encoders,
     video_inputs,
@@ -57,6 +58,9 @@ class PredictConfig:
     batch_size: int = 256
     device: str = "auto"
     progress: bool = True
+    recognitions: Path | None = None
+    """`labels` runs: recognised (verb, noun) per observed segment key, read instead of the annotations' labels
+    where it has the segment; test windows it does not cover get the fallback."""
     pool: int = 0
     """Also write this many more sequences per window (drawn like the submission's: generate.*) beside it, to
     <name>.pool<N>.json, for `ego4d-lta ensemble` (0: none; else more than K)."""
@@ -125,7 +129,10 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
     ckpt_path = checkpoint.resolve(pcfg.run_dir, pcfg.checkpoint)
     ckpt = checkpoint.load(ckpt_path)
     cfg = run_config(ckpt, pcfg)
-    if cfg.model.finetune_slowfast:
+    if labels_only(cfg.model.variant):
+        encoders = None
+        inputs = label_inputs(cfg, pcfg.split, False, str(pcfg.recognitions or ""))
+    elif cfg.model.finetune_slowfast:
         _, taxonomy = _taxonomy(cfg)
         encoders, record, _ = video_encoders(cfg, taxonomy)
         clip = encoders.clip
@@ -196,7 +203,7 @@ def _write(
     if fallback:
         clips = sorted({inputs.windows.clip_uids[i] for i in preds.fallback.nonzero()[0]})
         warnings.append(
-            f"{fallback} of {len(preds.fallback)} windows had no features (clips {', '.join(clips[:5])}"
+            f"{fallback} of {len(preds.fallback)} windows had no features or recognitions (clips {', '.join(clips[:5])}"
             f"{' ...' if len(clips) > 5 else ''}) and got the fallback prediction"
         )
     sidecar = out.with_name(out.stem + ".meta.json")

@@ -17,6 +17,7 @@ from ego4d_lta.config import Config
 from ego4d_lta.data.annotations import Taxonomy, load_split, load_taxonomy, split_path, taxonomy_path
 from ego4d_lta.data.datasets import ClipImageSpec
 from ego4d_lta.data.features import FeatureCache
+from ego4d_lta.data.label_windows import LabelWindows, load_recognitions
 from ego4d_lta.data.window_data import CacheWindows, Labels, VideoWindows, window_labels
 from ego4d_lta.data.windows import Windows, make_windows
 from ego4d_lta.encoder_config import ENCODER_PRESETS, EncoderConfig, file_digest
@@ -31,7 +32,7 @@ class SplitInputs:
     taxonomy: Taxonomy
     windows: Windows
     labels: Labels | None
-    dataset: CacheWindows | VideoWindows
+    dataset: CacheWindows | VideoWindows | LabelWindows
 
     @property
     def available(self) -> np.ndarray:
@@ -84,6 +85,8 @@ def feature_record(manifest: dict) -> dict:
 
 
 def feature_dims(record: dict) -> FeatureDims:
+    if not record["slowfast"]:  # a labels-only run: no features
+        return FeatureDims()
     return FeatureDims(record["slowfast"]["dim"], record["clip"]["dim"], record["clip"]["frames"])
 
 
@@ -117,6 +120,16 @@ def cache_inputs(cfg: Config, split: str, training: bool, cache: FeatureCache | 
     cache = cache or open_cache(cfg, split)
     views = int(cache.manifest.get("views", 1)) if training else 1
     dataset = CacheWindows(cache, table, windows, window_labels(windows, table), views, cfg.train.seed)
+    return SplitInputs(split, table, taxonomy, windows, dataset.labels, dataset)
+
+
+def label_inputs(cfg: Config, split: str, training: bool, recognitions: str = "") -> SplitInputs:
+    """Windows of `split` whose inputs are the observed segments' labels (the `labels` variant): recognised ones
+    from the `recognitions` file where it has them, else the annotations'."""
+    table, taxonomy = load_table(cfg, split, require_labels=training)
+    windows = make_windows(table, include_extra=training)
+    recog = load_recognitions(recognitions, taxonomy) if recognitions else None
+    dataset = LabelWindows(table, windows, window_labels(windows, table), recog)
     return SplitInputs(split, table, taxonomy, windows, dataset.labels, dataset)
 
 

@@ -4,7 +4,7 @@ Ranks come from the environment (torchrun, srun, submitit; `distributed.py`). Ev
 global batches (`EpochBatches`), so the learning rate follows the global batch and W processes reproduce one
 process with the same global batch. `last.pt` is written after every epoch and when SIGTERM / SIGUSR2 arrives
 (Slurm's warning before a time limit or preemption); `--resume` continues from it exactly: data order, dropout
-RNG, optimizer and schedule. `best.pt` is the epoch with the lowest val action ED@20.
+RNG, optimizer and schedule. `best.pt` is the epoch with the lowest val ED@20 of `train.select_by` (action).
 """
 
 from __future__ import annotations
@@ -29,19 +29,21 @@ from ego4d_lta import __version__, checkpoint
 from ego4d_lta.config import Config
 from ego4d_lta.data.datasets import ClipImageSpec
 from ego4d_lta.data.jsonio import write_json_atomic
+from ego4d_lta.data.label_windows import LABEL_RECORD, action_pairs
 from ego4d_lta.data.window_data import EpochBatches
 from ego4d_lta.denormals import flush_denormals
 from ego4d_lta.distributed import WorldInfo, all_gather_objects, device_for, setup, world_info_from_env
 from ego4d_lta.errors import UserError
 from ego4d_lta.inference import autocast, predict_windows, score_predictions, to_device
 from ego4d_lta.metrics import Scores
-from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster, variant_parts
+from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster, labels_only, variant_parts
 from ego4d_lta.splits import (
     SplitInputs,
     cache_inputs,
     check_same_features,
     feature_dims,
     feature_record,
+    label_inputs,
     load_prompt_bank,
     load_table,
     open_cache,
@@ -139,11 +141,14 @@ def config_difference(saved: dict, current: dict, prefix: str = "") -> str | Non
     return None
 
 
-def loss_fn(verb_logits: torch.Tensor, noun_logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Cross-entropy over all Z positions, verb + noun (the baseline sums 40 terms; this is their mean x 2)."""
+def loss_fn(
+    verb_logits: torch.Tensor, noun_logits: torch.Tensor, batch: dict[str, torch.Tensor], reduction: str = "mean"
+) -> torch.Tensor:
+    """Cross-entropy over all Z positions, verb + noun: `mean` is the mean over positions x 2, `sum` the baseline's
+    sum of the 2Z per-position cross-entropies (each a mean over the batch), Z times larger."""
     verb = F.cross_entropy(verb_logits.float().flatten(0, 1), batch["verb"].flatten())
     noun = F.cross_entropy(noun_logits.float().flatten(0, 1), batch["noun"].flatten())
-    return verb + noun
+    return (verb + noun) * (verb_logits.shape[1] if reduction == "sum" else 1)
 
 
 class Trainer:
@@ -190,7 +195,11 @@ class Trainer:
 
     def _load_data(self) -> None:
         cfg = self.cfg
-        if cfg.model.finetune_slowfast:
+        if labels_only(cfg.model.variant):  # no clips, no cache: the annotations (or recognitions) are the inputs
+            self.encoders, self.record, self.bank = None, LABEL_RECORD, None
+            self.train_in = label_inputs(cfg, "train", True, cfg.data.recognitions)
+            self.val_in = label_inputs(cfg, "val", False, cfg.data.recognitions)
+        elif cfg.model.finetune_slowfast:
             _, taxonomy = load_table(cfg, "train", require_labels=True)
             self.encoders, self.record, self.bank = video_encoders(cfg, taxonomy)
             clip = self.encoders.clip
@@ -225,6 +234,7 @@ class Trainer:
         )
         if self.encoders is None:  # standardise the cached features (video runs keep the identity)
             forecaster.fusion.stats.set(self.train_in.dataset.feature_stats(self.usable))
+        forecaster.decoder.set_pairs(torch.from_numpy(action_pairs(self.train_in.table)))
         self.model = ForecastingModel(forecaster, self.encoders).to(self.device)
         self.lr = cfg.optim.lr * cfg.train.batch_size / cfg.optim.base_batch
         self.optimizer = make_optimizer(self.model, cfg, self.lr)
@@ -352,7 +362,7 @@ class Trainer:
         batch = to_device(batch, self.device)
         with autocast(self.device, self.cfg.train.precision):
             verb_logits, noun_logits = self.ddp(batch)
-        loss = loss_fn(verb_logits, noun_logits, batch)
+        loss = loss_fn(verb_logits, noun_logits, batch, self.cfg.train.loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.optim.grad_clip > 0:
@@ -382,9 +392,8 @@ class Trainer:
         }
         self.state["epoch"], self.state["batch"] = epoch + 1, 0
         self.state["history"].append(entry)
-        improved = scores is not None and (
-            self.state["best"] is None or scores["action"] < self.state["best"]["action"]
-        )
+        key = cfg.train.select_by
+        improved = scores is not None and (self.state["best"] is None or scores[key] < self.state["best"][key])
         if improved:
             self.state["best"] = {**scores, "epoch": epoch + 1}
         self._save_last()

@@ -33,7 +33,12 @@ def random_bank(dim: int, seed: int = 0) -> dict[str, np.ndarray]:
 def random_feats(b: int, dims: FeatureDims = TINY, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     clip = torch.nn.functional.normalize(torch.randn(b, NUM_OBSERVED, dims.clip_frames, dims.clip, generator=g), dim=-1)
-    return {"slowfast": torch.randn(b, NUM_OBSERVED, dims.slowfast, generator=g), "clip": clip}
+    return {
+        "slowfast": torch.randn(b, NUM_OBSERVED, dims.slowfast, generator=g),
+        "clip": clip,
+        "obs_verb": torch.randint(V, (b, NUM_OBSERVED), generator=g),
+        "obs_noun": torch.randint(N, (b, NUM_OBSERVED), generator=g),
+    }
 
 
 def expected_parameters(variant: str, cfg: ModelConfig, dims: FeatureDims) -> int:
@@ -51,6 +56,9 @@ def expected_parameters(variant: str, cfg: ModelConfig, dims: FeatureDims) -> in
         elif part == "clip_attn":
             width += d
             params += (3 * d * d + 3 * d) + (d * d + d) + 2 * d  # in/out projections + LayerNorm
+        elif part == "labels":
+            width += cfg.label_dim
+            params += V * (cfg.label_dim // 2) + N * (cfg.label_dim - cfg.label_dim // 2)  # the two embeddings
     layer = (4 * width * width + 4 * width) + (2 * width * cfg.ffn_dim + cfg.ffn_dim + width) + 4 * width
     params += cfg.layers * layer + 2 * width  # layers + final LayerNorm
     params += Z * (width * (V + N) + (V + N))  # Z heads
@@ -83,6 +91,7 @@ def test_report_widths_follow_from_the_features() -> None:
         "slowfast_clip_text": 2048 + 512 + 4 * 512,
         "slowfast_clip": 2560,
         "slowfast_clip_attn": 2560,
+        "labels": 256,
     }
     learned = tiny_model_cfg("slowfast_clip", positions="learned")
     extra = sum(p.numel() for p in build_forecaster(learned, TINY, V, N).parameters())
@@ -95,7 +104,7 @@ def test_text_variant_appends_the_nearest_prompt_of_each_group() -> None:
     fusion = build_fusion(tiny_model_cfg("slowfast_clip_text", text_groups=["noun", "place"]), TINY, bank)
     feats = random_feats(2)
     feats["clip"][:] = torch.from_numpy(bank["noun"][4])  # every frame looks like noun 4 ...
-    feats["clip"][1, 3, 0] = torch.from_numpy(bank["noun"][9]) * 3  # ... except one segment, dominated by noun 9
+    feats["clip"][1, 3, 0] = torch.from_numpy(bank["noun"][9]) * 5  # ... but one: noun 9 (x3 would tie)
     out = fusion(feats)
     text = out[..., 24 + TINY.clip :].reshape(2, NUM_OBSERVED, 2, TINY.clip)
     assert torch.allclose(text[0, :, 0], torch.from_numpy(bank["noun"][4]).expand(NUM_OBSERVED, -1))

@@ -16,7 +16,16 @@ from ego4d_lta.config import ModelConfig
 from ego4d_lta.errors import UserError
 from ego4d_lta.models.aggregator import TransformerAggregator
 from ego4d_lta.models.decoder import MultiHeadDecoder
-from ego4d_lta.models.fusion import ClipAttnPart, ClipMeanPart, FeatureStats, SegmentFusion, SlowFastPart, TopTextPart
+from ego4d_lta.models.fusion import (
+    ClipAttnPart,
+    ClipMeanPart,
+    FeatureStats,
+    LabelPart,
+    ObservedCopy,
+    SegmentFusion,
+    SlowFastPart,
+    TopTextPart,
+)
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "slowfast": ("slowfast",),
@@ -24,8 +33,10 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "slowfast_clip_text": ("slowfast", "clip_mean", "clip_text"),
     "slowfast_clip": ("slowfast", "clip_mean"),
     "slowfast_clip_attn": ("slowfast", "clip_attn"),
+    "labels": ("labels",),
 }
-"""Report rows L1..L5 (design §1): the parts whose outputs are concatenated per segment."""
+"""Report rows L1..L5 (design §1): the parts whose outputs are concatenated per segment; `labels` reads the
+observed segments' (verb, noun) ids instead of features (annotations or an action recogniser's output)."""
 
 
 @dataclass(frozen=True)
@@ -51,16 +62,39 @@ def needs_clip(variant: str) -> bool:
     return any(p.startswith("clip") for p in variant_parts(variant))
 
 
+def labels_only(variant: str) -> bool:
+    """True when the variant reads only the observed labels: it trains and predicts without clips or a cache."""
+    return variant_parts(variant) == ("labels",)
+
+
+SEGMENT_INPUTS = ("slowfast", "clip", "obs_verb", "obs_noun")
+"""Batch entries with one row per observed segment (dim 1): what `observed` cuts to the last n."""
+
+
 class Forecaster(nn.Module):
-    def __init__(self, fusion: SegmentFusion, aggregator: TransformerAggregator, decoder: MultiHeadDecoder) -> None:
+    def __init__(
+        self,
+        fusion: SegmentFusion,
+        aggregator: TransformerAggregator,
+        decoder: MultiHeadDecoder,
+        observed: int = NUM_OBSERVED,
+        copy: ObservedCopy | None = None,
+    ) -> None:
         super().__init__()
         self.fusion = fusion
         self.aggregator = aggregator
         self.decoder = decoder
+        self.observed = observed
+        self.copy = copy
 
     def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """{"slowfast": (B, N, 2304), "clip": (B, N, F, D)} -> verb (B, Z, V) and noun (B, Z, Nn) logits."""
-        return self.decoder(self.aggregator(self.fusion(feats)))
+        """{"slowfast": (B, N, 2304), "clip": (B, N, F, D)} -> verb (B, Z, V) and noun (B, Z, Nn) logits.
+
+        Only the last `observed` of the N segments are read (the report's code reads 4, the challenge gives 8).
+        """
+        feats = {k: v[:, -self.observed :] if k in SEGMENT_INPUTS else v for k, v in feats.items()}
+        verb, noun = self.decoder(self.aggregator(self.fusion(feats)))
+        return (verb, noun) if self.copy is None else self.copy(verb, noun, feats)
 
 
 def build_forecaster(
@@ -74,7 +108,7 @@ def build_forecaster(
 
     `bank` (group -> (n, D) unit-norm text embeddings) is needed by the `_text` and `_attn` variants.
     """
-    fusion = build_fusion(cfg, dims, bank)
+    fusion = build_fusion(cfg, dims, bank, (num_verbs, num_nouns))
     if fusion.out_dim % cfg.heads:
         raise UserError(
             f"model: the {cfg.variant} segment width {fusion.out_dim} is not divisible by model.heads={cfg.heads}"
@@ -90,17 +124,33 @@ def build_forecaster(
         cfg.positions,
     )
     decoder = MultiHeadDecoder(aggregator.out_dim, Z, num_verbs, num_nouns, cfg.head_dropout)
-    return Forecaster(fusion, aggregator, decoder)
+    copy = None
+    if cfg.copy_observed:
+        if "labels" not in variant_parts(cfg.variant):
+            raise UserError(f"model.copy_observed needs a variant with the labels part, not {cfg.variant}")
+        copy = ObservedCopy(Z, cfg.observed)
+    return Forecaster(fusion, aggregator, decoder, cfg.observed, copy)
 
 
-def build_fusion(cfg: ModelConfig, dims: FeatureDims, bank: dict[str, np.ndarray] | None = None) -> SegmentFusion:
-    """The variant's per-segment feature builder; its `out_dim` is the aggregator's width."""
+def build_fusion(
+    cfg: ModelConfig,
+    dims: FeatureDims,
+    bank: dict[str, np.ndarray] | None = None,
+    classes: tuple[int, int] = (0, 0),
+) -> SegmentFusion:
+    """The variant's per-segment feature builder; its `out_dim` is the aggregator's width.
+
+    `classes` (num_verbs, num_nouns) sizes the `labels` part's embeddings."""
     parts: list[nn.Module] = []
     if "clip_attn" in variant_parts(cfg.variant) and dims.clip % cfg.attn_heads:
         raise UserError(f"model.attn_heads={cfg.attn_heads} must divide the CLIP width {dims.clip}")
     for name in variant_parts(cfg.variant):
         if name == "slowfast":
-            parts.append(SlowFastPart(dims.slowfast, cfg.slowfast_dim))
+            parts.append(
+                SlowFastPart(dims.slowfast, cfg.slowfast_dim, cfg.slowfast_input_dropout, cfg.slowfast_standardise)
+            )
+        elif name == "labels":
+            parts.append(LabelPart(*classes, cfg.label_dim))
         elif name == "clip_mean":
             parts.append(ClipMeanPart(dims.clip))
         else:

@@ -42,15 +42,39 @@ class FeatureStats(nn.Module):
 
 
 class SlowFastPart(nn.Module):
-    """Pooled SlowFast features -> trainable Linear (2304 -> 2048 in the report)."""
+    """Pooled SlowFast features -> [Dropout] -> trainable Linear (2304 -> 2048 in the report).
 
-    def __init__(self, in_dim: int, out_dim: int) -> None:
+    The report's head is Dropout(0.5) -> Linear on the raw pooled features (`standardise=False`,
+    `dropout=0.5`); the default standardises them and drops nothing.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float = 0.0, standardise: bool = True) -> None:
         super().__init__()
+        self.dropout = nn.Dropout(dropout)
         self.proj = nn.Linear(in_dim, out_dim)
+        self.key = "slowfast_z" if standardise else "slowfast"
         self.out_dim = out_dim
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.proj(feats["slowfast_z"])
+        return self.proj(self.dropout(feats[self.key]))
+
+
+class LabelPart(nn.Module):
+    """Each observed segment's (verb, noun) class ids -> learned verb and noun embeddings, concatenated.
+
+    The input of the `labels` variant: ground-truth labels of the observed segments when training, an action
+    recogniser's output (or the annotations, on val) when predicting. Batches carry them as `obs_verb` and
+    `obs_noun`, (B, N) int64.
+    """
+
+    def __init__(self, num_verbs: int, num_nouns: int, dim: int) -> None:
+        super().__init__()
+        self.verb = nn.Embedding(num_verbs, dim // 2)
+        self.noun = nn.Embedding(num_nouns, dim - dim // 2)
+        self.out_dim = dim
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([self.verb(feats["obs_verb"]), self.noun(feats["obs_noun"])], dim=-1)
 
 
 class ClipMeanPart(nn.Module):
@@ -114,6 +138,33 @@ class ClipAttnPart(nn.Module):
         q = queries.reshape(b * n, g, d)
         out, _ = self.attn(q, frames, frames, need_weights=False)
         return self.norm(out + q).mean(dim=1).reshape(b, n, d)
+
+
+class ObservedCopy(nn.Module):
+    """Learned copying of the observed classes: logit[z, c] += sum_j w[z, j] * [observed_j == c], per head.
+
+    Actions recur within a clip (on Ego4D, cycling the 8 observed actions beats every other heuristic on nouns);
+    a Z x N weight per head lets the model learn how much each future position copies each observed segment.
+    Starts at zero (no copying); needs the observed labels (`obs_verb`, `obs_noun`: the `labels` part's input).
+    The weights are used x `GAIN`: Adam moves a parameter about lr per step, and useful copy weights are a few
+    units of logit, so without it they would take thousands of steps to grow.
+    """
+
+    GAIN = 10.0
+
+    def __init__(self, horizon: int, observed: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(2, horizon, observed))
+
+    def forward(
+        self, verb: torch.Tensor, noun: torch.Tensor, feats: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out = []
+        for head, logits, key in ((0, verb, "obs_verb"), (1, noun, "obs_noun")):
+            hits = F.one_hot(feats[key], logits.shape[-1]).to(logits.dtype)  # (B, n, C)
+            weight = self.weight[head].to(logits.dtype) * self.GAIN
+            out.append(logits + torch.einsum("zj,bjc->bzc", weight, hits))
+        return out[0], out[1]
 
 
 class SegmentFusion(nn.Module):
