@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ego4d_lta.challenge.validate import validate_file
 from ego4d_lta.config import load_config
-from ego4d_lta.ensemble import ensemble
-from ego4d_lta.predict import PredictConfig, predict
-from ego4d_lta.train import train
-from ego4d_lta.validate import validate_file
+from ego4d_lta.stages.predict import PredictConfig, predict
+from ego4d_lta.stages.train import train
+from ego4d_lta.workflow.ensemble import ensemble
 
 
 def main() -> None:

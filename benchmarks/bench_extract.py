@@ -3,7 +3,7 @@
 Builds a one-clip dataset (426x320, 30 fps, a keyframe every 2 s, one segment every 4 s), saves randomly
 initialised encoders of the chosen preset to files (`full` = SlowFast R101 8x8 + CLIP ViT-B-16 at 224 px, the
 real shapes), then times:
-  extract   `ego4d_lta.extract.extract` over every segment (decode in DataLoader workers, transforms,
+  extract   `ego4d_lta.stages.extract.extract` over every segment (decode in DataLoader workers, transforms,
             both encoders, writes to the memory-mapped cache), segments/s
   bare      the same encoders on ready-made input batches of the same size, no decoding: segments/s,
             SlowFast clips/s and CLIP images/s
@@ -24,12 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ego4d_lta.challenge import SPLIT_FILES, TAXONOMY_FILE
-from ego4d_lta.data.features import FeatureCache
-from ego4d_lta.extract import ENCODER_PRESETS, ExtractConfig, extract, resolve_device
+from ego4d_lta.challenge.rules import SPLIT_FILES, TAXONOMY_FILE
+from ego4d_lta.data.feature_cache import FeatureCache
 from ego4d_lta.models.clip import random_clip
 from ego4d_lta.models.clip import save_weights as save_clip
 from ego4d_lta.models.slowfast import SLOWFAST_PRESETS, SlowFastEncoder, freeze, save_weights
+from ego4d_lta.runtime.distributed import WorldInfo, device_for
+from ego4d_lta.runtime.encoder_config import ENCODER_PRESETS, load_encoders
+from ego4d_lta.stages.extract import ExtractConfig, extract
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_decode import write_clip
@@ -84,7 +86,7 @@ def check_cache(split_dir: Path, segments: int, cfg: ExtractConfig) -> None:
     """The cache holds every segment with the encoders' real shapes, finite, CLIP rows of unit norm."""
     cache = FeatureCache.open(split_dir)
     sf, cl = cache.gather(np.arange(len(cache)), "slowfast"), cache.gather(np.arange(len(cache)), "clip")
-    clip_dim = cache.manifest["clip"]["dim"]
+    clip_dim = cache.manifest.record.clip.dim
     assert sf.shape == (segments, SLOWFAST_PRESETS[cfg.encoders.slowfast].feature_dim), sf.shape
     assert cl.shape == (segments, cfg.encoders.clip_frames, clip_dim), cl.shape
     assert np.isfinite(sf).all() and np.isfinite(cl).all() and cache.index["ok"].all()
@@ -107,7 +109,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     enc = ENCODER_PRESETS[args.encoders]
-    device = resolve_device(args.device)
+    device = device_for(WorldInfo(), args.device)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_dataset(root / "data", args.segments)
@@ -129,9 +131,7 @@ def main() -> None:
         )
         summary = extract(cfg)
         check_cache(summary.split_dir, args.segments, cfg)
-        from ego4d_lta.extract import load_encoders
-
-        slowfast, clip, _ = load_encoders(cfg)
+        slowfast, clip, _ = load_encoders(enc, cfg.slowfast_weights, cfg.clip_weights)
         slowfast, clip = freeze(slowfast).to(device), clip.to(device)
         batches = max(1, args.segments // args.batch_size)
         bare, per_batch = bare_throughput(slowfast, clip, cfg, device, batches)

@@ -26,15 +26,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from ego4d_lta.config import load_config
-from ego4d_lta.data.datasets import ClipImageSpec
-from ego4d_lta.data.features import ShardWriter
-from ego4d_lta.data.window_data import EpochBatches
-from ego4d_lta.distributed import WorldInfo, device_for
-from ego4d_lta.inference import autocast, to_device
+from ego4d_lta.data.feature_cache import ShardWriter
+from ego4d_lta.data.feature_record import CacheManifest, ClipFeatures, FeatureRecord, SlowFastFeatures
+from ego4d_lta.data.window_datasets import EpochBatches
 from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster
-from ego4d_lta.splits import cache_inputs, encoder_config, feature_dims, feature_record, open_cache, video_encoders
-from ego4d_lta.splits import video_inputs as video_split
-from ego4d_lta.train import loss_fn, make_optimizer
+from ego4d_lta.runtime.distributed import WorldInfo, device_for
+from ego4d_lta.runtime.encoder_config import encoder_preset
+from ego4d_lta.runtime.inference import autocast, to_device
+from ego4d_lta.runtime.inputs import RunInputs, feature_dims
+from ego4d_lta.runtime.training import loss_fn, make_optimizer
 
 
 def time_steps(model, dataset, cfg, device, steps: int, warmup: int = 3) -> float:
@@ -70,9 +70,9 @@ def time_steps(model, dataset, cfg, device, steps: int, warmup: int = 3) -> floa
 
 def random_cache(root: Path, cfg, windows: int, seed: int = 0) -> None:
     """A train cache of random features with the encoders' real dimensions, in the real format."""
-    from ego4d_lta.challenge import SPLIT_FILES, TAXONOMY_FILE
-    from ego4d_lta.data.jsonio import write_json_atomic
-    from ego4d_lta.encoder_config import file_digest
+    from ego4d_lta.base.hashing import file_digest
+    from ego4d_lta.base.jsonio import write_json_atomic
+    from ego4d_lta.challenge.rules import SPLIT_FILES, TAXONOMY_FILE
 
     clips, per_clip = max(1, windows // 20), 48
     rng = np.random.default_rng(seed)
@@ -104,19 +104,13 @@ def random_cache(root: Path, cfg, windows: int, seed: int = 0) -> None:
     )
     full = cfg.data.encoders == "full"
     sf_dim, clip_dim = (2304, 512) if full else (288, 64)
-    manifest = {
-        "format": 1,
-        "split": "train",
-        "slowfast": {"preset": "r101" if full else "tiny", "weights_sha256": "random", "dim": sf_dim},
-        "clip": {"model": "random", "weights_sha256": "random", "pretrained": None, "dim": clip_dim, "frames": 8},
-        "clip_image_size": 224,
-        "sampling": {},
-        "views": 1,
-        "shards": 1,
-    }
-    manifest["clip"]["image_size"] = 224
-    manifest["annotations_sha256"] = file_digest(ann / SPLIT_FILES["train"])
-    split_dir = root / "features" / encoder_config(cfg).tag / "train"
+    record = FeatureRecord(
+        SlowFastFeatures(preset="r101" if full else "tiny", weights_sha256="random", dim=sf_dim),
+        ClipFeatures(model="random", weights_sha256="random", pretrained=None, dim=clip_dim, frames=8, image_size=224),
+        sampling={},
+    )
+    manifest = CacheManifest(record, split="train", annotations_sha256=file_digest(ann / SPLIT_FILES["train"]))
+    split_dir = root / "features" / encoder_preset(cfg.data.encoders).tag / "train"
     writer = ShardWriter.open(split_dir, manifest, (0, 1), rows, {"slowfast": (sf_dim,), "clip": (8, clip_dim)})
     for uid, group in rows.groupby("clip_uid"):
         n = len(group)
@@ -153,7 +147,7 @@ def main() -> None:
         random_cache(data, cfg, windows=max(2000, args.batch_size * (args.steps + 3)))
         args.skip_video = True
     elif data is None:
-        from ego4d_lta.demo import DEMO_SYNTH, demo_weights, ensure_dataset, extract_all
+        from ego4d_lta.workflow.demo import DEMO_SYNTH, demo_weights, ensure_dataset, extract_all
 
         data = Path(tmp.name) / "data"
         ensure_dataset(data, DEMO_SYNTH)
@@ -167,12 +161,12 @@ def main() -> None:
         flush=True,
     )
 
-    cache = open_cache(cfg, "train")
-    inputs = cache_inputs(cfg, "train", True, cache)
+    sources = RunInputs(cfg)
+    inputs = sources.open("train", training=True)
     tax = inputs.taxonomy
     torch.manual_seed(0)
     model = ForecastingModel(
-        build_forecaster(cfg.model, feature_dims(feature_record(cache.manifest)), tax.num_verbs, tax.num_nouns)
+        build_forecaster(cfg.model, feature_dims(sources.record), tax.num_verbs, tax.num_nouns)
     ).to(device)
     cache_rate = time_steps(model, inputs.dataset, cfg, device, args.steps)
     print(f"cache_windows_per_s={cache_rate:.1f}", flush=True)
@@ -183,13 +177,11 @@ def main() -> None:
         weights = (root / "weights" / "slowfast_tiny.pt", root / "weights" / "clip_tiny.pt")
     cfg.model.finetune_slowfast = True
     cfg.data.slowfast_weights, cfg.data.clip_weights = str(weights[0]), str(weights[1])
-    encoders, record, bank = video_encoders(cfg, tax)
-    clip = encoders.clip
-    vid = video_split(cfg, "train", True, ClipImageSpec(clip.image_size, clip.mean, clip.std, record["clip"]["frames"]))
+    video = RunInputs(cfg)
+    vid = video.open("train", training=True)
     torch.manual_seed(0)
-    model = ForecastingModel(
-        build_forecaster(cfg.model, feature_dims(record), tax.num_verbs, tax.num_nouns, bank), encoders
-    ).to(device)
+    forecaster = build_forecaster(cfg.model, feature_dims(video.record), tax.num_verbs, tax.num_nouns, video.bank)
+    model = ForecastingModel(forecaster, video.encoders).to(device)
     video_rate = time_steps(model, vid.dataset, cfg, device, args.video_steps, warmup=1)
     print(f"video_windows_per_s={video_rate:.2f}")
     print(f"ratio={cache_rate / video_rate:.0f}x (cache over end-to-end video)")

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from ego4d_lta.challenge import K, Z
-from ego4d_lta.data.annotations import load_annotations
-from ego4d_lta.data.jsonio import write_json_atomic
-from ego4d_lta.data.windows import make_windows
-from ego4d_lta.submission import build_submission, check_submission, read_submission, write_submission
-from ego4d_lta.validate import score_against, validate_file
+from ego4d_lta.base.jsonio import write_json_atomic
+from ego4d_lta.challenge.annotations import load_annotations
+from ego4d_lta.challenge.rules import K, Z
+from ego4d_lta.challenge.submission import build_submission, check_submission, read_submission, write_submission
+from ego4d_lta.challenge.validate import score_against, validate_file
+from ego4d_lta.challenge.windows import make_windows
 
 SEGMENTS_PER_CLIP = 37  # 9 challenge windows per clip
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ego4d_lta import checkpoint
-from ego4d_lta.inference import predict_windows, score_predictions
-from ego4d_lta.predict import PredictConfig, load_model, run_config
-from ego4d_lta.splits import cache_inputs
+from ego4d_lta.runtime import checkpoint
+from ego4d_lta.runtime.checkpoint import RunCheckpoint
+from ego4d_lta.runtime.inference import predict_windows, score_predictions
+from ego4d_lta.runtime.inputs import RunInputs
+from ego4d_lta.stages.predict import PredictConfig, load_model, run_config
 
 STRATEGIES = [
     ("iid", 1.0, 1.0),  # the baseline's
@@ -37,17 +38,17 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=None)
     p.add_argument("--seeds", type=int, default=3)
     args = p.parse_args()
-    ckpt = checkpoint.load(checkpoint.resolve(args.run, args.checkpoint))
+    ckpt = RunCheckpoint.load(checkpoint.resolve(args.run, args.checkpoint))
     cfg = run_config(ckpt, PredictConfig(args.run, "val", data_dir=args.data))
     model = load_model(ckpt, cfg)
-    val = cache_inputs(cfg, "val", training=False)
+    val = RunInputs(cfg, expected=ckpt.features).open("val", training=False)
     print(f"{args.run} ({cfg.model.variant}), {len(val.windows)} val windows, {args.seeds} sampling seeds")
     print(f"{'strategy':<16}{'T':>5}{'top_p':>7}{'verb':>9}{'noun':>9}{'action':>9}")
     for strategy, temperature, top_p in STRATEGIES:
         scores = []
         for seed in range(args.seeds):
             gen = replace(cfg.generate, strategy=strategy, temperature=temperature, top_p=top_p, seed=seed)
-            preds = predict_windows(model, val.dataset, gen, tuple(ckpt["fallback"]), torch.device("cpu"), 256)
+            preds = predict_windows(model, val.dataset, gen, ckpt.fallback, torch.device("cpu"), 256)
             ed = score_predictions(preds, val.labels, val.taxonomy.num_nouns).ed20
             scores.append([ed["verb"], ed["noun"], ed["action"]])
         v, n, a = np.mean(scores, axis=0)

@@ -37,11 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ego4d_lta.challenge import K, Z
+from ego4d_lta.challenge.annotations import load_annotations
+from ego4d_lta.challenge.metrics import score
+from ego4d_lta.challenge.rules import K, Z
+from ego4d_lta.challenge.windows import make_windows
 from ego4d_lta.cli import main as cli
-from ego4d_lta.data.annotations import load_annotations
-from ego4d_lta.data.windows import make_windows
-from ego4d_lta.metrics import score
 
 SHARED = Path(os.environ.get("EGO4D_LTA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 STRATEGIES = [  # (label, generate.* settings)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ego4d_lta.errors import UserError
+from ego4d_lta.base.errors import UserError
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
@@ -60,7 +60,7 @@ class DataConfig:
     features_dir: str = ""
     """Feature cache root; empty means DATA_DIR/features."""
     encoders: str = "full"
-    """`extract.ENCODER_PRESETS` name: which cache (full = R101 8x8 + ViT-B-16, tiny = test models)."""
+    """`runtime.encoder_config.ENCODER_PRESETS` name: which cache (full = R101 8x8 + ViT-B-16, tiny = test models)."""
     clip_model: str = ""
     """open_clip model of the cache, when not the preset's (as `extract --clip-model`)."""
     slowfast_weights: str = ""

@@ -23,8 +23,8 @@ pip_install() {
   return "$status"
 }
 # What `ego4d-lta` and its tests import (torch, open_clip, pytorchvideo, submitit, torchrun, matplotlib, ...).
-WARM_IMPORTS="import ego4d_lta.cli, ego4d_lta.demo, ego4d_lta.extract, ego4d_lta.resize, ego4d_lta.train, \
-ego4d_lta.predict, ego4d_lta.launch, ego4d_lta.ensemble, ego4d_lta.report, ego4d_lta.upload, ego4d_lta.validate, \
+WARM_IMPORTS="import ego4d_lta.cli, ego4d_lta.workflow.demo, ego4d_lta.stages.extract, ego4d_lta.stages.resize, ego4d_lta.stages.train, \
+ego4d_lta.stages.predict, ego4d_lta.workflow.launch, ego4d_lta.workflow.ensemble, ego4d_lta.workflow.report, ego4d_lta.workflow.upload, ego4d_lta.challenge.validate, \
 open_clip, pytorchvideo, submitit, torch.distributed.run, matplotlib.pyplot, pytest, xdist, hypothesis"
 warm_up() {  # warm_up PYTHON CODE: import once with .pyc writing on; a failure only warns (the check below imports)
   env -u PYTHONDONTWRITEBYTECODE HF_HUB_OFFLINE=1 "$1" -c "$2" >/dev/null 2>&1 || echo "warning: $1 -c '$2' failed" >&2

@@ -10,8 +10,8 @@ import pytest
 from filelock import FileLock
 from hypothesis import settings
 
-from ego4d_lta.data.synthetic import generate
-from ego4d_lta.demo import DEMO_SYNTH
+from ego4d_lta.stages.synth import generate
+from ego4d_lta.workflow.demo import DEMO_SYNTH
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +61,7 @@ def demo_report(demo_dir: Path) -> dict:
     Training and prediction tests reuse its feature caches (`demo_dir/data/features`) and its run
     (`demo_dir/runs/tiny`) instead of extracting again.
     """
-    from ego4d_lta.demo import run_demo
+    from ego4d_lta.workflow.demo import run_demo
 
     with FileLock(demo_dir / "demo_run.lock"):  # one run per test session; a later caller reuses all of it
         return run_demo(demo_dir, progress=False)
@@ -106,7 +106,7 @@ def subset_dataset(src: Path, dst: Path, split: str, clips: dict[str, int | None
     """A dataset root holding only some clips of one split, each cut to its first N segments (None: all)."""
     import json
 
-    from ego4d_lta.challenge import SPLIT_FILES, TAXONOMY_FILE
+    from ego4d_lta.challenge.rules import SPLIT_FILES, TAXONOMY_FILE
 
     (dst / "annotations").mkdir(parents=True)
     doc = json.loads((src / "annotations" / SPLIT_FILES[split]).read_text())

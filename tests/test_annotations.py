@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ego4d_lta.data.annotations import Taxonomy, load_annotations, load_split, load_taxonomy
-from ego4d_lta.errors import UserError
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.challenge.annotations import Taxonomy, load_annotations, load_split, load_taxonomy
 
 
 def test_real_taxonomies_load(shared_data: Path) -> None:

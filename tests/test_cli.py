@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ego4d_lta.challenge import K, Z
-from ego4d_lta.data.annotations import load_annotations
-from ego4d_lta.data.windows import make_windows
-from ego4d_lta.submission import build_submission, write_submission
+from ego4d_lta.challenge.annotations import load_annotations
+from ego4d_lta.challenge.rules import K, Z
+from ego4d_lta.challenge.submission import build_submission, write_submission
+from ego4d_lta.challenge.windows import make_windows
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ego4d_lta.errors import UserError
+from ego4d_lta.base.errors import UserError
 from ego4d_lta.models.clip import TINY_CLIP, ClipEncoder, random_clip, save_weights
 from ego4d_lta.models.prompts import (
     GROUPS,

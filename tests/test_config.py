@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ego4d_lta.base.errors import UserError
 from ego4d_lta.config import Config, load_config, presets
-from ego4d_lta.data.window_data import EpochBatches, eval_batches
-from ego4d_lta.distributed import first_host, world_info_from_env
-from ego4d_lta.errors import UserError
+from ego4d_lta.data.window_datasets import EpochBatches, eval_batches
 from ego4d_lta.models.forecaster import VARIANTS
+from ego4d_lta.runtime.distributed import first_host, world_info_from_env
 
 
 def test_presets_cover_the_five_variants_and_tiny() -> None:

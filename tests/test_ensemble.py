@@ -10,13 +10,13 @@ import editdistance
 import numpy as np
 import pytest
 
-from ego4d_lta.challenge import K, Z
+from ego4d_lta.challenge.annotations import load_annotations
+from ego4d_lta.challenge.rules import K, Z
+from ego4d_lta.challenge.submission import build_submission, write_submission
+from ego4d_lta.challenge.validate import validate_file
+from ego4d_lta.challenge.windows import make_windows
 from ego4d_lta.cli import main
-from ego4d_lta.data.annotations import load_annotations
-from ego4d_lta.data.windows import make_windows
-from ego4d_lta.ensemble import ensemble, pair_distances, select
-from ego4d_lta.submission import build_submission, write_submission
-from ego4d_lta.validate import validate_file
+from ego4d_lta.workflow.ensemble import ensemble, pair_distances, select
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,15 @@ import pytest
 import torch
 from conftest import hold_env, subset_dataset
 
+from ego4d_lta.challenge.annotations import load_annotations
 from ego4d_lta.cli import main
-from ego4d_lta.data.annotations import load_annotations
-from ego4d_lta.data.features import FeatureCache, FeatureCacheError
+from ego4d_lta.data.feature_cache import FeatureCache, FeatureCacheError
+from ego4d_lta.data.feature_record import CacheManifest
 from ego4d_lta.data.video import clip_input, decode_frames, frame_indices, probe, slowfast_input, window_start
-from ego4d_lta.extract import ENCODER_PRESETS, ExtractConfig, extract
 from ego4d_lta.models.clip import TINY_CLIP, ClipEncoder
 from ego4d_lta.models.slowfast import SLOWFAST_PRESETS, SlowFastEncoder, freeze, load_weights
+from ego4d_lta.runtime.encoder_config import ENCODER_PRESETS
+from ego4d_lta.stages.extract import ExtractConfig, extract
 
 TINY = ENCODER_PRESETS["tiny"]
 
@@ -70,7 +72,7 @@ def test_cache_holds_every_segment_with_the_random_access_features(
     )
     assert cache.index["ok"].all()
     sf_dim, clip_dim = SLOWFAST_PRESETS["tiny"].feature_dim, 64
-    assert cache.manifest["slowfast"]["dim"] == sf_dim and cache.manifest["clip"]["dim"] == clip_dim
+    assert cache.manifest.record.slowfast.dim == sf_dim and cache.manifest.record.clip.dim == clip_dim
 
     # recompute three segments through the per-segment random-access path: the one-pass cache must agree
     slowfast = SlowFastEncoder(SLOWFAST_PRESETS["tiny"], 32, 64)
@@ -136,8 +138,9 @@ def test_stale_cache_is_refused(reference, val_subset: Path, tiny_weights: dict[
     manifest = json.loads((summary.split_dir / "manifest.json").read_text())
     changed = {**manifest, "sampling": {**manifest["sampling"], "crop_size": 224}}
     with pytest.raises(FeatureCacheError, match=r"stale feature cache.*sampling.crop_size: 64 in the cache, 224 now"):
-        FeatureCache.open(summary.split_dir, changed)
-    assert FeatureCache.open(summary.split_dir, {**manifest, "package": "9.9"}).manifest == manifest
+        FeatureCache.open(summary.split_dir, CacheManifest.from_json(changed, "test"))
+    newer_release = CacheManifest.from_json({**manifest, "package": "9.9"}, "test")
+    assert FeatureCache.open(summary.split_dir, newer_release).manifest.to_json() == manifest
 
     other = tmp_path / "other_clip.pt"
     other.write_bytes(tiny_weights["clip"].read_bytes() + b"")  # same bytes: same hash, accepted

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ego4d_lta.cli import _minutes, main
-from ego4d_lta.errors import UserError
-from ego4d_lta.launch import LaunchConfig, snapshot_code, submit
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.cli import main
+from ego4d_lta.cli.train import minutes as _minutes
+from ego4d_lta.config import load_config
+from ego4d_lta.workflow.launch import LaunchConfig, snapshot_code, submit
 
 
 @pytest.mark.parametrize(
@@ -31,21 +33,22 @@ def test_snapshot_is_a_copy_without_caches(tmp_path: Path) -> None:
 
     src = Path(ego4d_lta.__file__).parent
     snap = snapshot_code(tmp_path) / "ego4d_lta"
-    assert (snap / "launch.py").read_text() == (src / "launch.py").read_text()
+    launch = Path("workflow") / "launch.py"
+    assert (snap / launch).read_text() == (src / launch).read_text()
     assert (snap / "configs" / "tiny.toml").is_file() and not list(snap.rglob("__pycache__"))
-    (snap / "launch.py").write_text("# edited\n")  # a copy: the original is untouched
-    assert (src / "launch.py").read_text() != "# edited\n"
+    (snap / launch).write_text("# edited\n")  # a copy: the original is untouched
+    assert (src / launch).read_text() != "# edited\n"
 
 
 def test_an_existing_run_is_not_resubmitted_without_resume(tmp_path: Path) -> None:
     (tmp_path / "last.pt").write_bytes(b"")
     with pytest.raises(UserError, match="already holds a run"):
-        submit(["train"], tmp_path, resume=False, cfg=LaunchConfig(launcher="local"))
+        submit(load_config("tiny"), tmp_path, resume=False, cfg=LaunchConfig(launcher="local"))
 
 
 def test_local_launcher_has_one_node(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="--launcher local runs on this machine: --nodes 2"):
-        submit(["train"], tmp_path, resume=False, cfg=LaunchConfig(launcher="local", nodes=2))
+        submit(load_config("tiny"), tmp_path, resume=False, cfg=LaunchConfig(launcher="local", nodes=2))
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--gpus-per-node", "-1"), ("--gpus-per-node", "x"), ("--nodes", "0")])

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ego4d_lta.metrics import aued, edit_distance_at_z, prefix_edit_distances, reference_edit_distance, score
+from ego4d_lta.challenge.metrics import aued, edit_distance_at_z, prefix_edit_distances, reference_edit_distance, score
 
 NUM_NOUNS_V1 = 478
 

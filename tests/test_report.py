@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from ego4d_lta.challenge import Z
+from ego4d_lta.challenge.rules import Z
 from ego4d_lta.cli import main
-from ego4d_lta.report import load_run, report
+from ego4d_lta.workflow.report import load_run, report
 
 
 def _run(path: Path, variant: str, actions: list[float], seconds: float | None = 30.0) -> Path:

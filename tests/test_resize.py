@@ -13,7 +13,7 @@ import pytest
 
 from ego4d_lta.cli import main
 from ego4d_lta.data.video import probe
-from ego4d_lta.resize import output_size
+from ego4d_lta.stages.resize import output_size
 
 
 def test_output_size_is_even_and_never_upscaled() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ego4d_lta.errors import UserError
+from ego4d_lta.base.errors import UserError
 from ego4d_lta.models.slowfast import (
     SLOWFAST_PRESETS,
     SlowFastConfig,

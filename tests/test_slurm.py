@@ -23,12 +23,13 @@ import pytest
 import torch
 from conftest import hold_env, learnt, subset_dataset, weights
 
+from ego4d_lta.challenge.annotations import load_annotations
 from ego4d_lta.cli import main
 from ego4d_lta.config import load_config
-from ego4d_lta.data.annotations import load_annotations
-from ego4d_lta.data.features import FeatureCache
-from ego4d_lta.extract import ENCODER_PRESETS, ExtractConfig, extract
-from ego4d_lta.train import train
+from ego4d_lta.data.feature_cache import FeatureCache
+from ego4d_lta.runtime.encoder_config import ENCODER_PRESETS
+from ego4d_lta.stages.extract import ExtractConfig, extract
+from ego4d_lta.stages.train import train
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

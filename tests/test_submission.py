@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ego4d_lta.challenge import K, Z
+from ego4d_lta.challenge.annotations import Taxonomy
+from ego4d_lta.challenge.rules import K, Z
+from ego4d_lta.challenge.submission import build_submission, check_submission, read_submission, write_submission
 from ego4d_lta.cli import main
-from ego4d_lta.data.annotations import Taxonomy
-from ego4d_lta.submission import build_submission, check_submission, read_submission, write_submission
 
 TAX = Taxonomy(verbs=tuple(f"v{i}" for i in range(4)), nouns=tuple(f"n{i}" for i in range(6)))
 REQUIRED = ["clipA_7", "clipA_8", "clipB_7"]

@@ -9,13 +9,15 @@ import av
 import numpy as np
 import pytest
 
-from ego4d_lta.baselines import repeat_last_baseline
-from ego4d_lta.challenge import K, Z
-from ego4d_lta.data import synthetic
-from ego4d_lta.data.annotations import load_annotations
-from ego4d_lta.data.synthetic import FPS, SIZES, SynthConfig, noun_look
-from ego4d_lta.data.windows import make_windows
-from ego4d_lta.metrics import score
+from ego4d_lta.challenge.annotations import load_annotations
+from ego4d_lta.challenge.baselines import repeat_last_baseline
+from ego4d_lta.challenge.metrics import score
+from ego4d_lta.challenge.rules import K, Z
+from ego4d_lta.challenge.windows import make_windows
+from ego4d_lta.data import synthetic_render
+from ego4d_lta.data.synthetic_render import FPS, noun_look
+from ego4d_lta.stages import synth as synthetic
+from ego4d_lta.stages.synth import SIZES, SynthConfig
 
 
 def test_layout_and_splits(synth_data: Path) -> None:
@@ -153,7 +155,7 @@ def test_segments_show_their_noun_and_verb(synth_data: Path) -> None:
     colours, _, _, nouns = splits["val"]
     palette = np.array([noun_look(n)[1] for n in range(len(synthetic.NOUNS))], np.float32)
     nearest_colour = np.argmin(((colours[:, None] - palette[None]) ** 2).sum(-1), axis=1)
-    assert (nearest_colour == nouns % len(synthetic.COLOURS)).mean() > 0.9
+    assert (nearest_colour == nouns % len(synthetic_render.COLOURS)).mean() > 0.9
 
     train_motion, train_verbs = splits["train"][1], splits["train"][2]
     scale = train_motion.std(axis=0) + 1e-6

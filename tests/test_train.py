@@ -17,19 +17,20 @@ import pytest
 import torch
 from conftest import learnt, weights
 
-from ego4d_lta.baselines import BASELINES
-from ego4d_lta.challenge import SPLIT_FILES, K, Z
+from ego4d_lta.base.denormals import flush_denormals
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.challenge.annotations import load_annotations
+from ego4d_lta.challenge.baselines import BASELINES
+from ego4d_lta.challenge.metrics import score
+from ego4d_lta.challenge.rules import SPLIT_FILES, K, Z
+from ego4d_lta.challenge.windows import make_windows
 from ego4d_lta.cli import main
 from ego4d_lta.config import Config, load_config
-from ego4d_lta.data.annotations import load_annotations
-from ego4d_lta.data.windows import make_windows
-from ego4d_lta.denormals import flush_denormals
-from ego4d_lta.errors import UserError
-from ego4d_lta.metrics import score
 from ego4d_lta.models.forecaster import VARIANTS, ForecastingModel, build_forecaster
-from ego4d_lta.predict import PredictConfig, predict
-from ego4d_lta.splits import cache_inputs, feature_dims, feature_record, open_cache
-from ego4d_lta.train import loss_fn, train
+from ego4d_lta.runtime.inputs import RunInputs, feature_dims
+from ego4d_lta.runtime.training import loss_fn
+from ego4d_lta.stages.predict import PredictConfig, predict
+from ego4d_lta.stages.train import train
 
 # Every test that needs the demo's run is in this file: `--dist loadfile` keeps them on one xdist worker, which
 # runs the demo once (conftest puts this file first, so the demo starts at once).
@@ -56,13 +57,13 @@ def test_demo_model_beats_every_baseline_by_a_margin(demo_report: dict) -> None:
 
 def test_overfits_a_handful_of_windows(demo_report: dict, synth_data: Path) -> None:
     cfg = tiny(synth_data, "model.dropout=0.0", "model.position_dropout=0.0", "model.head_dropout=0.0")
-    inputs = cache_inputs(cfg, "train", training=True)
+    sources = RunInputs(cfg)
+    inputs = sources.open("train", training=True)
     picked = np.flatnonzero(inputs.available)[:8].tolist()
     batch = inputs.dataset[picked]
     torch.manual_seed(0)
-    record = feature_record(open_cache(cfg, "train").manifest)
     tax = inputs.taxonomy
-    forecaster = build_forecaster(cfg.model, feature_dims(record), tax.num_verbs, tax.num_nouns)
+    forecaster = build_forecaster(cfg.model, feature_dims(sources.record), tax.num_verbs, tax.num_nouns)
     forecaster.fusion.stats.set(inputs.dataset.feature_stats(np.asarray(picked)))
     model = ForecastingModel(forecaster)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -232,7 +233,7 @@ def test_sigusr2_and_sigterm_ask_for_a_checkpoint() -> None:
     """What Slurm sends before a time limit or preemption is caught, not fatal, and reported by name."""
     import signal
 
-    from ego4d_lta.train import StopFlag
+    from ego4d_lta.runtime.training import StopFlag
 
     flag = StopFlag().install()
     try:
@@ -292,7 +293,7 @@ def test_local_launcher_trains_from_the_snapshot(
 
 def test_report_reads_a_real_run(demo_report: dict, demo_dir: Path, tmp_path: Path) -> None:
     """The table row and ED@z of the demo's run come from what training wrote (metrics.jsonl, config.json)."""
-    from ego4d_lta.report import load_run, report
+    from ego4d_lta.workflow.report import load_run, report
 
     run = demo_dir / "runs" / "tiny"
     summary = load_run(run)

@@ -16,12 +16,12 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from ego4d_lta.challenge import K, Z
+from ego4d_lta.challenge.annotations import load_annotations
+from ego4d_lta.challenge.rules import K, Z
+from ego4d_lta.challenge.submission import build_submission, write_submission
+from ego4d_lta.challenge.windows import make_windows
 from ego4d_lta.cli import main
-from ego4d_lta.data.annotations import load_annotations
-from ego4d_lta.data.windows import make_windows
-from ego4d_lta.submission import build_submission, write_submission
-from ego4d_lta.upload import CHALLENGE_ID, DEFAULT_PHASE, find_client
+from ego4d_lta.workflow.upload import CHALLENGE_ID, DEFAULT_PHASE, find_client
 
 
 @pytest.fixture(scope="module")

@@ -182,7 +182,7 @@ def test_extraction_samples_a_15_fps_clip_at_the_instants_of_a_30_fps_one(tmp_pa
     """The extraction pass reads each clip's own frame rate: the same seconds, the same frames' content."""
     import pandas as pd
 
-    from ego4d_lta.data.datasets import ClipImageSpec, ClipPassDataset
+    from ego4d_lta.data.segment_dataset import ClipImageSpec, ClipPassDataset
 
     for uid, fps in (("at30", 30), ("at15", 15)):
         _time_coded(tmp_path / f"{uid}.mp4", fps)

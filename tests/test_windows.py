@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ego4d_lta.data.windows import expected_keys, make_windows
+from ego4d_lta.challenge.windows import expected_keys, make_windows
 
 
 def _table(lengths: dict[str, int]) -> pd.DataFrame:

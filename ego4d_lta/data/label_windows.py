@@ -15,14 +15,19 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ego4d_lta.data.annotations import Taxonomy
-from ego4d_lta.data.jsonio import describe, read_json
-from ego4d_lta.data.window_data import Labels
-from ego4d_lta.data.windows import Windows
-from ego4d_lta.errors import UserError
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.jsonio import describe, read_json
+from ego4d_lta.challenge.annotations import Taxonomy
+from ego4d_lta.challenge.windows import Windows
+from ego4d_lta.data.feature_record import ClipFeatures, FeatureRecord, SlowFastFeatures
+from ego4d_lta.data.window_datasets import Labels
 
-LABEL_RECORD = {"slowfast": {}, "clip": {}, "sampling": {}, "inputs": "labels"}
-"""The checkpoint's feature record for a labels-only run: no encoder, nothing to match against a cache."""
+LABEL_RECORD = FeatureRecord(
+    SlowFastFeatures(preset="none", weights_sha256="", dim=0),
+    ClipFeatures(model="none", weights_sha256=None, pretrained=None, dim=0, frames=0, image_size=0),
+    {},
+)
+"""The feature record of a labels-only run: no encoder, no features (width 0)."""
 
 
 @dataclass(frozen=True)

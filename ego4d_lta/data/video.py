@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from av.video.reformatter import VideoReformatter
 
-from ego4d_lta.errors import UserError
+from ego4d_lta.base.errors import UserError
 
 
 class VideoError(UserError):

@@ -14,7 +14,7 @@ import open_clip
 import torch
 from torch import nn
 
-from ego4d_lta.errors import UserError
+from ego4d_lta.base.errors import UserError
 from ego4d_lta.models import TINY_CLIP  # noqa: F401 (re-exported)
 
 open_clip.add_model_config(Path(__file__).with_name("clip_configs"))

@@ -5,27 +5,18 @@ segment features --fusion--> (B, 8, D) --transformer--> (B, D) --Z heads--> verb
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from ego4d_lta.challenge import NUM_OBSERVED, Z
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.challenge.rules import NUM_OBSERVED, Z
 from ego4d_lta.config import ModelConfig
-from ego4d_lta.errors import UserError
 from ego4d_lta.models.aggregator import TransformerAggregator
 from ego4d_lta.models.decoder import MultiHeadDecoder
-from ego4d_lta.models.fusion import (
-    ClipAttnPart,
-    ClipMeanPart,
-    FeatureStats,
-    LabelPart,
-    ObservedCopy,
-    SegmentFusion,
-    SlowFastPart,
-    TopTextPart,
-)
+from ego4d_lta.models.fusion import PARTS, FeatureDims, FeatureStats, ObservedCopy, SegmentFusion
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "slowfast": ("slowfast",),
@@ -35,17 +26,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "slowfast_clip_attn": ("slowfast", "clip_attn"),
     "labels": ("labels",),
 }
-"""Report rows L1..L5 (design §1): the parts whose outputs are concatenated per segment; `labels` reads the
-observed segments' (verb, noun) ids instead of features (annotations or an action recogniser's output)."""
-
-
-@dataclass(frozen=True)
-class FeatureDims:
-    """What the feature cache holds per segment (its manifest says)."""
-
-    slowfast: int = 2304
-    clip: int = 512
-    clip_frames: int = 8
+"""The report's five rows: the parts (`fusion.PARTS`) whose outputs are concatenated per segment. A new variant
+is one entry here and one preset in `configs/`. `labels` reads the observed segments' (verb, noun) ids instead of
+features (the annotations' or an action recogniser's)."""
 
 
 def variant_parts(variant: str) -> tuple[str, ...]:
@@ -55,11 +38,7 @@ def variant_parts(variant: str) -> tuple[str, ...]:
 
 
 def needs_prompts(variant: str) -> bool:
-    return any(p in ("clip_text", "clip_attn") for p in variant_parts(variant))
-
-
-def needs_clip(variant: str) -> bool:
-    return any(p.startswith("clip") for p in variant_parts(variant))
+    return any(PARTS[p].prompts for p in variant_parts(variant))
 
 
 def labels_only(variant: str) -> bool:
@@ -108,7 +87,7 @@ def build_forecaster(
 
     `bank` (group -> (n, D) unit-norm text embeddings) is needed by the `_text` and `_attn` variants.
     """
-    fusion = build_fusion(cfg, dims, bank, (num_verbs, num_nouns))
+    fusion = build_fusion(cfg, replace(dims, verbs=num_verbs, nouns=num_nouns), bank)
     if fusion.out_dim % cfg.heads:
         raise UserError(
             f"model: the {cfg.variant} segment width {fusion.out_dim} is not divisible by model.heads={cfg.heads}"
@@ -132,33 +111,11 @@ def build_forecaster(
     return Forecaster(fusion, aggregator, decoder, cfg.observed, copy)
 
 
-def build_fusion(
-    cfg: ModelConfig,
-    dims: FeatureDims,
-    bank: dict[str, np.ndarray] | None = None,
-    classes: tuple[int, int] = (0, 0),
-) -> SegmentFusion:
-    """The variant's per-segment feature builder; its `out_dim` is the aggregator's width.
-
-    `classes` (num_verbs, num_nouns) sizes the `labels` part's embeddings."""
-    parts: list[nn.Module] = []
-    if "clip_attn" in variant_parts(cfg.variant) and dims.clip % cfg.attn_heads:
-        raise UserError(f"model.attn_heads={cfg.attn_heads} must divide the CLIP width {dims.clip}")
-    for name in variant_parts(cfg.variant):
-        if name == "slowfast":
-            parts.append(
-                SlowFastPart(dims.slowfast, cfg.slowfast_dim, cfg.slowfast_input_dropout, cfg.slowfast_standardise)
-            )
-        elif name == "labels":
-            parts.append(LabelPart(*classes, cfg.label_dim))
-        elif name == "clip_mean":
-            parts.append(ClipMeanPart(dims.clip))
-        else:
-            prompts = _prompt_tensors(bank, cfg.text_groups, dims.clip, cfg.variant)
-            if name == "clip_text":
-                parts.append(TopTextPart(prompts, cfg.text_groups))
-            else:
-                parts.append(ClipAttnPart(prompts, cfg.text_groups, cfg.attn_heads, cfg.dropout))
+def build_fusion(cfg: ModelConfig, dims: FeatureDims, bank: dict[str, np.ndarray] | None = None) -> SegmentFusion:
+    """The per-segment feature builder: the variant's parts (`fusion.PARTS`); `out_dim` is the aggregator's width."""
+    names = variant_parts(cfg.variant)
+    prompts = _prompt_tensors(bank, cfg.text_groups, dims.clip, cfg.variant) if needs_prompts(cfg.variant) else None
+    parts = [PARTS[name].build(cfg, dims, prompts if PARTS[name].prompts else None) for name in names]
     return SegmentFusion(parts, FeatureStats(dims.slowfast, dims.clip))
 
 

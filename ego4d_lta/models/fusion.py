@@ -7,9 +7,27 @@ outputs are concatenated; each part knows its width, so every dimension follows 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class FeatureDims:
+    """What the inputs hold per segment (the feature record says)."""
+
+    slowfast: int = 2304
+    clip: int = 512
+    clip_frames: int = 8
+    verbs: int = 0
+    """Class counts of the taxonomy: the `labels` part embeds the observed ids (set by `build_forecaster`)."""
+    nouns: int = 0
 
 
 class FeatureStats(nn.Module):
@@ -179,3 +197,32 @@ class SegmentFusion(nn.Module):
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         feats = self.stats(feats)
         return torch.cat([p(feats) for p in self.parts], dim=-1)
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """How to build one registered part: `build(model config, input dims, prompt bank or None)`."""
+
+    build: Callable[[ModelConfig, FeatureDims, dict[str, torch.Tensor] | None], nn.Module]
+    prompts: bool = False
+    """Needs the CLIP prompt bank of the feature cache."""
+
+
+def _clip_attn(cfg: ModelConfig, dims: FeatureDims, bank: dict[str, torch.Tensor] | None) -> ClipAttnPart:
+    if dims.clip % cfg.attn_heads:
+        raise UserError(f"model.attn_heads={cfg.attn_heads} must divide the CLIP width {dims.clip}")
+    return ClipAttnPart(bank, cfg.text_groups, cfg.attn_heads, cfg.dropout)
+
+
+PARTS: dict[str, PartSpec] = {
+    "slowfast": PartSpec(
+        lambda cfg, dims, bank: SlowFastPart(
+            dims.slowfast, cfg.slowfast_dim, cfg.slowfast_input_dropout, cfg.slowfast_standardise
+        )
+    ),
+    "labels": PartSpec(lambda cfg, dims, bank: LabelPart(dims.verbs, dims.nouns, cfg.label_dim)),
+    "clip_mean": PartSpec(lambda cfg, dims, bank: ClipMeanPart(dims.clip)),
+    "clip_text": PartSpec(lambda cfg, dims, bank: TopTextPart(bank, cfg.text_groups), prompts=True),
+    "clip_attn": PartSpec(_clip_attn, prompts=True),
+}
+"""Every per-segment part a variant can list (`forecaster.VARIANTS`); a new part is one entry here."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ego4d_lta.errors import UserError
+from ego4d_lta.base.errors import UserError
 
 GROUPS = ("verb", "noun", "scenario", "place")
 TEMPLATES: dict[str, tuple[str, ...]] = {

@@ -23,7 +23,7 @@ with warnings.catch_warnings():  # fvcore (via pytorchvideo) scripts a loss at i
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
     from pytorchvideo.models.slowfast import create_slowfast
 
-from ego4d_lta.errors import UserError
+from ego4d_lta.base.errors import UserError
 
 
 @dataclass(frozen=True)

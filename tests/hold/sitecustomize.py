@@ -55,7 +55,10 @@ def _hold_extraction(module: ModuleType) -> None:
     module.ShardWriter.clip_finished = _clip_finished
 
 
-PATCHES = {"train": ("ego4d_lta.train", _hold_training), "extract": ("ego4d_lta.data.features", _hold_extraction)}
+PATCHES = {
+    "train": ("ego4d_lta.stages.train", _hold_training),
+    "extract": ("ego4d_lta.data.feature_cache", _hold_extraction),
+}
 
 
 class _PatchOnImport(importlib.abc.MetaPathFinder):

@@ -1,0 +1,77 @@
+"""JSON files the way the toolkit needs them: one-line errors on bad input, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import orjson
+
+from ego4d_lta.base.errors import UserError
+
+_UMASK = os.umask(0o022)  # read the process's umask (there is no getter), then put it back
+os.umask(_UMASK)
+
+
+def read_json(path: Path | str) -> object:
+    """Parse a JSON file, turning a missing or malformed file into a one-line `UserError`."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, expected a JSON file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from None
+
+
+def write_json_atomic(path: Path | str, obj: object, option: int = 0) -> Path:
+    """Write `obj` with orjson to a temporary file beside `path`, then rename it into place.
+
+    A crash or a full disk leaves either the old file or none, never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = orjson.dumps(obj, option=option | orjson.OPT_SERIALIZE_NUMPY)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as `open` would make it (mkstemp's is 0600: teammates could not read it)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def describe(value: object) -> str:
+    """Describe a JSON value for an error message: `a list`, `null`, `"abc" (string)`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (bool)"
+    if isinstance(value, str):
+        return f'"{printable(value, 30)}" (string)'
+    if isinstance(value, float):
+        return f"{value!r} (float)"
+    if isinstance(value, int):
+        return f"{value} (integer)"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def printable(text: str, limit: int = 80) -> str:
+    """`text` safe to print on one line: control and non-ASCII characters escaped, long text cut."""
+    shown = text.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."

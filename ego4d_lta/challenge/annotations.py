@@ -1,0 +1,187 @@
+"""Read and check the official LTA annotation files (`fho_lta_*.json`, `fho_lta_taxonomy.json`).
+
+Every rule violation is a `UserError` whose one line names the file, the entry and the rule, so a
+user with a hand-edited or truncated file knows exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.jsonio import describe, read_json
+from ego4d_lta.challenge.rules import SPLIT_FILES, TAXONOMY_FILE
+
+COLUMNS = ("clip_uid", "action_idx", "start_sec", "end_sec", "verb", "noun")
+"""The columns of a split table; `verb`/`noun` are -1 where the split has no labels (test)."""
+
+KNOWN_TAXONOMIES = {(115, 478): "v1", (117, 521): "v2"}
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """Verb and noun names; the list index is the class id."""
+
+    verbs: tuple[str, ...]
+    nouns: tuple[str, ...]
+
+    @property
+    def num_verbs(self) -> int:
+        return len(self.verbs)
+
+    @property
+    def num_nouns(self) -> int:
+        return len(self.nouns)
+
+    @property
+    def version(self) -> str:
+        """`v1`, `v2` or `custom` (for example the synthetic dataset's), from the class counts."""
+        return KNOWN_TAXONOMIES.get((self.num_verbs, self.num_nouns), "custom")
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"verbs": list(self.verbs), "nouns": list(self.nouns)}
+
+
+def load_taxonomy(path: Path | str) -> Taxonomy:
+    """Load `fho_lta_taxonomy.json`: `{"verbs": [str, ...], "nouns": [str, ...]}`."""
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: top level is {describe(data)}, expected an object with 'verbs' and 'nouns'")
+    names = {}
+    for field in ("verbs", "nouns"):
+        if field not in data:
+            raise UserError(f"{path}: missing field '{field}' (a list of names, index = class id)")
+        values = data[field]
+        if not isinstance(values, list) or not values:
+            raise UserError(f"{path}: '{field}' must be a non-empty list of names, got {describe(values)}")
+        for i, name in enumerate(values):
+            if not isinstance(name, str):
+                raise UserError(f"{path}: {field}[{i}] is {describe(name)}, expected a string name")
+        names[field] = tuple(values)
+    return Taxonomy(verbs=names["verbs"], nouns=names["nouns"])
+
+
+def split_path(annotations_dir: Path | str, split: str) -> Path:
+    """The official file name of a split inside an annotations folder."""
+    if split not in SPLIT_FILES:
+        raise UserError(f"unknown split '{split}': expected one of {', '.join(SPLIT_FILES)}")
+    return Path(annotations_dir) / SPLIT_FILES[split]
+
+
+def taxonomy_path(annotations_dir: Path | str) -> Path:
+    return Path(annotations_dir) / TAXONOMY_FILE
+
+
+def load_split(path: Path | str, taxonomy: Taxonomy, require_labels: bool) -> pd.DataFrame:
+    """Load one `fho_lta_<split>.json` into a table with `COLUMNS`, sorted by (clip_uid, action_idx).
+
+    `require_labels` is True for train and val; on test the labels are absent and become -1.
+    """
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict) or "clips" not in data:
+        raise UserError(f"{path}: no 'clips' list at the top level (expected {{\"clips\": [...]}})")
+    clips = data["clips"]
+    if not isinstance(clips, list):
+        raise UserError(f"{path}: 'clips' is {describe(clips)}, expected a list of action entries")
+    rows = [_read_entry(path, i, entry, require_labels) for i, entry in enumerate(clips)]
+    table = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
+    table = table.astype(
+        {
+            "clip_uid": object,
+            "action_idx": np.int64,
+            "start_sec": np.float64,
+            "end_sec": np.float64,
+            "verb": np.int64,
+            "noun": np.int64,
+        }
+    )
+    _check_labels(path, table, "verb", taxonomy.num_verbs)
+    _check_labels(path, table, "noun", taxonomy.num_nouns)
+    _check_duplicates(path, table)
+    return table.sort_values(["clip_uid", "action_idx"], kind="stable").reset_index(drop=True)
+
+
+def load_annotations(annotations_dir: Path | str, split: str) -> tuple[pd.DataFrame, Taxonomy]:
+    """Load a split and the taxonomy beside it, from the official `annotations/` folder."""
+    taxonomy = load_taxonomy(taxonomy_path(annotations_dir))
+    table = load_split(split_path(annotations_dir, split), taxonomy, require_labels=split != "test")
+    return table, taxonomy
+
+
+def _read_entry(path: Path, i: int, entry: object, require_labels: bool) -> tuple:
+    where = f"{path}: clips[{i}]"
+    if not isinstance(entry, dict):
+        raise UserError(f"{where} is {describe(entry)}, expected an object")
+    if "clip_uid" not in entry:
+        raise UserError(f"{where}: missing field 'clip_uid'")
+    clip_uid = entry["clip_uid"]
+    if not isinstance(clip_uid, str) or not clip_uid:
+        raise UserError(f"{where}: 'clip_uid' must be a non-empty string, got {describe(clip_uid)}")
+    where = f"{path}: clips[{i}] (clip_uid={clip_uid})"
+    if "action_idx" not in entry:
+        raise UserError(f"{where}: missing field 'action_idx'")
+    action_idx = _integer(where, entry, "action_idx")
+    if action_idx < 0:
+        raise UserError(f"{where}: 'action_idx' is {action_idx}, must be >= 0")
+    where = f"{path}: clips[{i}] (clip_uid={clip_uid}, action_idx={action_idx})"
+    for field in ("action_clip_start_sec", "action_clip_end_sec"):
+        if field not in entry:
+            raise UserError(f"{where}: missing field '{field}'")
+    start = _seconds(where, entry, "action_clip_start_sec")
+    end = _seconds(where, entry, "action_clip_end_sec")
+    if end < start:
+        raise UserError(f"{where}: action_clip_end_sec {end} is before action_clip_start_sec {start}")
+    if require_labels:
+        for field in ("verb_label", "noun_label"):
+            if field not in entry:
+                raise UserError(f"{where}: missing field '{field}' (required on train and val)")
+    verb = _integer(where, entry, "verb_label") if "verb_label" in entry else -1
+    noun = _integer(where, entry, "noun_label") if "noun_label" in entry else -1
+    return clip_uid, action_idx, start, end, verb, noun
+
+
+def _integer(where: str, entry: dict, field: str) -> int:
+    value = entry[field]
+    if type(value) is not int:
+        raise UserError(f"{where}: '{field}' is {describe(value)}, expected an integer")
+    return value
+
+
+def _seconds(where: str, entry: dict, field: str) -> float:
+    value = entry[field]
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise UserError(f"{where}: '{field}' is {describe(value)}, expected a finite number of seconds")
+    if value < 0:
+        raise UserError(f"{where}: '{field}' is {value}, must be >= 0")
+    return float(value)
+
+
+def _check_labels(path: Path, table: pd.DataFrame, head: str, num_classes: int) -> None:
+    labels = table[head].to_numpy()
+    present = labels != -1
+    bad = np.flatnonzero(present & ((labels < 0) | (labels >= num_classes)))
+    if bad.size:
+        i = int(bad[0])
+        row = table.iloc[i]
+        raise UserError(
+            f"{path}: clips[{i}] (clip_uid={row.clip_uid}, action_idx={row.action_idx}): "
+            f"{head}_label {labels[i]} is outside the taxonomy's {head} ids 0..{num_classes - 1}"
+        )
+
+
+def _check_duplicates(path: Path, table: pd.DataFrame) -> None:
+    dup = table.duplicated(["clip_uid", "action_idx"], keep="first").to_numpy()
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        row = table.iloc[i]
+        raise UserError(
+            f"{path}: clips[{i}]: duplicate (clip_uid, action_idx) = ({row.clip_uid}, {row.action_idx}); "
+            "each action of a clip must appear once"
+        )

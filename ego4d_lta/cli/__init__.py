@@ -1,0 +1,55 @@
+"""`ego4d-lta`: one argparse tree, one module per command (its arguments and handler side by side).
+
+Exit status: 0 success, 2 a user mistake (one line on stderr, no traceback), 1 a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ego4d_lta import __version__
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.cli import demo, ensemble, extract, predict, report, resize, synth, train, upload, validate
+from ego4d_lta.cli.common import EXIT_INVALID
+
+COMMANDS = {
+    "demo": demo,
+    "synth": synth,
+    "resize": resize,
+    "extract": extract,
+    "train": train,
+    "predict": predict,
+    "validate": validate,
+    "ensemble": ensemble,
+    "upload": upload,
+    "report": report,
+}
+"""In pipeline order, as `ego4d-lta --help` lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ego4d-lta",
+        description="Ego4D long-term action anticipation: data, features, training, challenge submissions.",
+    )
+    parser.add_argument("--version", action="version", version=f"ego4d-lta {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__.splitlines()[0])
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"ego4d-lta {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print(f"ego4d-lta {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,105 @@
+"""What every command shares: where the data is, argument types, the progress line, the exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+EXIT_INVALID = 2
+"""A user mistake: one line on stderr, no traceback (1 is left to bugs)."""
+
+
+def default_data_dir() -> Path:
+    """`$EGO4D_LTA_DATA`, else `data/`: a dataset root in the official layout."""
+    return Path(os.environ.get("EGO4D_LTA_DATA", "data"))
+
+
+def default_features_dir(data: Path | None = None) -> Path:
+    """`$EGO4D_LTA_FEATURES`, else DATA/features: where feature caches live."""
+    env = os.environ.get("EGO4D_LTA_FEATURES")
+    return Path(env) if env else (data or default_data_dir()) / "features"
+
+
+def requested_paths(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
+    """(dataset root, feature cache root) as asked for: the flag, else its environment variable, else None.
+
+    The one rule for `--data` / `--features`: `extract` then falls back to `data/` and DATA/features, `train` to
+    its config's paths and `predict` to the run's.
+    """
+    data = args.data if args.data is not None else default_data_dir() if os.environ.get("EGO4D_LTA_DATA") else None
+    features = args.features
+    if features is None and os.environ.get("EGO4D_LTA_FEATURES"):
+        features = default_features_dir(data)
+    return data, features
+
+
+def annotations_dir(args: argparse.Namespace) -> Path:
+    """`--annotations DIR`, else `--data ROOT`/annotations, else the default dataset root's."""
+    return args.annotations or (args.data or default_data_dir()) / "annotations"
+
+
+def add_annotations(p: argparse.ArgumentParser) -> None:
+    """Where the split files and the taxonomy are: the same two ways for every command that checks submissions."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--annotations", type=Path, default=None, help="folder with fho_lta_*.json and the taxonomy")
+    add_data(where)
+
+
+def add_data(p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, what: str = "") -> None:
+    p.add_argument(
+        "--data", type=Path, default=None, help=what or "dataset root (default: $EGO4D_LTA_DATA or data/)"
+    )
+
+
+def add_features(p: argparse.ArgumentParser, what: str = "") -> None:
+    p.add_argument(
+        "--features",
+        type=Path,
+        default=None,
+        help=what or "feature cache root (default: $EGO4D_LTA_FEATURES or DATA/features)",
+    )
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or line")
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
+    return value
+
+
+def count(text: str) -> int:
+    """A count that may be 0 (GPUs per node)."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 or a positive integer")
+    return int(text)
+
+
+def shard(text: str) -> tuple[int, int]:
+    """`i/n` (0-based): e.g. `$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected i/n, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"{text!r}: needs 0 <= i < n")
+    return i, n
+
+
+def progress_line(quiet: bool) -> Callable[[str], None] | None:
+    if quiet:
+        return None
+
+    def show(message: str) -> None:
+        print(f"\r{message:<60}", end="", file=sys.stderr, flush=True)
+
+    return show

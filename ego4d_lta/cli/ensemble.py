@@ -1,0 +1,38 @@
+"""`ego4d-lta ensemble`: combine submissions or pools of one split into one K = 5 submission."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ego4d_lta.cli.common import add_annotations, annotations_dir
+
+HELP = "combine submissions into one (K=5 chosen from all their sequences)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "files", type=Path, nargs="+", metavar="FILE", help="valid submissions or pools (predict --pool) of one split"
+    )
+    p.add_argument("-o", "--out", type=Path, required=True, help="output submission JSON")
+    p.add_argument("--weights", type=float, nargs="+", default=None, help="one per file (default: equal)")
+    p.add_argument("--split", choices=["val", "test"], default="test")
+    add_annotations(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ego4d_lta.challenge.validate import format_report, validate_file
+    from ego4d_lta.workflow.ensemble import ensemble
+
+    annotations = annotations_dir(args)
+    result = ensemble(args.files, args.out, annotations, args.split, args.weights)
+    own = f" (each submission's own 5: {', '.join(f'{x:.3f}' for x in result.inputs_expected)})"
+    print(
+        f"{result.out}: K=5 chosen from {result.pool} sequences per window of {len(result.inputs)} inputs, "
+        f"{result.windows} windows; expected distance to the pool {result.expected:.3f}"
+        + (own if result.submissions else "")
+    )
+    if args.split == "val":  # labelled: show what it bought
+        for path in [*result.submissions, result.out]:
+            print(format_report(validate_file(path, annotations, "val")))
+    return 0

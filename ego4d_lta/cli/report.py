@@ -1,0 +1,22 @@
+"""`ego4d-lta report`: a table of training runs and their training and ED@z curves."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "a table of training runs, their training and ED@z curves (PNG)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders (runs/NAME)")
+    p.add_argument("-o", "--out", type=Path, default=Path("reports"), help="output folder (default: reports/)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ego4d_lta.workflow.report import report
+
+    text, files = report(args.runs, args.out)
+    print(text)
+    print("wrote " + ", ".join(str(f) for f in files))
+    return 0

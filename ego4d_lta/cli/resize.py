@@ -1,0 +1,41 @@
+"""`ego4d-lta resize`: re-encode clips to 320p H.264 with a keyframe every 2 s (resumable, shardable)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ego4d_lta.cli.common import EXIT_INVALID, add_quiet, progress_line, shard
+
+HELP = "re-encode clips to 320p H.264, a keyframe every 2 s (resumable, shardable)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--src", type=Path, required=True, help="folder of <clip_uid>.mp4")
+    p.add_argument("--dst", type=Path, required=True, help="output folder (finished clips are skipped on a rerun)")
+    p.add_argument("--shard", type=shard, default=(0, 1), metavar="I/N", help="do clips I, I+N, ... (0-based)")
+    p.add_argument("--short-side", type=int, default=320)
+    p.add_argument("--keyframe-seconds", type=float, default=2.0)
+    p.add_argument("--crf", type=int, default=23)
+    p.add_argument("--preset", default="medium", help="x264 preset")
+    add_quiet(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ego4d_lta.stages.resize import ResizeConfig, resize_all
+
+    cfg = ResizeConfig(
+        short_side=args.short_side,
+        keyframe_seconds=args.keyframe_seconds,
+        crf=args.crf,
+        preset=args.preset,
+        shard=args.shard,
+    )
+    s = resize_all(args.src, args.dst, cfg, progress=progress_line(args.quiet))
+    if not args.quiet:
+        print(file=sys.stderr)
+    print(f"{args.dst}: {len(s.done)} clips re-encoded, {len(s.skipped)} already there, {len(s.failed)} failed")
+    for error in s.failed.values():
+        print(f"ego4d-lta resize: error: {error}", file=sys.stderr)
+    return EXIT_INVALID if s.failed else 0

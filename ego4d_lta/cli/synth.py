@@ -1,0 +1,50 @@
+"""`ego4d-lta synth`: a synthetic dataset in the official Ego4D LTA layout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.cli.common import add_quiet, progress_line
+
+HELP = "write a synthetic dataset in the official Ego4D LTA layout"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", type=Path, help="dataset root to write (annotations/, clips/)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", choices=["tiny", "small"], default="tiny")
+    p.add_argument(
+        "--missing-videos",
+        type=int,
+        default=0,
+        metavar="N",
+        help="test clips whose video file is left out (their keys still need predictions)",
+    )
+    p.add_argument("--corrupt-videos", type=int, default=0, metavar="N", help="test clips whose video file is corrupt")
+    add_quiet(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ego4d_lta.stages.synth import SynthConfig, generate
+
+    cfg = SynthConfig(
+        seed=args.seed, size=args.size, missing_videos=args.missing_videos, corrupt_videos=args.corrupt_videos
+    )
+    started = time.perf_counter()
+    try:
+        summary = generate(args.out, cfg, progress=progress_line(args.quiet))
+    except ValueError as e:
+        raise UserError(f"synth: {e}") from None
+    if not args.quiet:
+        print(file=sys.stderr)
+    counts = ", ".join(
+        f"{split} {len(uids)} clips / {summary.segments[split]} segments" for split, uids in summary.clips.items()
+    )
+    print(f"wrote {args.out}: {counts}; {summary.bytes / 1e6:.1f} MB of video in {time.perf_counter() - started:.1f} s")
+    if summary.missing or summary.corrupt:
+        print(f"test clips with a missing video: {len(summary.missing)}, with a corrupt video: {len(summary.corrupt)}")
+    return 0

@@ -1,0 +1,127 @@
+"""`ego4d-lta train`: train a forecaster here (DDP under torchrun or srun), or submit it as a submitit job."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ego4d_lta.cli.common import add_data, add_features, add_quiet, count, positive, requested_paths
+from ego4d_lta.config import Config
+
+HELP = "train a forecaster (plain PyTorch, DDP under torchrun or srun)"
+
+
+def minutes(text: str) -> int:
+    """A Slurm time limit (minutes, M:S, H:M:S, D-H, D-H:M, D-H:M:S) -> whole minutes, at least 1."""
+    try:
+        days, dash, clock = text.partition("-") if "-" in text else ("0", "", text)
+        parts = [int(x) for x in clock.split(":")]
+        if dash:
+            h, m, sec = [*parts, 0, 0][:3]
+        else:
+            h, m, sec = {1: (0, *parts, 0), 2: (0, *parts), 3: tuple(parts)}[len(parts)]
+        total = (int(days) * 24 + h) * 60 + m + (sec > 0)
+    except (ValueError, KeyError):
+        total = 0
+    if total < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected minutes, H:M:S or D-H:M:S")
+    return total
+
+
+def key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. qos=high")
+    return key, value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="slowfast_clip", help="a preset (see ego4d_lta/configs) or a .toml file")
+    p.add_argument(
+        "--recipe",
+        default=None,
+        help="training and sampling choices on top of the preset: report (the report's: iid sampling, 4 observed "
+        "segments, summed loss, Dropout(0.5) on raw SlowFast, Adam fp32 without clipping, best by verb ED)",
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. train.epochs=5")
+    add_data(p)
+    add_features(p, "feature cache root (default: $EGO4D_LTA_FEATURES or DATA/features)")
+    p.add_argument("--run", type=Path, default=None, help="run folder (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run from its last.pt")
+    p.add_argument("--device", default="auto", help="auto (the local GPU when there is one), cpu, cuda")
+    add_quiet(p)
+    job = p.add_argument_group("submit as a job (submitit) instead of training in this process")
+    job.add_argument("--launcher", choices=["slurm", "local"], default=None, help="slurm: sbatch; local: processes")
+    job.add_argument("--nodes", type=positive, default=1)
+    job.add_argument("--gpus-per-node", type=count, default=0)
+    job.add_argument("--tasks-per-node", type=positive, default=None, help="default: one per GPU, else 1")
+    job.add_argument("--cpus-per-task", type=positive, default=8)
+    job.add_argument("--time", type=minutes, default=24 * 60, help="time limit: minutes or H:MM:SS (default 24 h)")
+    job.add_argument("--partition", default=None, help="default: $SBATCH_PARTITION or the cluster's default")
+    job.add_argument("--account", default=None)
+    job.add_argument("--constraint", default=None)
+    job.add_argument("--slurm", type=key_value, action="append", metavar="KEY=VALUE", help="more sbatch options")
+    job.add_argument("--wait", action="store_true", help="wait for the job and print its result")
+
+
+def run_config(args: argparse.Namespace) -> Config:
+    """--config, then --set overrides, then --data / --features (or their environment variables) on top."""
+    from ego4d_lta.config import load_config
+
+    cfg = load_config(args.config, list(args.set or []), args.recipe)
+    data, features = requested_paths(args)
+    if data is not None:
+        cfg.data.data_dir = str(data)
+    if features is not None:
+        cfg.data.features_dir = str(features)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    from ego4d_lta.runtime.distributed import world_info_from_env
+    from ego4d_lta.stages.train import train
+
+    cfg = run_config(args)
+    run_dir = args.run or Path("runs") / cfg.name
+    if args.launcher:
+        return _submit(args, cfg, run_dir)
+    result = train(cfg, run_dir, resume=args.resume, device=args.device, progress=not args.quiet)
+    if not world_info_from_env().is_main:  # one summary per job, not one per process
+        return result.exit_status
+    if result.stopped:
+        print(f"{run_dir}: stopped ({result.stopped}) at step {result.steps}; last.pt saved, continue with --resume")
+    elif result.best is not None:
+        v = result.best
+        print(
+            f"{run_dir}: {result.epochs_done} epochs; best val ED@20 verb {v['verb']:.4f} noun {v['noun']:.4f} "
+            f"action {v['action']:.4f} (epoch {v['epoch']}, best.pt)"
+        )
+    else:
+        print(f"{run_dir}: {result.epochs_done} epochs (last.pt)")
+    return result.exit_status
+
+
+def _submit(args: argparse.Namespace, cfg: Config, run_dir: Path) -> int:
+    """The same training as a submitit job on Slurm (or local processes); prints where to follow it."""
+    from ego4d_lta.workflow.launch import LaunchConfig, submit
+
+    launch = LaunchConfig(
+        launcher=args.launcher,
+        nodes=args.nodes,
+        tasks_per_node=args.tasks_per_node,
+        gpus_per_node=args.gpus_per_node,
+        cpus_per_task=args.cpus_per_task,
+        time_min=args.time,
+        partition=args.partition,
+        account=args.account,
+        constraint=args.constraint,
+        extra=dict(args.slurm or []),
+    )
+    job = submit(cfg, run_dir.resolve(), args.resume, launch, device=args.device)
+    print(
+        f"submitted {args.launcher} job {job.job_id}: {launch.nodes} node(s) x {launch.tasks} task(s), run {run_dir}\n"
+        f"logs: {job.paths.stdout} (task 0; %t = task), requeued on timeout or preemption"
+    )
+    if args.wait:
+        print(f"{run_dir}: finished ({job.result()})")
+    return 0

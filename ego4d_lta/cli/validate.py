@@ -1,0 +1,60 @@
+"""`ego4d-lta validate`: check a submission exactly as the challenge server would; score it on val."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.cli.common import EXIT_INVALID, add_annotations, annotations_dir
+
+HELP = "check a submission as the challenge server would; score it on val"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", type=Path, help="submission JSON")
+    add_annotations(p)
+    p.add_argument("--split", choices=["val", "test"], default="test")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="write ED@z curves (val only)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import orjson
+
+    from ego4d_lta.challenge.validate import format_report, validate_file
+    from ego4d_lta.workflow.plots import plot_ed_at_z
+
+    try:
+        report = validate_file(args.file, annotations_dir(args), args.split)
+    except UserError as e:
+        if args.json:
+            failed = {"valid": False, "split": args.split, "windows": 0, "errors": [str(e)], "warnings": []}
+            sys.stdout.write(orjson.dumps(failed, option=orjson.OPT_INDENT_2).decode() + "\n")
+        raise
+    if args.plot and report.scores is not None:
+        try:
+            name = Path(args.file).name
+            plot_ed_at_z({name: report.scores.ed_at_z}, args.plot, title=f"{name} ({args.split})")
+        except OSError as e:
+            raise UserError(f"{args.plot}: cannot write the plot ({e.strerror or e})") from None
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    for warning in report.warnings:
+        print(f"warning: {args.file}: {warning}", file=sys.stderr)
+    if not report.valid:
+        for error in report.errors:
+            print(f"error: {args.file}: {error}", file=sys.stderr)
+        print(f"{args.file}: invalid {args.split} submission ({len(report.errors)} errors)", file=sys.stderr)
+        if re.search(r"\.pool\d+\.json$", str(args.file)):
+            print("note: a pool of samples (predict --pool) is for `ego4d-lta ensemble`, not upload", file=sys.stderr)
+        return EXIT_INVALID
+    if not args.json:
+        print(format_report(report))
+        if args.plot and report.scores is None:
+            print(f"note: --plot needs a labelled split; {args.split} has no labels", file=sys.stderr)
+        elif args.plot:
+            print(f"plot: {args.plot}")
+    return 0

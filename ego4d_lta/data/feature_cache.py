@@ -1,0 +1,228 @@
+"""The feature cache store: per-segment frozen-encoder features in memory-mapped arrays (no models here).
+
+Layout (design §4.4), one folder per split under `FEATURES_DIR/<backbone-tag>/`:
+
+    <split>/manifest.json                     what made the features (models, weights hashes, sampling, ...)
+    <split>/shard-000-of-004/index.csv        clip_uid, action_idx, view, start_sec, end_sec: one row each
+    <split>/shard-000-of-004/slowfast.npy     (rows, 2304) float16, memory-mapped
+    <split>/shard-000-of-004/clip.npy         (rows, frames, D) float16, memory-mapped
+    <split>/shard-000-of-004/progress.jsonl   one line per finished clip ({"clip", "ok", "error"}), fsynced
+    <split>/shard-000-of-004/done.json        written when every clip of the shard is finished
+
+Shards partition the clips, so they can run at once (a Slurm array) without sharing a file. A clip's rows are
+flushed to disk before its progress line is written, so a killed run resumes at the first unfinished clip.
+A cache whose manifest differs from what the caller expects is refused, naming the first difference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from ego4d_lta.base.difference import first_difference
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.jsonio import write_json_atomic
+from ego4d_lta.data.feature_record import CacheManifest
+
+MANIFEST = "manifest.json"
+INDEX_COLUMNS = ["clip_uid", "action_idx", "view", "start_sec", "end_sec"]
+ARRAYS = ("slowfast", "clip")
+
+
+class FeatureCacheError(UserError):
+    """A feature cache that is missing, unfinished or was made with other settings."""
+
+
+def shard_name(shard: int, shards: int) -> str:
+    return f"shard-{shard:03d}-of-{shards:03d}"
+
+
+def ensure_manifest(split_dir: Path, manifest: CacheManifest) -> None:
+    """Write the split's manifest, or check that the one there matches (shards of one cache must agree)."""
+    path = split_dir / MANIFEST
+    if path.is_file():
+        check_manifest(split_dir, manifest)
+        return
+    split_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, manifest.to_json(), option=orjson.OPT_INDENT_2)
+
+
+def check_manifest(split_dir: Path, expected: CacheManifest) -> CacheManifest:
+    """The manifest there, if it matches `expected`; else a FeatureCacheError naming the first difference."""
+    path = split_dir / MANIFEST
+    found = _read_manifest(split_dir)
+    diff = first_difference(found.to_json(), expected.to_json(), ignore=("package",))
+    if diff:
+        key, a, b = diff
+        raise FeatureCacheError(
+            f"{path}: stale feature cache, made with other settings ({key}: {json.dumps(a)} in the cache, "
+            f"{json.dumps(b)} now); delete the folder or use another --features dir"
+        )
+    return found
+
+
+@dataclass
+class ShardWriter:
+    """Writes one shard; reopening an unfinished shard resumes it."""
+
+    path: Path
+    index: pd.DataFrame
+    arrays: dict[str, np.memmap]
+    finished: dict[str, dict]
+
+    @classmethod
+    def open(
+        cls,
+        split_dir: Path,
+        manifest: CacheManifest,
+        shard: tuple[int, int],
+        index: pd.DataFrame,
+        dims: dict[str, tuple],
+    ) -> ShardWriter:
+        ensure_manifest(split_dir, manifest)
+        path = split_dir / shard_name(*shard)
+        index = index[INDEX_COLUMNS].reset_index(drop=True)
+        if (path / "index.csv").is_file():
+            old = read_index(path)
+            same = len(old) == len(index) and (old[INDEX_COLUMNS[:3]].values == index[INDEX_COLUMNS[:3]].values).all()
+            if not same:
+                raise FeatureCacheError(
+                    f"{path}: the shard holds other segments than the annotations now give; delete it to re-extract"
+                )
+            arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r+") for name in ARRAYS}
+            for name, shape in dims.items():
+                if arrays[name].shape[1:] != tuple(shape):
+                    raise FeatureCacheError(f"{path}/{name}.npy: shape {arrays[name].shape}, expected (*, {shape})")
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            arrays = {
+                name: np.lib.format.open_memmap(
+                    path / f"{name}.npy", mode="w+", dtype=np.float16, shape=(len(index), *dims[name])
+                )
+                for name in ARRAYS
+            }
+            (path / "progress.jsonl").unlink(missing_ok=True)
+            tmp = path / "index.csv.tmp"
+            index.to_csv(tmp, index=False)
+            os.replace(tmp, path / "index.csv")  # last: an index means the arrays are there
+        return cls(path=path, index=index, arrays=arrays, finished=read_progress(path))
+
+    def pending_clips(self) -> list[str]:
+        """Clips of this shard without a progress line, in index order."""
+        return [c for c in dict.fromkeys(self.index["clip_uid"]) if c not in self.finished]
+
+    def write(self, rows: np.ndarray, features: dict[str, np.ndarray]) -> None:
+        for name in ARRAYS:
+            self.arrays[name][rows] = features[name]
+
+    def clip_finished(self, clip_uid: str, error: str | None = None) -> None:
+        """Record a clip as done (its rows first reach the disk) or as failed with a reason."""
+        for arr in self.arrays.values():
+            arr.flush()
+        entry = {"clip": clip_uid, "ok": error is None, **({"error": error} if error else {})}
+        with open(self.path / "progress.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.finished[clip_uid] = entry
+
+    def finish(self, limited: bool = False) -> dict:
+        """Mark the shard complete (`limited`: only the first clips were asked for)."""
+        failed = {c: e["error"] for c, e in self.finished.items() if not e["ok"]}
+        done = {"rows": len(self.index), "clips": len(self.finished), "failed": failed, "limited": limited}
+        write_json_atomic(self.path / "done.json", done, option=orjson.OPT_INDENT_2)
+        return done
+
+
+def read_index(shard_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(shard_dir / "index.csv", dtype={"clip_uid": str, "action_idx": np.int64, "view": np.int64})
+
+
+def read_progress(shard_dir: Path) -> dict[str, dict]:
+    """Finished clips; a torn last line (a kill mid-write) is ignored, so that clip is redone."""
+    finished = {}
+    path = shard_dir / "progress.jsonl"
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            finished[entry["clip"]] = entry
+    return finished
+
+
+class FeatureCache:
+    """A finished split cache, memory-mapped: an index over all shards and gathers by row position."""
+
+    def __init__(
+        self, split_dir: Path, manifest: CacheManifest, index: pd.DataFrame, arrays: list[dict[str, np.ndarray]]
+    ):
+        self.split_dir = split_dir
+        self.manifest = manifest
+        self.index = index
+        self._arrays = arrays
+        self._position = {
+            (c, int(a), int(v)): i
+            for i, (c, a, v) in enumerate(zip(index["clip_uid"], index["action_idx"], index["view"], strict=True))
+        }
+
+    @classmethod
+    def open(cls, split_dir: Path | str, expected: CacheManifest | None = None) -> FeatureCache:
+        """Open a finished cache; `expected` (the manifest the caller's settings would write) must match."""
+        split_dir = Path(split_dir)
+        manifest = check_manifest(split_dir, expected) if expected is not None else _read_manifest(split_dir)
+        shards = manifest.shards
+        frames, arrays = [], []
+        for s in range(shards):
+            path = split_dir / shard_name(s, shards)
+            if not (path / "done.json").is_file():
+                done = len(read_progress(path)) if path.is_dir() else 0
+                raise FeatureCacheError(
+                    f"{path}: shard {s}/{shards} is not finished ({done} clips done); "
+                    f"run `ego4d-lta extract --split {manifest.split} --shard {s}/{shards}`"
+                )
+            index = read_index(path)
+            progress = read_progress(path)
+            index["ok"] = [progress.get(c, {}).get("ok", False) for c in index["clip_uid"]]
+            index["shard"], index["row"] = s, np.arange(len(index))
+            frames.append(index)
+            arrays.append({name: np.load(path / f"{name}.npy", mmap_mode="r") for name in ARRAYS})
+        index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*INDEX_COLUMNS, "ok"])
+        return cls(split_dir, manifest, index, arrays)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def row_shape(self, name: str) -> tuple[int, ...]:
+        """Shape of one row of array `name` (e.g. (2304,) or (8, 512))."""
+        return tuple(self._arrays[0][name].shape[1:]) if self._arrays else ()
+
+    def positions(self, keys: list[tuple[str, int]], view: int = 0) -> np.ndarray:
+        """Row positions of (clip_uid, action_idx) segments at one view; -1 where the cache has none."""
+        return np.array([self._position.get((c, int(a), view), -1) for c, a in keys], dtype=np.int64)
+
+    def gather(self, positions: np.ndarray, name: str) -> np.ndarray:
+        """Rows of array `name` ("slowfast" or "clip") at the given positions, as float32."""
+        positions = np.asarray(positions, dtype=np.int64)
+        first = self._arrays[0][name] if self._arrays else np.zeros((0, 0), np.float16)
+        out = np.zeros((len(positions), *first.shape[1:]), np.float32)
+        shard = self.index["shard"].to_numpy()[positions]
+        row = self.index["row"].to_numpy()[positions]
+        for s in np.unique(shard):
+            pick = shard == s
+            out[pick] = self._arrays[s][name][row[pick]]
+        return out
+
+
+def _read_manifest(split_dir: Path) -> CacheManifest:
+    path = split_dir / MANIFEST
+    if not path.is_file():
+        raise FeatureCacheError(f"{split_dir}: no feature cache here (no {MANIFEST}); run `ego4d-lta extract`")
+    return CacheManifest.read(path)

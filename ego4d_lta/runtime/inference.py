@@ -1,0 +1,104 @@
+"""K sequences for every window of a split, spread over the processes, merged on all of them.
+
+Each process takes windows rank, rank + W, ... (no padding, so nothing is duplicated); the gathered result is
+in window order. Windows without features (a missing or broken video) get the fallback: the training set's
+most frequent action, repeated.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ego4d_lta.challenge.metrics import Scores, score
+from ego4d_lta.challenge.rules import K, Z
+from ego4d_lta.config import GenerateConfig
+from ego4d_lta.data.window_datasets import eval_batches
+from ego4d_lta.models.decoder import generate, sampling_noise
+from ego4d_lta.runtime.distributed import all_gather_objects
+
+
+@dataclass
+class Predictions:
+    verb: np.ndarray
+    """(n, K, Z) ids, in the split's window order."""
+    noun: np.ndarray
+    fallback: np.ndarray
+    """(n,) True where the window had no features and got the fallback."""
+    pool_verb: np.ndarray | None = None
+    """(n, P, Z): `pool` more samples per window from the same logits (for `ego4d-lta ensemble`), or None."""
+    pool_noun: np.ndarray | None = None
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """bf16 autocast on a GPU (unless precision is fp32); nothing on a CPU."""
+    if device.type == "cuda" and precision == "auto":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict_windows(
+    model: nn.Module,
+    dataset,
+    gen: GenerateConfig,
+    fallback: tuple[int, int],
+    device: torch.device,
+    batch_size: int,
+    rank: int = 0,
+    world: int = 1,
+    precision: str = "auto",
+    progress=None,
+    pool: int = 0,
+) -> Predictions:
+    """Every window's K verb and noun sequences (all processes get the merged result); with `pool`, also that many
+    more samples per window from the same logits and strategy (their own noise stream)."""
+    n = len(dataset)
+    noise = torch.from_numpy(sampling_noise(gen.seed, n, K, Z))
+    pool_noise = torch.from_numpy(sampling_noise([gen.seed, pool], n, pool, Z)) if pool else None
+    was_training = model.training
+    model.eval()
+    pairs = model.forecaster.decoder.pairs
+    parts: list[tuple] = []
+    for indices in eval_batches(n, batch_size, rank, world):
+        batch = dataset[indices]
+        ok = batch["available"].numpy()
+        with autocast(device, precision):
+            verb_logits, noun_logits = model(to_device(batch, device))
+        observed = (batch["obs_verb"], batch["obs_noun"]) if "obs_verb" in batch else None
+        options = dict(pairs=pairs, observed=observed, observed_bonus=gen.observed_bonus)
+        sample = (gen.strategy, gen.temperature, gen.top_p)
+        heads = [generate(verb_logits, noun_logits, noise[indices], *sample, **options)]
+        if pool_noise is not None:
+            heads.append(generate(verb_logits, noun_logits, pool_noise[indices], *sample, **options))
+        arrays = [x.cpu().numpy().astype(np.int32) for pair in heads for x in pair]  # verb, noun[, pool v, pool n]
+        for head, arr in enumerate(arrays):
+            arr[~ok] = fallback[head % 2]
+        parts.append((np.asarray(indices), ok, arrays))
+        if progress is not None:
+            progress(len(indices) * world)
+    model.train(was_training)
+    gathered = [p for rank_parts in all_gather_objects(parts) for p in rank_parts]
+    out = [np.zeros((n, k, Z), np.int64) for k in ((K, K, pool, pool) if pool else (K, K))]
+    missing = np.zeros(n, bool)
+    seen = np.zeros(n, np.int64)
+    for idx, ok, arrays in gathered:
+        for whole, part in zip(out, arrays, strict=True):
+            whole[idx] = part
+        missing[idx] = ~ok
+        seen[idx] += 1
+    if not (seen == 1).all():
+        raise RuntimeError(f"inference covered {int((seen == 1).sum())} of {n} windows exactly once")
+    return Predictions(out[0], out[1], missing, *out[2:])
+
+
+def score_predictions(preds: Predictions, labels, num_nouns: int) -> Scores:
+    return score(preds.verb, preds.noun, labels.verb, labels.noun, num_nouns)

@@ -1,0 +1,153 @@
+"""A run's model inputs, one owner for training and prediction: the cache-or-video choice, the feature record
+and the prompt bank.
+
+Frozen-encoder runs read the feature cache `FEATURES/<encoders tag>/<split>/` (made by `ego4d-lta extract`);
+runs that fine-tune SlowFast decode video instead, through the same encoders the cache would have used. Every
+split a run opens must come from the same encoders, weights and sampling (its `FeatureRecord`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.hashing import file_digest
+from ego4d_lta.challenge.annotations import Taxonomy, load_split, load_taxonomy, split_path, taxonomy_path
+from ego4d_lta.challenge.rules import SCENARIOS_FILE
+from ego4d_lta.challenge.windows import Windows, make_windows
+from ego4d_lta.config import Config
+from ego4d_lta.data.feature_cache import FeatureCache
+from ego4d_lta.data.feature_record import FeatureRecord
+from ego4d_lta.data.label_windows import LABEL_RECORD, LabelWindows, load_recognitions
+from ego4d_lta.data.segment_dataset import ClipImageSpec
+from ego4d_lta.data.window_datasets import CacheWindows, Labels, VideoWindows, window_labels
+from ego4d_lta.models.forecaster import FeatureDims, labels_only, needs_prompts
+from ego4d_lta.runtime.encoder_config import EncoderConfig, encoder_preset, load_encoders
+
+
+@dataclass
+class SplitInputs:
+    split: str
+    table: pd.DataFrame
+    taxonomy: Taxonomy
+    windows: Windows
+    labels: Labels | None
+    dataset: CacheWindows | VideoWindows | LabelWindows
+
+    @property
+    def available(self) -> np.ndarray:
+        """(n,) windows whose 8 observed segments have features (or a readable video)."""
+        return self.dataset.available
+
+
+def feature_dims(record: FeatureRecord) -> FeatureDims:
+    return FeatureDims(record.slowfast.dim, record.clip.dim, record.clip.frames)
+
+
+class RunInputs:
+    """Opens the splits of one run from one source; `record`, `bank` and `encoders` are what its model reads.
+
+    `expected` (a checkpoint's record) fixes the record up front: every split must then match it. `labels` runs
+    read no features: their inputs are the observed labels, from `recognitions` (a file; default
+    `data.recognitions`) where it has the segment, else from the annotations.
+    """
+
+    def __init__(self, cfg: Config, expected: FeatureRecord | None = None, recognitions: str | None = None) -> None:
+        self.cfg = cfg
+        self.labels_only = labels_only(cfg.model.variant)
+        self.recognitions = cfg.data.recognitions if recognitions is None else recognitions
+        self.annotations = Path(cfg.data.data_dir) / "annotations"
+        self.encoder_config: EncoderConfig = encoder_preset(cfg.data.encoders, cfg.data.clip_model or None)
+        self.record = expected
+        self.bank: dict[str, np.ndarray] | None = None
+        self.encoders = None
+        """The VideoEncoders of end-to-end runs (None: the feature cache)."""
+        if self.labels_only:
+            if expected is not None:
+                LABEL_RECORD.check_same(expected, "the checkpoint")
+            self.record = LABEL_RECORD
+        elif cfg.model.finetune_slowfast:
+            self._load_video_encoders()
+
+    def open(self, split: str, training: bool) -> SplitInputs:
+        """The windows of `split` (training: every window incl. the extra one, random views) and their dataset."""
+        # a missing cache is the likelier mistake: looked for first
+        cache = self._open_cache(split) if self.encoders is None and not self.labels_only else None
+        taxonomy = load_taxonomy(taxonomy_path(self.annotations))
+        table = load_split(split_path(self.annotations, split), taxonomy, require_labels=training)
+        windows = make_windows(table, include_extra=training)
+        labels = window_labels(windows, table)
+        seed = self.cfg.train.seed
+        if self.labels_only:
+            recognised = load_recognitions(self.recognitions, taxonomy) if self.recognitions else None
+            dataset = LabelWindows(table, windows, labels, recognised)
+        elif cache is not None:
+            views = cache.manifest.views if training else 1
+            dataset = CacheWindows(cache, table, windows, labels, views, seed)
+        else:
+            clip = self.encoders.clip
+            image = ClipImageSpec(clip.image_size, clip.mean, clip.std, self.record.clip.frames)
+            video_dir = Path(self.cfg.data.data_dir) / "clips"
+            sampling = self.encoder_config.sampling
+            dataset = VideoWindows(video_dir, table, windows, labels, sampling, image, training, seed)
+        return SplitInputs(split, table, taxonomy, windows, dataset.labels, dataset)
+
+    def _open_cache(self, split: str) -> FeatureCache:
+        directory = self.cfg.features_root / self.encoder_config.tag / split
+        if not (directory / "manifest.json").is_file():
+            raise UserError(
+                f"{directory}: no feature cache for {split}; run `ego4d-lta extract --split {split} "
+                f"--data {self.cfg.data.data_dir} --encoders {self.cfg.data.encoders}` first"
+            )
+        cache = FeatureCache.open(directory)
+        annotations = split_path(self.annotations, split)
+        if annotations.is_file() and cache.manifest.annotations_sha256 != file_digest(annotations):
+            raise UserError(
+                f"{directory}: made from another {annotations.name} than the one in {annotations.parent}; "
+                f"re-extract (`ego4d-lta extract --split {split}`)"
+            )
+        if self.record is None:
+            self.record = cache.manifest.record
+            self.bank = self._cache_bank(cache)
+        else:
+            self.record.check_same(cache.manifest.record, str(cache.split_dir))
+        return cache
+
+    def _cache_bank(self, cache: FeatureCache) -> dict[str, np.ndarray] | None:
+        """The cache's CLIP prompt bank (group -> (n, D) embeddings), when the variant needs one."""
+        if not needs_prompts(self.cfg.model.variant):
+            return None
+        from ego4d_lta.models.prompts import PromptBank
+
+        path = cache.split_dir.parent / cache.manifest.prompt_bank
+        if not cache.manifest.prompt_bank or not path.is_file():
+            raise UserError(f"{path}: the prompt bank of the feature cache is missing; rerun `ego4d-lta extract`")
+        return PromptBank.load(path).embeddings
+
+    def _load_video_encoders(self) -> None:
+        """The encoders, their record and the prompt bank for end-to-end runs, from the weight files in cfg.data."""
+        from ego4d_lta.models.encoders import VideoEncoders
+        from ego4d_lta.models.prompts import cached_bank, load_places, load_scenarios, vocabulary
+
+        data = self.cfg.data
+        if not data.slowfast_weights or not data.clip_weights:
+            raise UserError("model.finetune_slowfast needs data.slowfast_weights and data.clip_weights (weight files)")
+        slowfast, clip, record = load_encoders(
+            self.encoder_config, Path(data.slowfast_weights), Path(data.clip_weights)
+        )
+        if self.record is not None:
+            self.record.check_same(record, f"{data.slowfast_weights} + {data.clip_weights}")
+        self.record = record
+        if needs_prompts(self.cfg.model.variant):
+            taxonomy = load_taxonomy(taxonomy_path(self.annotations))
+            scenarios = self.annotations / SCENARIOS_FILE
+            scenario_names = load_scenarios(scenarios if scenarios.is_file() else None)
+            vocab = vocabulary(taxonomy.verbs, taxonomy.nouns, scenario_names, load_places())
+            bank_dir = self.cfg.features_root / self.encoder_config.tag
+            bank, _ = cached_bank(bank_dir, clip, record.clip.weights_sha256, vocab)
+            self.bank = bank.embeddings
+        self.encoders = VideoEncoders(slowfast, clip, self.cfg.model.finetune_slowfast)

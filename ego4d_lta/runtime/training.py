@@ -1,0 +1,79 @@
+"""The pieces of a training step that are not the loop: loss, optimizer, schedule and the stop signals."""
+
+from __future__ import annotations
+
+import math
+import signal
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ego4d_lta.config import Config
+
+
+class StopFlag:
+    """SIGTERM / SIGUSR2 ask for a checkpoint and a clean exit at the next step boundary."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> StopFlag:
+        for s in self.SIGNALS:
+            self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signum = signum
+
+    def requested(self) -> int:
+        """The signal any process got (0: none), the same on every process: they must stop at the same step."""
+        flag = torch.tensor([self.signum or 0])
+        if torch.distributed.is_initialized():
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return int(flag.item())
+
+
+def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+    """LR multiplier per step: linear warm-up to 1, then a cosine down to 0 at `total`."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def make_optimizer(model: nn.Module, cfg: Config, lr: float) -> torch.optim.Optimizer:
+    """Adam (the report's, L2 decay) or AdamW; no decay on biases, norms and position tables."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            plain = p.ndim > 1 and not name.endswith(("positions", "bias"))
+            (decay if plain else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.optim.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    cls = torch.optim.AdamW if cfg.optim.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=lr, betas=(0.9, 0.999))
+
+
+def loss_fn(
+    verb_logits: torch.Tensor, noun_logits: torch.Tensor, batch: dict[str, torch.Tensor], reduction: str = "mean"
+) -> torch.Tensor:
+    """Cross-entropy over all Z positions, verb + noun: `mean` is the mean over positions x 2, `sum` the baseline's
+    sum of the 2Z per-position cross-entropies (each a mean over the batch), Z times larger."""
+    verb = F.cross_entropy(verb_logits.float().flatten(0, 1), batch["verb"].flatten())
+    noun = F.cross_entropy(noun_logits.float().flatten(0, 1), batch["noun"].flatten())
+    return (verb + noun) * (verb_logits.shape[1] if reduction == "sum" else 1)

@@ -1,0 +1,207 @@
+"""`ego4d-lta predict`: a run's checkpoint -> the challenge JSON for val or test, validated before it is reported.
+
+Every key the annotations expect gets a prediction, also when a clip's video (hence its features) is missing:
+those windows get the fallback (the training set's most frequent action) and are counted in a warning. The
+file is written beside its final name, checked exactly as `ego4d-lta validate` does, then renamed; a sidecar
+`<name>.meta.json` records the run, checkpoint and config that made it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import torch
+
+from ego4d_lta import __version__
+from ego4d_lta.base.denormals import flush_denormals
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.hashing import file_digest
+from ego4d_lta.base.jsonio import write_json_atomic
+from ego4d_lta.challenge.metrics import Scores
+from ego4d_lta.challenge.rules import K
+from ego4d_lta.challenge.submission import build_submission
+from ego4d_lta.challenge.validate import write_checked
+from ego4d_lta.config import Config, apply_override, check, from_dict
+from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster
+from ego4d_lta.runtime import checkpoint
+from ego4d_lta.runtime.checkpoint import RunCheckpoint
+from ego4d_lta.runtime.distributed import broadcast_object, device_for, setup, world_info_from_env
+from ego4d_lta.runtime.inference import predict_windows
+from ego4d_lta.runtime.inputs import RunInputs, SplitInputs, feature_dims
+
+
+@dataclass
+class PredictConfig:
+    run_dir: Path
+    split: str = "test"
+    checkpoint: str = "best"
+    """best, last, or a checkpoint file."""
+    data_dir: Path | None = None
+    """Dataset root; default: the one the run was trained on."""
+    features_dir: Path | None = None
+    out: Path | None = None
+    """Default: submissions/<run name>-<split>.json."""
+    overrides: list[str] = field(default_factory=list)
+    """`generate.*` settings (`--set generate.strategy=iid`)."""
+    batch_size: int = 256
+    device: str = "auto"
+    progress: bool = True
+    recognitions: Path | None = None
+    """`labels` runs: recognised (verb, noun) per observed segment key, read instead of the annotations' labels
+    where it has the segment; test windows it does not cover get the fallback."""
+    pool: int = 0
+    """Also write this many more sequences per window (drawn like the submission's: generate.*) beside it, to
+    <name>.pool<N>.json, for `ego4d-lta ensemble` (0: none; else more than K)."""
+
+
+@dataclass
+class PredictSummary:
+    path: Path
+    sidecar: Path
+    windows: int
+    fallback: int
+    scores: Scores | None
+    warnings: list[str]
+    seconds: float
+    pool: Path | None = None
+
+
+def default_output(run_dir: Path, split: str) -> Path:
+    return Path("submissions") / f"{Path(run_dir).resolve().name}-{split}.json"
+
+
+def run_config(ckpt: RunCheckpoint, pcfg: PredictConfig) -> Config:
+    """The run's config with this prediction's data paths and generate.* overrides."""
+    cfg = from_dict(ckpt.config, where="checkpoint")
+    if pcfg.data_dir is not None:
+        cfg.data.data_dir = str(pcfg.data_dir)
+    if pcfg.features_dir is not None:
+        cfg.data.features_dir = str(pcfg.features_dir)
+    for item in pcfg.overrides:
+        if not item.startswith("generate."):
+            raise UserError(f"--set {item}: predict takes only generate.* settings (the model is the checkpoint's)")
+        apply_override(cfg, item)
+    check(cfg)
+    return cfg
+
+
+def load_model(ckpt: RunCheckpoint, cfg: Config, encoders=None) -> ForecastingModel:
+    """The checkpoint's forecaster, with its prompt bank (and the trained encoder weights of end-to-end runs)."""
+    bank = {g: v.numpy() for g, v in ckpt.prompt_bank.items()} if ckpt.prompt_bank else None
+    forecaster = build_forecaster(cfg.model, feature_dims(ckpt.features), ckpt.num_verbs, ckpt.num_nouns, bank)
+    forecaster.load_state_dict(ckpt.model)
+    if encoders is not None and ckpt.encoders:
+        encoders.load_state_dict(ckpt.encoders, strict=False)
+    return ForecastingModel(forecaster, encoders)
+
+
+@flush_denormals()
+def predict(pcfg: PredictConfig) -> PredictSummary | None:
+    """Write the submission (on rank 0; the other processes return None)."""
+    started = time.perf_counter()
+    if pcfg.pool and pcfg.pool <= K:
+        raise UserError(
+            f"--pool {pcfg.pool}: a pool holds more than K={K} samples per window (else it is a submission)"
+        )
+    info = world_info_from_env()
+    device = device_for(info, pcfg.device)
+    setup(info, device)
+    ckpt_path = checkpoint.resolve(pcfg.run_dir, pcfg.checkpoint)
+    ckpt = RunCheckpoint.load(ckpt_path)
+    cfg = run_config(ckpt, pcfg)
+    recognitions = str(pcfg.recognitions) if pcfg.recognitions else ""  # never the training run's file
+    sources = RunInputs(cfg, expected=ckpt.features, recognitions=recognitions)
+    inputs = sources.open(pcfg.split, training=False)
+    tax = inputs.taxonomy
+    if (tax.num_verbs, tax.num_nouns) != (ckpt.num_verbs, ckpt.num_nouns):
+        raise UserError(
+            f"{ckpt_path}: trained for {ckpt.num_verbs} verbs / {ckpt.num_nouns} nouns, but the taxonomy has "
+            f"{tax.num_verbs} / {tax.num_nouns}"
+        )
+    model = load_model(ckpt, cfg, sources.encoders).to(device)
+    from tqdm import tqdm
+
+    with tqdm(
+        total=len(inputs.windows),
+        unit="win",
+        desc=f"predict {pcfg.split}",
+        file=sys.stderr,
+        disable=not (pcfg.progress and info.is_main),
+    ) as bar:
+        preds = predict_windows(
+            model,
+            inputs.dataset,
+            cfg.generate,
+            ckpt.fallback,
+            device,
+            pcfg.batch_size,
+            info.rank,
+            info.world_size,
+            cfg.train.precision,
+            progress=bar.update,
+            pool=pcfg.pool,
+        )
+    outcome: PredictSummary | str | None = None
+    if info.is_main:
+        try:
+            outcome = _write(pcfg, cfg, ckpt, ckpt_path, inputs, preds, started)
+        except OSError as e:
+            outcome = f"{e.filename or pcfg.out}: cannot write the submission ({e.strerror or e})"
+        except (UserError, RuntimeError) as e:
+            outcome = str(e)
+    outcome = broadcast_object(outcome)  # every process learns whether rank 0 succeeded
+    if isinstance(outcome, str):
+        raise UserError(outcome)
+    return outcome if info.is_main else None
+
+
+def _write(
+    pcfg: PredictConfig, cfg: Config, ckpt: RunCheckpoint, ckpt_path: Path, inputs: SplitInputs, preds, started: float
+) -> PredictSummary:
+    out = Path(pcfg.out) if pcfg.out else default_output(pcfg.run_dir, pcfg.split)
+    submission = build_submission(inputs.windows.keys, preds.verb, preds.noun)
+    annotations = Path(cfg.data.data_dir) / "annotations"
+    report = write_checked(out, submission, annotations, pcfg.split, "predict")
+    warnings = list(report.warnings)
+    fallback = int(preds.fallback.sum())
+    if fallback:
+        clips = sorted({inputs.windows.clip_uids[i] for i in preds.fallback.nonzero()[0]})
+        warnings.append(
+            f"{fallback} of {len(preds.fallback)} windows had no features or recognitions (clips {', '.join(clips[:5])}"
+            f"{' ...' if len(clips) > 5 else ''}) and got the fallback prediction"
+        )
+    sidecar = out.with_name(out.stem + ".meta.json")
+    meta = {
+        "submission": out.name,
+        "split": pcfg.split,
+        "windows": len(inputs.windows),
+        "fallback_windows": fallback,
+        "run": str(Path(pcfg.run_dir).resolve()),
+        "checkpoint": str(Path(ckpt_path).resolve()),
+        "checkpoint_sha256": file_digest(ckpt_path),
+        "checkpoint_epoch": ckpt.state.epoch,
+        "config": cfg.to_dict(),
+        "features": ckpt.features.to_json(),
+        "scores": report.scores.to_json() if report.scores else None,
+        "package": __version__,
+        "torch": torch.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    pool = None
+    if preds.pool_verb is not None:
+        pool = pool_path(out, pcfg.pool)
+        samples = build_submission(inputs.windows.keys, preds.pool_verb, preds.pool_noun, k=pcfg.pool)
+        write_checked(pool, samples, annotations, pcfg.split, "predict --pool", k=pcfg.pool)
+        meta["pool"] = pool.name
+    write_json_atomic(sidecar, meta, option=orjson.OPT_INDENT_2)
+    seconds = time.perf_counter() - started
+    return PredictSummary(out, sidecar, len(inputs.windows), fallback, report.scores, warnings, seconds, pool)
+
+
+def pool_path(out: Path, samples: int) -> Path:
+    """Where `--pool N` writes: beside the submission, `<name>.pool<N>.json`."""
+    return out.with_name(f"{out.stem}.pool{samples}.json")
