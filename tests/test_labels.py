@@ -263,6 +263,7 @@ def test_observed_copy_adds_learned_weight_to_the_observed_classes() -> None:
     verb_gain, noun_gain = after[0] - before[0], after[1] - before[1]
     assert torch.allclose(verb_gain[0, :, 2], torch.full((Z,), 2.0))
     assert verb_gain[0, :, [0, 1, 3, 4, 5]].abs().max() < 1e-6
-    assert torch.allclose(noun_gain[0, 4, 3], torch.tensor(2.0)) and float(noun_gain.detach().abs().sum()) == pytest.approx(2.0)
+    assert torch.allclose(noun_gain[0, 4, 3], torch.tensor(2.0))
+    assert float(noun_gain.detach().abs().sum()) == pytest.approx(2.0)
     with pytest.raises(UserError, match="copy_observed needs a variant with the labels part"):
         build_forecaster(load_config("slowfast", ["model.copy_observed=true"]).model, FeatureDims(), V, N)
