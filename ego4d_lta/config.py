@@ -25,9 +25,22 @@ MAX_INT = 2**31 - 1
 @dataclass
 class ModelConfig:
     variant: str = "slowfast_clip"
-    """One of `models.forecaster.VARIANTS`: slowfast, clip, slowfast_clip_text, slowfast_clip, slowfast_clip_attn."""
+    """One of `models.forecaster.VARIANTS`: slowfast, clip, slowfast_clip_text, slowfast_clip, slowfast_clip_attn,
+    labels (the observed segments' (verb, noun) ids: no clips, no feature cache)."""
     slowfast_dim: int = 2048
     """Width of the trainable projection of the pooled SlowFast (or Omnivore) features."""
+    slowfast_input_dropout: float = 0.0
+    """Dropout on the pooled SlowFast (or Omnivore) features before the projection (the report's head: 0.5)."""
+    slowfast_standardise: bool = True
+    """Standardise the SlowFast (or Omnivore) features with training statistics first (the report: raw features)."""
+    label_dim: int = 256
+    """Width of the `labels` part: a verb and a noun embedding of half of it each."""
+    copy_observed: bool = False
+    """`labels` variants: learn how much each future position copies each observed (verb, noun) class
+    (`models.fusion.ObservedCopy`); actions recur, and on real sequences this is what beats repeating them."""
+    observed: int = 8
+    """How many observed segments the model reads: the last n of the challenge's 8 (the report's code: 4).
+    The windows and their keys stay the challenge's."""
     text_groups: list[str] = field(default_factory=lambda: ["noun", "verb", "scenario", "place"])
     """Prompt groups whose top-1 text embedding `_text` appends and `_attn` uses as queries."""
     attn_heads: int = 4
@@ -61,6 +74,9 @@ class DataConfig:
     """SlowFast weights for end-to-end training from video (finetune_slowfast)."""
     clip_weights: str = ""
     """CLIP weights for end-to-end training from video."""
+    recognitions: str = ""
+    """`labels` variant: a JSON file of recognised (verb, noun) per observed segment key, read instead of the
+    annotations' labels where it has the segment (train on what a recogniser sees)."""
     workers: int = 0
     """DataLoader workers (video decoding needs them; the cache path is fast without)."""
 
@@ -82,12 +98,17 @@ class OptimConfig:
 class GenerateConfig:
     strategy: str = "greedy_sample"
     """iid: K independent samples at temperature 1 (the baseline's); greedy_sample: the argmax sequence, then
-    K-1 samples at `temperature` within the top-p nucleus; nucleus: K samples within the nucleus."""
+    K-1 samples at `temperature` within the top-p nucleus; nucleus: K samples within the nucleus; joint: each
+    step's (verb, noun) sampled together over the pairs seen in training (log p(v) + log p(n)), as nucleus;
+    joint_greedy: the same with sequence 0 the most likely pair at every step."""
     temperature: float = 0.7
     """Below 1 the samples stay nearer the likely sequence: on synthetic val greedy_sample at 0.7 beat the
     baseline's iid sampling by 0.024 verb / 0.013 noun / 0.024 action ED@20 (benchmarks/compare_sampling.py)."""
     top_p: float = 1.0
     seed: int = 0
+    observed_bonus: float = 0.0
+    """Added to the log-score of the window's observed verbs and nouns (observed pairs for `joint`) before
+    sampling; only where the inputs carry observed labels (the `labels` variant)."""
 
 
 @dataclass
@@ -99,6 +120,11 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"
     """auto: bf16 autocast on a GPU, fp32 on a CPU; fp32: always fp32."""
+    loss: str = "mean"
+    """mean: the mean of the Z verb and Z noun cross-entropies, x 2; sum: their sum (the baseline's: Z times larger,
+    so weight decay weighs 1/Z as much against it)."""
+    select_by: str = "action"
+    """Which val ED@20 picks best.pt: action, verb (the baseline's `val_0_ED_19`) or noun."""
     stop_after: int = 0
     """Save last.pt and stop after this many steps of this invocation (0: never); `--resume` continues."""
 
@@ -124,8 +150,13 @@ def presets() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
 
 
-def load_config(name_or_path: str, overrides: list[str] = ()) -> Config:
-    """A preset name or a TOML file, then `section.key=value` overrides (values in TOML syntax)."""
+def recipes() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "recipes").glob("*.toml"))
+
+
+def load_config(name_or_path: str, overrides: list[str] = (), recipe: str | None = None) -> Config:
+    """A preset name or a TOML file, then a recipe's settings (`configs/recipes/<name>.toml`, e.g. `report`:
+    the report's training and sampling choices on any variant), then `section.key=value` overrides."""
     path = Path(name_or_path)
     if not path.suffix:
         path = CONFIG_DIR / f"{name_or_path}.toml"
@@ -143,6 +174,13 @@ def load_config(name_or_path: str, overrides: list[str] = ()) -> Config:
         raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
     doc.setdefault("name", path.stem)
     cfg = from_dict(doc, where=str(path))
+    if recipe:
+        where = CONFIG_DIR / "recipes" / f"{recipe}.toml"
+        if not where.is_file():
+            raise UserError(f"--recipe {recipe}: no such recipe; choose from {', '.join(recipes())}")
+        for key, value in tomllib.loads(where.read_text(encoding="utf-8")).items():
+            for sub, v in value.items():
+                _set(cfg, f"{key}.{sub}", v, str(where))
     for item in overrides:
         apply_override(cfg, item)
     check(cfg)
@@ -222,6 +260,8 @@ def check(cfg: Config) -> None:
     """Rules between fields that types cannot say."""
     m = cfg.model  # the variant name is checked by models.forecaster (config sits below models)
     check_name(cfg.name, "name")  # it becomes the run folder runs/<name>
+    if not 1 <= m.observed <= 8:
+        raise UserError(f"model.observed {m.observed}: the model reads the last 1..8 of the 8 observed segments")
     if m.positions not in ("sinusoidal", "learned"):
         raise UserError(f"model.positions {m.positions!r}: choose sinusoidal or learned")
     bad = [g for g in m.text_groups if g not in ("noun", "verb", "scenario", "place")]
@@ -229,8 +269,9 @@ def check(cfg: Config) -> None:
         raise UserError(f"model.text_groups {m.text_groups}: a non-empty list of noun, verb, scenario, place")
     if cfg.optim.optimizer not in ("adam", "adamw"):
         raise UserError(f"optim.optimizer {cfg.optim.optimizer!r}: choose adam or adamw")
-    if cfg.generate.strategy not in ("iid", "greedy_sample", "nucleus"):
-        raise UserError(f"generate.strategy {cfg.generate.strategy!r}: choose iid, greedy_sample or nucleus")
+    strategies = ("iid", "greedy_sample", "nucleus", "joint", "joint_greedy")
+    if cfg.generate.strategy not in strategies:
+        raise UserError(f"generate.strategy {cfg.generate.strategy!r}: choose {', '.join(strategies)}")
     if not 0 < cfg.generate.top_p <= 1:
         raise UserError(f"generate.top_p must be in (0, 1], got {cfg.generate.top_p}")
     if not 0.01 <= cfg.generate.temperature <= 100:
@@ -239,6 +280,10 @@ def check(cfg: Config) -> None:
         raise UserError(f"optim.lr must be in (0, 10], got {cfg.optim.lr}")
     if not 0 <= cfg.optim.weight_decay <= 10:
         raise UserError(f"optim.weight_decay must be in [0, 10], got {cfg.optim.weight_decay}")
+    if cfg.train.loss not in ("mean", "sum"):
+        raise UserError(f"train.loss {cfg.train.loss!r}: choose mean or sum")
+    if cfg.train.select_by not in ("action", "verb", "noun"):
+        raise UserError(f"train.select_by {cfg.train.select_by!r}: choose action, verb or noun")
     if cfg.train.precision not in ("auto", "fp32"):
         raise UserError(f"train.precision {cfg.train.precision!r}: choose auto or fp32")
     positive = {
@@ -252,6 +297,7 @@ def check(cfg: Config) -> None:
         "model.layers": m.layers,
         "model.ffn_dim": m.ffn_dim,
         "model.slowfast_dim": m.slowfast_dim,
+        "model.label_dim": m.label_dim,
     }
     for key, value in positive.items():
         if not value > 0:  # `not >`: NaN fails every comparison
@@ -264,10 +310,11 @@ def check(cfg: Config) -> None:
         "optim.weight_decay": cfg.optim.weight_decay,
         "optim.warmup_steps": cfg.optim.warmup_steps,
         "optim.grad_clip": cfg.optim.grad_clip,
+        "generate.observed_bonus": cfg.generate.observed_bonus,
     }
     for key, value in not_negative.items():
         if not value >= 0:
             raise UserError(f"{key} must be >= 0, got {value}")
-    for key in ("dropout", "position_dropout", "head_dropout"):
+    for key in ("dropout", "position_dropout", "head_dropout", "slowfast_input_dropout"):
         if not 0 <= getattr(m, key) < 1:
             raise UserError(f"model.{key} must be in [0, 1), got {getattr(m, key)}")

@@ -33,8 +33,13 @@ def random_bank(dim: int, seed: int = 0) -> dict[str, np.ndarray]:
 def random_feats(b: int, dims: FeatureDims = TINY, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     clip = torch.nn.functional.normalize(torch.randn(b, NUM_OBSERVED, dims.clip_frames, dims.clip, generator=g), dim=-1)
-    feats = {"slowfast": torch.randn(b, NUM_OBSERVED, dims.slowfast, generator=g), "clip": clip}
-    return feats | {"omnivore": torch.randn(b, NUM_OBSERVED, dims.omnivore, generator=g)}
+    return {
+        "slowfast": torch.randn(b, NUM_OBSERVED, dims.slowfast, generator=g),
+        "clip": clip,
+        "omnivore": torch.randn(b, NUM_OBSERVED, dims.omnivore, generator=g),
+        "obs_verb": torch.randint(V, (b, NUM_OBSERVED), generator=g),
+        "obs_noun": torch.randint(N, (b, NUM_OBSERVED), generator=g),
+    }
 
 
 def expected_parameters(variant: str, cfg: ModelConfig, dims: FeatureDims) -> int:
@@ -52,6 +57,9 @@ def expected_parameters(variant: str, cfg: ModelConfig, dims: FeatureDims) -> in
         elif part == "clip_attn":
             width += d
             params += (3 * d * d + 3 * d) + (d * d + d) + 2 * d  # in/out projections + LayerNorm
+        elif part == "labels":
+            width += cfg.label_dim
+            params += V * (cfg.label_dim // 2) + N * (cfg.label_dim - cfg.label_dim // 2)  # the two embeddings
     layer = (4 * width * width + 4 * width) + (2 * width * cfg.ffn_dim + cfg.ffn_dim + width) + 4 * width
     params += cfg.layers * layer + 2 * width  # layers + final LayerNorm
     params += Z * (width * (V + N) + (V + N))  # Z heads
@@ -85,6 +93,7 @@ def test_report_widths_follow_from_the_features() -> None:
         "slowfast_clip": 2560,
         "slowfast_clip_attn": 2560,
         "omnivore": 2048,
+        "labels": 256,
     }
     learned = tiny_model_cfg("slowfast_clip", positions="learned")
     extra = sum(p.numel() for p in build_forecaster(learned, TINY, V, N).parameters())

@@ -25,6 +25,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive, default=256, help="windows per forward pass")
     p.add_argument("--device", default="auto", help="auto (the local GPU when there is one), cpu, cuda")
     p.add_argument(
+        "--recognitions",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='labels runs: {"<clip_uid>_<action_idx>": {"verb": id, "noun": id}} of the observed segments '
+        "(an action recogniser's output), read instead of the annotations' labels",
+    )
+    p.add_argument(
         "--pool",
         type=positive,
         default=0,
@@ -59,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.quiet,
         pool=args.pool,
+        recognitions=args.recognitions,
     )
     s = predict(cfg)
     if s is None:  # not rank 0

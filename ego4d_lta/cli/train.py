@@ -37,6 +37,12 @@ def key_value(text: str) -> tuple[str, str]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="slowfast_clip", help="a preset (see ego4d_lta/configs) or a .toml file")
+    p.add_argument(
+        "--recipe",
+        default=None,
+        help="training and sampling choices on top of the preset: report (the report's: iid sampling, 4 observed "
+        "segments, summed loss, Dropout(0.5) on raw SlowFast, Adam fp32 without clipping, best by verb ED)",
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. train.epochs=5")
     add_data(p)
     add_features(p, "feature cache root (default: $EGO4D_LTA_FEATURES or DATA/features)")
@@ -62,7 +68,7 @@ def run_config(args: argparse.Namespace) -> Config:
     """--config, then --set overrides, then --data / --features (or their environment variables) on top."""
     from ego4d_lta.config import load_config
 
-    cfg = load_config(args.config, list(args.set or []))
+    cfg = load_config(args.config, list(args.set or []), args.recipe)
     data, features = requested_paths(args)
     if data is not None:
         cfg.data.data_dir = str(data)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-STRATEGIES = ("iid", "greedy_sample", "nucleus")
+STRATEGIES = ("iid", "greedy_sample", "nucleus", "joint", "joint_greedy")
 
 
 class MultiHeadDecoder(nn.Module):
@@ -29,6 +29,17 @@ class MultiHeadDecoder(nn.Module):
         bound = 1 / math.sqrt(dim)  # nn.Linear's default initialisation, per head
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
+        self.register_buffer("pairs", torch.zeros(0, 2, dtype=torch.long))
+        """(P, 2) the (verb, noun) pairs seen in training: what the `joint` strategy samples from."""
+
+    def set_pairs(self, pairs: torch.Tensor) -> None:
+        self.pairs = torch.as_tensor(pairs, dtype=torch.long, device=self.weight.device).reshape(-1, 2)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        key = prefix + "pairs"  # the pair list's length is the checkpoint's; older checkpoints have none
+        state_dict.setdefault(key, torch.zeros(0, 2, dtype=torch.long))
+        self.pairs = torch.empty_like(state_dict[key], device=self.weight.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, D) -> verb logits (B, Z, V), noun logits (B, Z, Nn)."""
@@ -48,12 +59,14 @@ def sample_sequences(
 
     iid: every sequence sampled from softmax(logits) (the baseline's, temperature 1, all classes);
     nucleus: sampled from softmax(logits / temperature) cut to the top-p mass;
-    greedy_sample: sequence 0 is the argmax, the rest as nucleus.
+    greedy_sample: sequence 0 is the argmax, the rest as nucleus;
+    joint, joint_greedy: as nucleus, greedy_sample (`generate` hands them scores over the (verb, noun) pairs).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
     if strategy == "iid":
         temperature, top_p = 1.0, 1.0
+    strategy = {"joint": "nucleus", "joint_greedy": "greedy_sample"}.get(strategy, strategy)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     sorted_probs, order = probs.sort(dim=-1, descending=True)
     if top_p < 1.0:
@@ -76,8 +89,44 @@ def generate(
     strategy: str,
     temperature: float = 1.0,
     top_p: float = 1.0,
+    pairs: torch.Tensor | None = None,
+    observed: tuple[torch.Tensor, torch.Tensor] | None = None,
+    observed_bonus: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """K verb and K noun sequences per window, (B, K, Z) each; noise is (B, 2, K, Z) from `sampling_noise`."""
+    """K verb and K noun sequences per window, (B, K, Z) each; noise is (B, 2, K, Z) from `sampling_noise`.
+
+    `joint` samples each step's (verb, noun) together over `pairs` (P, 2), the pairs seen in training, with
+    score log p(v) + log p(n): the k-th verb and noun sequences then form actions that occur (the action score
+    pairs them), at P instead of V x N cost; `joint_greedy` makes sequence 0 the most likely pair at every step.
+    `observed` ((B, N) verb and noun ids of the observed segments)
+    with `observed_bonus` > 0 adds that much to the log-score of the observed classes (pairs, for `joint`):
+    actions recur, so a prior toward them helps when the model is unsure.
+    """
+    if strategy in ("joint", "joint_greedy"):
+        if pairs is None or len(pairs) == 0:
+            raise ValueError("the joint strategy needs the (verb, noun) pairs seen in training (decoder.pairs)")
+        pairs = pairs.to(verb_logits.device)
+        scores = (
+            torch.log_softmax(verb_logits.float(), -1)[..., pairs[:, 0]]
+            + torch.log_softmax(noun_logits.float(), -1)[..., pairs[:, 1]]
+        )  # (B, Z, P)
+        if observed is not None and observed_bonus:
+            num_nouns = noun_logits.shape[-1]
+            seen = (observed[0] * num_nouns + observed[1]).to(scores.device)  # (B, N) action tokens
+            hit = (pairs[:, 0] * num_nouns + pairs[:, 1])[None, None, :] == seen[:, :, None]
+            scores = scores + observed_bonus * hit.any(1)[:, None, :]
+        picks = sample_sequences(scores, noise[:, 0], strategy, temperature, top_p)  # (B, K, Z) pair indices
+        return pairs[picks, 0], pairs[picks, 1]
+    if observed is not None and observed_bonus:
+        verb_logits = _boost(verb_logits.float(), observed[0], observed_bonus)
+        noun_logits = _boost(noun_logits.float(), observed[1], observed_bonus)
     verbs = sample_sequences(verb_logits, noise[:, 0], strategy, temperature, top_p)
     nouns = sample_sequences(noun_logits, noise[:, 1], strategy, temperature, top_p)
     return verbs, nouns
+
+
+def _boost(logits: torch.Tensor, classes: torch.Tensor, bonus: float) -> torch.Tensor:
+    """logits (B, Z, C) + bonus on each window's observed classes (B, N)."""
+    hit = torch.zeros(logits.shape[0], logits.shape[-1], device=logits.device)
+    hit.scatter_(1, classes.to(logits.device), 1.0)
+    return logits + bonus * hit[:, None, :]

@@ -5,6 +5,8 @@ segment features --fusion--> (B, 8, D) --transformer--> (B, D) --Z heads--> verb
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from torch import nn
@@ -14,7 +16,7 @@ from ego4d_lta.challenge.rules import NUM_OBSERVED, Z
 from ego4d_lta.config import ModelConfig
 from ego4d_lta.models.aggregator import TransformerAggregator
 from ego4d_lta.models.decoder import MultiHeadDecoder
-from ego4d_lta.models.fusion import PARTS, FeatureDims, FeatureStats, SegmentFusion
+from ego4d_lta.models.fusion import PARTS, FeatureDims, FeatureStats, ObservedCopy, SegmentFusion
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "slowfast": ("slowfast",),
@@ -23,8 +25,10 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "slowfast_clip": ("slowfast", "clip_mean"),
     "slowfast_clip_attn": ("slowfast", "clip_attn"),
     "omnivore": ("omnivore",),
+    "labels": ("labels",),
 }
-"""The report's five rows, then Ego4D's released Omnivore features (`import-features`): the parts
+"""The report's five rows, Ego4D's released Omnivore features (`import-features`), and `labels`, which reads the
+observed segments' (verb, noun) ids instead of features (the annotations' or an action recogniser's): the parts
 (`fusion.PARTS`) whose outputs are concatenated per segment. A new variant is one entry here and one preset in
 `configs/`."""
 
@@ -40,20 +44,43 @@ def needs_prompts(variant: str) -> bool:
 
 
 def needed_arrays(variant: str) -> tuple[str, ...]:
-    """The feature cache arrays the variant reads."""
-    return tuple(dict.fromkeys(PARTS[p].array for p in variant_parts(variant)))
+    """The feature cache arrays the variant reads (none for `labels`)."""
+    return tuple(dict.fromkeys(PARTS[p].array for p in variant_parts(variant) if PARTS[p].array))
+
+
+def labels_only(variant: str) -> bool:
+    """True when the variant reads only the observed labels: it trains and predicts without clips or a cache."""
+    return variant_parts(variant) == ("labels",)
+
+
+SEGMENT_INPUTS = ("slowfast", "clip", "omnivore", "obs_verb", "obs_noun")
+"""Batch entries with one row per observed segment (dim 1): what `observed` cuts to the last n."""
 
 
 class Forecaster(nn.Module):
-    def __init__(self, fusion: SegmentFusion, aggregator: TransformerAggregator, decoder: MultiHeadDecoder) -> None:
+    def __init__(
+        self,
+        fusion: SegmentFusion,
+        aggregator: TransformerAggregator,
+        decoder: MultiHeadDecoder,
+        observed: int = NUM_OBSERVED,
+        copy: ObservedCopy | None = None,
+    ) -> None:
         super().__init__()
         self.fusion = fusion
         self.aggregator = aggregator
         self.decoder = decoder
+        self.observed = observed
+        self.copy = copy
 
     def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """{"slowfast": (B, N, 2304), "clip": (B, N, F, D)} -> verb (B, Z, V) and noun (B, Z, Nn) logits."""
-        return self.decoder(self.aggregator(self.fusion(feats)))
+        """{"slowfast": (B, N, 2304), "clip": (B, N, F, D)} -> verb (B, Z, V) and noun (B, Z, Nn) logits.
+
+        Only the last `observed` of the N segments are read (the report's code reads 4, the challenge gives 8).
+        """
+        feats = {k: v[:, -self.observed :] if k in SEGMENT_INPUTS else v for k, v in feats.items()}
+        verb, noun = self.decoder(self.aggregator(self.fusion(feats)))
+        return (verb, noun) if self.copy is None else self.copy(verb, noun, feats)
 
 
 def build_forecaster(
@@ -67,6 +94,7 @@ def build_forecaster(
 
     `bank` (group -> (n, D) unit-norm text embeddings) is needed by the `_text` and `_attn` variants.
     """
+    dims = replace(dims, verbs=num_verbs, nouns=num_nouns)
     check_size(cfg, dims, num_verbs, num_nouns)
     fusion = build_fusion(cfg, dims, bank)
     if fusion.out_dim % cfg.heads:
@@ -84,7 +112,12 @@ def build_forecaster(
         cfg.positions,
     )
     decoder = MultiHeadDecoder(aggregator.out_dim, Z, num_verbs, num_nouns, cfg.head_dropout)
-    return Forecaster(fusion, aggregator, decoder)
+    copy = None
+    if cfg.copy_observed:
+        if "labels" not in variant_parts(cfg.variant):
+            raise UserError(f"model.copy_observed needs a variant with the labels part, not {cfg.variant}")
+        copy = ObservedCopy(Z, cfg.observed)
+    return Forecaster(fusion, aggregator, decoder, cfg.observed, copy)
 
 
 MAX_PARAMETERS = 2_000_000_000

@@ -66,16 +66,19 @@ def predict_windows(
     pool_noise = torch.from_numpy(sampling_noise([gen.seed, pool], n, pool, Z)) if pool else None
     was_training = model.training
     model.eval()
+    pairs = model.forecaster.decoder.pairs
     parts: list[tuple] = []
     for indices in eval_batches(n, batch_size, rank, world):
         batch = dataset[indices]
         ok = batch["available"].numpy()
         with autocast(device, precision):
             verb_logits, noun_logits = model(to_device(batch, device))
-        heads = [generate(verb_logits, noun_logits, noise[indices], gen.strategy, gen.temperature, gen.top_p)]
+        observed = (batch["obs_verb"], batch["obs_noun"]) if "obs_verb" in batch else None
+        options = dict(pairs=pairs, observed=observed, observed_bonus=gen.observed_bonus)
+        sample = (gen.strategy, gen.temperature, gen.top_p)
+        heads = [generate(verb_logits, noun_logits, noise[indices], *sample, **options)]
         if pool_noise is not None:
-            sampled = generate(verb_logits, noun_logits, pool_noise[indices], gen.strategy, gen.temperature, gen.top_p)
-            heads.append(sampled)
+            heads.append(generate(verb_logits, noun_logits, pool_noise[indices], *sample, **options))
         arrays = [x.cpu().numpy().astype(np.int32) for pair in heads for x in pair]  # verb, noun[, pool v, pool n]
         for head, arr in enumerate(arrays):
             arr[~ok] = fallback[head % 2]

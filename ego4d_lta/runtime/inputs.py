@@ -22,9 +22,10 @@ from ego4d_lta.challenge.windows import Windows, make_windows
 from ego4d_lta.config import Config
 from ego4d_lta.data.feature_cache import FeatureCache
 from ego4d_lta.data.feature_record import FeatureRecord
+from ego4d_lta.data.label_windows import LABEL_RECORD, LabelWindows, load_recognitions
 from ego4d_lta.data.segment_dataset import ClipImageSpec
 from ego4d_lta.data.window_datasets import CacheWindows, Labels, VideoWindows, window_labels
-from ego4d_lta.models.forecaster import FeatureDims, needed_arrays, needs_prompts
+from ego4d_lta.models.forecaster import FeatureDims, labels_only, needed_arrays, needs_prompts
 from ego4d_lta.runtime.encoder_config import EncoderConfig, encoder_preset, load_encoders
 
 
@@ -35,7 +36,7 @@ class SplitInputs:
     taxonomy: Taxonomy
     windows: Windows
     labels: Labels | None
-    dataset: CacheWindows | VideoWindows
+    dataset: CacheWindows | VideoWindows | LabelWindows
 
     @property
     def available(self) -> np.ndarray:
@@ -54,30 +55,42 @@ def feature_dims(record: FeatureRecord) -> FeatureDims:
 class RunInputs:
     """Opens the splits of one run from one source; `record`, `bank` and `encoders` are what its model reads.
 
-    `expected` (a checkpoint's record) fixes the record up front: every split must then match it.
+    `expected` (a checkpoint's record) fixes the record up front: every split must then match it. `labels` runs
+    read no features: their inputs are the observed labels, from `recognitions` (a file; default
+    `data.recognitions`) where it has the segment, else from the annotations.
     """
 
-    def __init__(self, cfg: Config, expected: FeatureRecord | None = None) -> None:
+    def __init__(self, cfg: Config, expected: FeatureRecord | None = None, recognitions: str | None = None) -> None:
         self.cfg = cfg
+        self.labels_only = labels_only(cfg.model.variant)
+        self.recognitions = cfg.data.recognitions if recognitions is None else recognitions
         self.annotations = Path(cfg.data.data_dir) / "annotations"
         self.encoder_config: EncoderConfig = encoder_preset(cfg.data.encoders, cfg.data.clip_model or None)
         self.record = expected
         self.bank: dict[str, np.ndarray] | None = None
         self.encoders = None
         """The VideoEncoders of end-to-end runs (None: the feature cache)."""
-        if cfg.model.finetune_slowfast:
+        if self.labels_only:
+            if expected is not None:
+                LABEL_RECORD.check_same(expected, "the checkpoint")
+            self.record = LABEL_RECORD
+        elif cfg.model.finetune_slowfast:
             self._load_video_encoders()
 
     def open(self, split: str, training: bool) -> SplitInputs:
         """The windows of `split` (training: every window incl. the extra one, random views) and their dataset."""
-        cache = self._open_cache(split) if self.encoders is None else None  # a missing cache is the likelier mistake
+        # a missing cache is the likelier mistake: looked for first
+        cache = self._open_cache(split) if self.encoders is None and not self.labels_only else None
         taxonomy = load_taxonomy(taxonomy_path(self.annotations))
         labelled = training or split != "test"  # val without labels would silently train without validation
         table = load_split(split_path(self.annotations, split), taxonomy, require_labels=labelled)
         windows = make_windows(table, include_extra=training)
         labels = window_labels(windows, table)
         seed = self.cfg.train.seed
-        if cache is not None:
+        if self.labels_only:
+            recognised = load_recognitions(self.recognitions, taxonomy) if self.recognitions else None
+            dataset = LabelWindows(table, windows, labels, recognised)
+        elif cache is not None:
             views = cache.manifest.views if training else 1
             dataset = CacheWindows(cache, table, windows, labels, views, seed)
         else:

@@ -52,6 +52,9 @@ class PredictConfig:
     batch_size: int = 256
     device: str = "auto"
     progress: bool = True
+    recognitions: Path | None = None
+    """`labels` runs: recognised (verb, noun) per observed segment key, read instead of the annotations' labels
+    where it has the segment; test windows it does not cover get the fallback."""
     pool: int = 0
     """Also write this many more sequences per window (drawn like the submission's: generate.*) beside it, to
     <name>.pool<N>.json, for `ego4d-lta ensemble` (0: none; else more than K)."""
@@ -113,7 +116,8 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
     ckpt = RunCheckpoint.load(ckpt_path)
     cfg = run_config(ckpt, pcfg)
     check_outputs(pcfg, cfg, ckpt_path)
-    sources = RunInputs(cfg, expected=ckpt.features)
+    recognitions = str(pcfg.recognitions) if pcfg.recognitions else ""  # never the training run's file
+    sources = RunInputs(cfg, expected=ckpt.features, recognitions=recognitions)
     inputs = sources.open(pcfg.split, training=False)
     tax = inputs.taxonomy
     if (tax.num_verbs, tax.num_nouns) != (ckpt.num_verbs, ckpt.num_nouns):
@@ -195,8 +199,8 @@ def _write(
         if fallback:
             clips = sorted({inputs.windows.clip_uids[i] for i in preds.fallback.nonzero()[0]})
             warnings.append(
-                f"{fallback} of {len(preds.fallback)} windows had no features (clips {', '.join(clips[:5])}"
-                f"{' ...' if len(clips) > 5 else ''}) and got the fallback prediction"
+                f"{fallback} of {len(preds.fallback)} windows had no features or recognitions (clips "
+                f"{', '.join(clips[:5])}{' ...' if len(clips) > 5 else ''}) and got the fallback prediction"
             )
         meta = {
             "submission": out.name,

@@ -4,7 +4,7 @@ Ranks come from the environment (torchrun, srun, submitit; `distributed.py`). Ev
 global batches (`EpochBatches`), so the learning rate follows the global batch and W processes reproduce one
 process with the same global batch. `last.pt` is written after every epoch and when SIGTERM / SIGUSR2 arrives
 (Slurm's warning before a time limit or preemption); `--resume` continues from it exactly: data order, dropout
-RNG, optimizer and schedule. `best.pt` is the epoch with the lowest val action ED@20.
+RNG, optimizer and schedule. `best.pt` is the epoch with the lowest val ED@20 of `train.select_by` (action).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from ego4d_lta.base.jsonio import write_bytes_atomic, write_json_atomic
 from ego4d_lta.challenge.baselines import most_frequent_action
 from ego4d_lta.challenge.metrics import Scores
 from ego4d_lta.config import Config
+from ego4d_lta.data.label_windows import action_pairs
 from ego4d_lta.data.window_datasets import EpochBatches
 from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster, variant_parts
 from ego4d_lta.runtime.checkpoint import RunCheckpoint, TrainState
@@ -152,6 +153,7 @@ class Trainer:
         forecaster = build_forecaster(cfg.model, feature_dims(record), taxonomy.num_verbs, taxonomy.num_nouns, bank)
         if self.inputs.encoders is None:  # standardise the cached features (video runs keep the identity)
             forecaster.fusion.stats.set(self.train_in.dataset.feature_stats(self.usable))
+        forecaster.decoder.set_pairs(torch.from_numpy(action_pairs(self.train_in.table)))
         self.model = ForecastingModel(forecaster, self.inputs.encoders).to(self.device)
         self.lr = cfg.optim.lr * cfg.train.batch_size / cfg.optim.base_batch
         self.optimizer = make_optimizer(self.model, cfg, self.lr)
@@ -295,7 +297,7 @@ class Trainer:
         batch = to_device(batch, self.device)
         with autocast(self.device, self.cfg.train.precision):
             verb_logits, noun_logits = self.ddp(batch)
-        loss = loss_fn(verb_logits, noun_logits, batch)
+        loss = loss_fn(verb_logits, noun_logits, batch, self.cfg.train.loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.optim.grad_clip > 0:
@@ -325,9 +327,8 @@ class Trainer:
         }
         self.state.epoch, self.state.batch = epoch + 1, 0
         self.state.history.append(entry)
-        improved = scores is not None and (
-            self.state.best is None or scores["action"] < self.state.best["action"]
-        )
+        key = cfg.train.select_by
+        improved = scores is not None and (self.state.best is None or scores[key] < self.state.best[key])
         if improved:
             self.state.best = {**scores, "epoch": epoch + 1}
         # One ordered commit: last.pt first (it holds the history and the best), then what derives from it; resume

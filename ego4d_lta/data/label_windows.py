@@ -1,0 +1,116 @@
+"""Windows whose inputs are the observed segments' (verb, noun) ids: the `labels` variant's dataset.
+
+The labels come from a recognitions file where it has the segment (what an action recogniser saw, the realistic
+test-time input), else from the annotations (train and val carry ground truth; test has none). A window with an
+observed segment known to neither is unavailable: left out of training, given the fallback at prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.jsonio import describe, read_json
+from ego4d_lta.challenge.annotations import Taxonomy
+from ego4d_lta.challenge.windows import Windows
+from ego4d_lta.data.feature_record import ClipFeatures, FeatureRecord, SlowFastFeatures
+from ego4d_lta.data.window_datasets import Labels
+
+LABEL_RECORD = FeatureRecord(
+    SlowFastFeatures(preset="none", weights_sha256="", dim=0),
+    ClipFeatures(model="none", weights_sha256=None, pretrained=None, dim=0, frames=0, image_size=0),
+    {},
+)
+"""The feature record of a labels-only run: no encoder, no features (width 0)."""
+
+
+@dataclass(frozen=True)
+class Recognitions:
+    """Recognised (verb, noun) per segment key `"<clip_uid>_<action_idx>"`."""
+
+    path: Path
+    actions: dict[str, tuple[int, int]]
+
+
+def load_recognitions(path: Path | str, taxonomy: Taxonomy) -> Recognitions:
+    """Read `{"<clip_uid>_<action_idx>": {"verb": id, "noun": id}, ...}`, ids inside the taxonomy."""
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: top level is {describe(data)}, expected an object of segment key -> {{verb, noun}}")
+    actions = {}
+    for key, value in data.items():
+        if not isinstance(value, dict) or set(value) != {"verb", "noun"}:
+            raise UserError(f"{path}: {key!r} is {describe(value)}, expected {{\"verb\": id, \"noun\": id}}")
+        ids = []
+        for head, size in (("verb", taxonomy.num_verbs), ("noun", taxonomy.num_nouns)):
+            v = value[head]
+            if type(v) is not int or not 0 <= v < size:
+                raise UserError(f"{path}: {key!r}: {head} {v!r} is not a {head} id 0..{size - 1} of the taxonomy")
+            ids.append(v)
+        actions[key] = (ids[0], ids[1])
+    return Recognitions(path, actions)
+
+
+def segment_labels(table: pd.DataFrame, recognitions: Recognitions | None) -> tuple[np.ndarray, np.ndarray]:
+    """(verb, noun) id per table row: the recognised one where the file has the segment, else the annotation's
+    (-1 where neither has it)."""
+    verb = table["verb"].to_numpy(np.int64).copy()
+    noun = table["noun"].to_numpy(np.int64).copy()
+    if recognitions is not None:
+        keys = [f"{u}_{a}" for u, a in zip(table["clip_uid"], table["action_idx"], strict=True)]
+        for row, key in enumerate(keys):
+            hit = recognitions.actions.get(key)
+            if hit is not None:
+                verb[row], noun[row] = hit
+    return verb, noun
+
+
+class LabelWindows(Dataset):
+    """Batches of `obs_verb` / `obs_noun` (B, 8) ids (and the future labels when known), by window index lists."""
+
+    def __init__(
+        self, table: pd.DataFrame, windows: Windows, labels: Labels | None, recognitions: Recognitions | None
+    ) -> None:
+        verb, noun = segment_labels(table, recognitions)
+        self.obs_verb = verb[windows.observed]
+        self.obs_noun = noun[windows.observed]
+        self.available = ((self.obs_verb >= 0) & (self.obs_noun >= 0)).all(axis=1)
+        self.obs_verb[~self.available] = 0  # gathered but never used: the window gets the fallback
+        self.obs_noun[~self.available] = 0
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.available)
+
+    def feature_stats(self, windows: np.ndarray) -> dict[str, torch.Tensor]:
+        """No features to standardise (training calls this for every variant)."""
+        return {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """The inputs are the same every epoch."""
+
+    def __getitem__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx = np.asarray(indices, dtype=np.int64)
+        batch = {
+            "index": torch.from_numpy(idx),
+            "obs_verb": torch.from_numpy(self.obs_verb[idx]),
+            "obs_noun": torch.from_numpy(self.obs_noun[idx]),
+            "available": torch.from_numpy(self.available[idx]),
+        }
+        if self.labels is not None:
+            batch["verb"] = torch.from_numpy(self.labels.verb[idx])
+            batch["noun"] = torch.from_numpy(self.labels.noun[idx])
+        return batch
+
+
+def action_pairs(table: pd.DataFrame) -> np.ndarray:
+    """(P, 2) the distinct labelled (verb, noun) pairs of a table, sorted: the `joint` strategy's support."""
+    labelled = table[(table["verb"] >= 0) & (table["noun"] >= 0)]
+    return np.unique(labelled[["verb", "noun"]].to_numpy(np.int64), axis=0).reshape(-1, 2)
