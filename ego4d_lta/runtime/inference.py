@@ -45,6 +45,12 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def training_pairs(model: nn.Module) -> torch.Tensor | None:
+    """The (verb, noun) pairs seen in training, which the joint strategies sample over (None: a model without)."""
+    decoder = getattr(getattr(model, "forecaster", None), "decoder", None)
+    return getattr(decoder, "pairs", None)
+
+
 @torch.no_grad()
 def predict_windows(
     model: nn.Module,
@@ -66,7 +72,7 @@ def predict_windows(
     pool_noise = torch.from_numpy(sampling_noise([gen.seed, pool], n, pool, Z)) if pool else None
     was_training = model.training
     model.eval()
-    pairs = model.forecaster.decoder.pairs
+    pairs = training_pairs(model)
     parts: list[tuple] = []
     for indices in eval_batches(n, batch_size, rank, world):
         batch = dataset[indices]
