@@ -141,16 +141,16 @@ def test_predict_cli_warns_about_fallbacks_and_errors_are_one_line(
     assert "got the fallback prediction" in captured.err and f"wrote {out}" in captured.out
     assert out.read_bytes() == Path(demo_report["submission"]).read_bytes()  # deterministic for the seed
     cases = [
-        (["predict", "--run", str(tmp_path / "nothing")], "checkpoint not found"),
-        (["predict", "--run", run, "--set", "model.layers=3"], "predict takes only generate.*"),
+        (["predict", "--split", "val", "--run", str(tmp_path / "nothing")], "checkpoint not found"),
+        (["predict", "--split", "val", "--run", run, "--set", "model.layers=3"], "predict takes only generate.*"),
         (
             ["train", "--config", "tiny", "--data", str(tmp_path), "--run", str(tmp_path / "r")],
             "no feature cache for train",
         ),
         (["train", "--config", "nope"], "no such preset"),
         (["train", "--config", "tiny", "--set", "model.layers=two"], "model.layers must be int"),
-        (["predict", "--run", run, "--device", "tpu"], "expected auto, cpu, cuda"),
-        (["predict", "--run", run, "--pool", "5"], "--pool 5: a pool holds more than K=5"),
+        (["predict", "--split", "val", "--run", run, "--device", "tpu"], "expected auto, cpu, cuda"),
+        (["predict", "--split", "val", "--run", run, "--pool", "5"], "--pool 5: a pool holds more than K=5"),
     ]
     for args, message in cases:
         assert main(args) == 2

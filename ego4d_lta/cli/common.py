@@ -103,3 +103,24 @@ def progress_line(quiet: bool) -> Callable[[str], None] | None:
         print(f"\r{message:<60}", end="", file=sys.stderr, flush=True)
 
     return show
+
+
+def add_split(p: argparse.ArgumentParser) -> None:
+    """`--split` for a command that reads submissions: no default, the file says which."""
+    p.add_argument(
+        "--split",
+        choices=["val", "test"],
+        default=None,
+        help="the submissions' split (default: from <name>.meta.json beside the file, else from its keys)",
+    )
+
+
+def chosen_split(args: argparse.Namespace, files: list[Path], annotations: Path) -> str:
+    """`--split` as given, else the one the files say (one line on stderr names it and where it came from)."""
+    if args.split is not None:
+        return args.split
+    from ego4d_lta.challenge.split_guess import infer_split
+
+    guess = infer_split(list(files), annotations)
+    print(guess.line(files[0] if len(files) == 1 else f"{len(files)} files"), file=sys.stderr)
+    return guess.split

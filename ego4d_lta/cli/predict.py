@@ -13,7 +13,12 @@ HELP = "a run's checkpoint -> submissions/<run>-<split>.json (validated)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--split", choices=["val", "test"], default="test")
+    p.add_argument(
+        "--split",
+        choices=["val", "test"],
+        required=True,
+        help="windows to predict: val (scored here) or test (the upload); required, a test run costs as much",
+    )
     p.add_argument("--run", type=Path, default=None, help="run folder (default: the only one in runs/)")
     p.add_argument("--checkpoint", default="best", help="best, last or a checkpoint file (default: best)")
     add_data(p, "dataset root (default: $EGO4D_LTA_DATA, else the run's)")
