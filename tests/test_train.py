@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -103,6 +104,74 @@ def test_resume_continues_exactly_and_runs_are_deterministic(
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     best = torch.load(tmp_path / "whole" / "best.pt", weights_only=False)
     assert best["state"]["best"]["action"] == min(h["val"]["action"] for h in whole.history)
+
+
+def test_tensorboard_curves_continue_across_a_resume(
+    demo_report: dict, synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Event files in RUN/tensorboard on rank 0: loss and lr per step, val ED@20 per head per epoch, ED@z at the end;
+    a resume adds a file whose steps continue; the epoch line has time, lr, rate, best marker; no \\r in a log."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    train(tiny(synth_data, "train.epochs=2", "train.stop_after=3"), run, progress=True)
+    train(tiny(synth_data, "train.epochs=2"), run, resume=True, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err  # stderr is not a terminal here: whole lines
+    line = r"epoch 1/2 \d+s lr \d\.\d\de-\d\d [\d.]+k? win/s: loss \d+\.\d{4}; val ED@20 verb .* \*best\n"
+    assert re.search(line, err), err
+    events = sorted((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 2  # one per process start
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for head in ("verb", "noun", "action"):
+        val = acc.Scalars(f"val/ed20_{head}")
+        assert [(e.step, round(e.value, 5)) for e in val] == [(h["step"], round(h["val"][head], 5)) for h in history]
+        assert [e.step for e in acc.Scalars(f"best/ed_at_z_{head}")] == list(range(1, Z + 1))
+    steps = [e.step for e in acc.Scalars("train/loss")]
+    assert steps == sorted(set(steps)) and steps[0] == 1 and steps[-1] <= history[-1]["step"]
+    assert {"train/lr", "epoch/windows_per_s", "epoch/loss"} <= set(acc.Tags()["scalars"])
+
+
+def test_dry_run_writes_nothing_and_a_finished_run_extends(
+    demo_report: dict, synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`train --dry-run` reports the job's size and writes nothing; `--resume --set train.epochs=N` extends a
+    finished run: the cosine is recomputed for the new total and the next step's lr comes from it."""
+    from ego4d_lta.runtime.training import warmup_cosine
+
+    run = tmp_path / "run"
+    base = ["train", "--config", "tiny", "--data", str(synth_data), "--run", str(run), "-q", "--log", "none"]
+    assert main([*base, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert not run.exists()
+    cfg = tiny(synth_data)
+    val, _ = load_annotations(synth_data / "annotations", "val")
+    _, tax = load_annotations(synth_data / "annotations", "train")
+    inputs = RunInputs(cfg)
+    inputs.open("train", training=True)  # reads the record and the prompt bank
+    model = build_forecaster(cfg.model, feature_dims(inputs.record), tax.num_verbs, tax.num_nouns, inputs.bank)
+    assert f"val {len(make_windows(val, include_extra=False))}\n" in out and "# world size 1 " in out
+    assert re.search(r"# windows: train \d+ of \d+ usable", out)
+    assert f"# parameters {sum(p.numel() for p in model.parameters()):,} (" in out
+    assert "a new run; nothing written" in out and 'name = "tiny"' in out
+
+    one = train(tiny(synth_data, "train.epochs=1"), run, progress=False, log=())
+    assert main([*base, "--set", "train.epochs=2", "--dry-run"]) == 2  # not without --resume
+    assert "already holds a run" in capsys.readouterr().err
+    assert main([*base, "--set", "train.epochs=2", "--resume", "--dry-run"]) == 0
+    assert f"resume at epoch 1, step {one.steps}; nothing written" in capsys.readouterr().out
+    assert main([*base, "--set", "train.epochs=2", "--resume"]) == 0
+    out = capsys.readouterr().out
+    lr = cfg.optim.lr * cfg.train.batch_size / cfg.optim.base_batch
+    total = 2 * one.steps
+    expected = lr * warmup_cosine(min(cfg.optim.warmup_steps, total), total)(one.steps)
+    assert f"note: train.epochs 1 -> 2: the cosine now ends at step {total}; lr " in out
+    assert f" -> {expected:.3e} at step {one.steps}" in out and expected > 0
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2] and history[1]["step"] == total
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

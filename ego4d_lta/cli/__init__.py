@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from ego4d_lta import __version__
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.cli import demo, ensemble, extract, predict, report, resize, synth, train, upload, validate
+from ego4d_lta.cli import configs, demo, ensemble, extract, predict, report, resize, synth, train, upload, validate
 from ego4d_lta.cli.common import EXIT_INVALID
 
 COMMANDS = {
@@ -19,6 +19,7 @@ COMMANDS = {
     "synth": synth,
     "resize": resize,
     "extract": extract,
+    "configs": configs,
     "train": train,
     "predict": predict,
     "validate": validate,
