@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 EXIT_INVALID = 2
@@ -64,7 +63,19 @@ def add_features(p: argparse.ArgumentParser, what: str = "") -> None:
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or line")
+    """`-q` means the same everywhere: no progress bar; results, warnings and errors still print."""
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (results, warnings, errors still print)")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every default in `--help` (unless the help already says it, or there is none); the example epilog as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        none = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if "default" in text or none:
+            return text
+        return super()._get_help_string(action)
 
 
 def positive(text: str) -> int:
@@ -93,16 +104,6 @@ def shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n:
         raise argparse.ArgumentTypeError(f"{text!r}: needs 0 <= i < n")
     return i, n
-
-
-def progress_line(quiet: bool) -> Callable[[str], None] | None:
-    if quiet:
-        return None
-
-    def show(message: str) -> None:
-        print(f"\r{message:<60}", end="", file=sys.stderr, flush=True)
-
-    return show
 
 
 def add_split(p: argparse.ArgumentParser) -> None:

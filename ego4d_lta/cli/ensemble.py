@@ -9,6 +9,7 @@ from ego4d_lta.base.errors import UserError
 from ego4d_lta.cli.common import add_annotations, add_split, annotations_dir, chosen_split
 
 HELP = "combine submissions into one (K=5 chosen from all their sequences)"
+EPILOG = "example: ego4d-lta ensemble submissions/a-val.json submissions/b-val.json -o submissions/ab-val.json"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

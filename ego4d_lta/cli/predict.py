@@ -10,6 +10,7 @@ from ego4d_lta.base.errors import UserError
 from ego4d_lta.cli.common import add_data, add_features, add_quiet, positive, requested_paths
 
 HELP = "a run's checkpoint -> submissions/<run>-<split>.json (validated)"
+EPILOG = "example: ego4d-lta predict --split val --run runs/tiny   # also prints the val scores"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -9,6 +9,9 @@ from ego4d_lta.cli.common import add_data, add_features, add_quiet, count, posit
 from ego4d_lta.config import Config
 
 HELP = "train a forecaster (plain PyTorch, DDP under torchrun or srun)"
+EPILOG = """examples:
+  ego4d-lta train --config tiny --data data/synth --set train.epochs=5
+  ego4d-lta train --config tiny --data data/synth --resume --set train.epochs=10   # extend the finished run"""
 
 
 def minutes(text: str) -> int:
@@ -62,14 +65,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_quiet(p)
     job = p.add_argument_group("submit as a job (submitit) instead of training in this process")
     job.add_argument("--launcher", choices=["slurm", "local"], default=None, help="slurm: sbatch; local: processes")
-    job.add_argument("--nodes", type=positive, default=1)
-    job.add_argument("--gpus-per-node", type=count, default=0)
+    job.add_argument("--nodes", type=positive, default=1, help="Slurm nodes")
+    job.add_argument("--gpus-per-node", type=count, default=0, help="GPUs per node (0: CPU tasks)")
     job.add_argument("--tasks-per-node", type=positive, default=None, help="default: one per GPU, else 1")
-    job.add_argument("--cpus-per-task", type=positive, default=8)
+    job.add_argument("--cpus-per-task", type=positive, default=8, help="CPU cores per task (data loading)")
     job.add_argument("--time", type=minutes, default=24 * 60, help="time limit: minutes or H:MM:SS (default 24 h)")
     job.add_argument("--partition", default=None, help="default: $SBATCH_PARTITION or the cluster's default")
-    job.add_argument("--account", default=None)
-    job.add_argument("--constraint", default=None)
+    job.add_argument("--account", default=None, help="Slurm account")
+    job.add_argument("--constraint", default=None, help="Slurm node features, e.g. a100")
     job.add_argument("--slurm", type=key_value, action="append", metavar="KEY=VALUE", help="more sbatch options")
     job.add_argument("--wait", action="store_true", help="wait for the job and print its result")
 

@@ -11,6 +11,7 @@ from ego4d_lta.base.errors import UserError
 from ego4d_lta.cli.common import EXIT_INVALID, add_annotations, add_split, annotations_dir, chosen_split
 
 HELP = "check a submission as the challenge server would; score it on val"
+EPILOG = "example: ego4d-lta validate demo/submissions/tiny-val.json --data demo/data   # split: from the file"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -213,8 +213,6 @@ def _default_scenarios(annotations: Path) -> Path | None:
 
 def _progress_bar(total: int, show: bool, desc: str):
     """tqdm in segments/s; when disabled it still prints `write` lines (the warnings)."""
-    from tqdm import tqdm
+    from ego4d_lta.base.progress import progress_bar
 
-    return tqdm(
-        total=total, desc=desc, unit="seg", file=sys.stderr, dynamic_ncols=True, smoothing=0.1, disable=not show
-    )
+    return progress_bar(total, desc, "seg", disable=not show, smoothing=0.1)
