@@ -174,6 +174,24 @@ def test_dry_run_writes_nothing_and_a_finished_run_extends(
     assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2
 
 
+def test_the_python_api_predicts_what_the_command_wrote(demo_report: dict, demo_dir: Path, tmp_path: Path) -> None:
+    """`load_run` + `predict` + `Forecast.write` give the demo's val submission byte for byte (the command's path);
+    `read_cache` opens the cache the run read."""
+    import ego4d_lta as lta
+
+    run = lta.load_run(demo_dir / "runs" / "tiny")
+    assert run.path.name == "best.pt" and run.config.name == "tiny" and not run.model.training
+    forecast = lta.predict(run, "val")
+    written = demo_dir / "submissions" / "tiny-val.json"
+    assert forecast.write(tmp_path / "val.json").read_bytes() == written.read_bytes()
+    assert forecast.verb.shape == (len(forecast.keys), K, Z) and not forecast.fallback.any()
+    report = lta.score_submission(tmp_path / "val.json", demo_dir / "data" / "annotations")
+    assert report.scores.ed20 == pytest.approx(demo_report["model"])
+    cache = lta.read_cache(demo_dir / "data" / "features", "val", encoders="tiny")
+    assert cache.manifest.split == "val" and len(cache) == len(cache.index) > 0
+    assert cache.manifest.record.to_json() == run.checkpoint.features.to_json()
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_every_variant_trains_and_predicts(demo_report: dict, synth_data: Path, tmp_path: Path, variant: str) -> None:
     cfg = tiny(synth_data, "train.epochs=1", f"model.variant={variant!r}".replace("'", '"'))
