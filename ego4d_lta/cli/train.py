@@ -104,16 +104,7 @@ def run(args: argparse.Namespace) -> int:
     result = train(cfg, run_dir, resume=args.resume, device=args.device, progress=not args.quiet, log=log)
     if not world_info_from_env().is_main:  # one summary per job, not one per process
         return result.exit_status
-    if result.stopped:
-        print(f"{run_dir}: stopped ({result.stopped}) at step {result.steps}; last.pt saved, continue with --resume")
-    elif result.best is not None:
-        v = result.best
-        print(
-            f"{run_dir}: {result.epochs_done} epochs; best val ED@20 verb {v['verb']:.4f} noun {v['noun']:.4f} "
-            f"action {v['action']:.4f} (epoch {v['epoch']}, best.pt)"
-        )
-    else:
-        print(f"{run_dir}: {result.epochs_done} epochs (last.pt)")
+    print(result.summary())
     return result.exit_status
 
 

@@ -64,6 +64,18 @@ class TrainResult:
     best: dict | None = None
     """Val ED@20 {verb, noun, action} and the epoch of best.pt, if any epoch was validated."""
 
+    def summary(self) -> str:
+        """The one line a finished or stopped run ends with (the CLI and the submitit job print it)."""
+        if self.stopped:
+            return f"{self.run_dir}: stopped ({self.stopped}) at step {self.steps}; last.pt saved, resume with --resume"
+        if self.best is not None:
+            v = self.best
+            return (
+                f"{self.run_dir}: {self.epochs_done} epochs; best val ED@20 verb {v['verb']:.4f} noun {v['noun']:.4f} "
+                f"action {v['action']:.4f} (epoch {v['epoch']}, best.pt)"
+            )
+        return f"{self.run_dir}: {self.epochs_done} epochs (last.pt)"
+
     @property
     def exit_status(self) -> int:
         """0, or 128 + the signal that stopped it, like a shell: what `slurm/train.sh` requeues on (140 = USR2)."""

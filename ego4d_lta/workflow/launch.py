@@ -16,7 +16,6 @@ import copy
 import os
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -70,7 +69,8 @@ class TrainJob:
         print(f"[launch] code {Path(ego4d_lta.__file__).parent} restart {restart}", flush=True)
         # the submission checked the run folder; every attempt resumes whatever is there
         result = train(self.cfg, self.run_dir, resume=True, device=self.device, progress=False)
-        sys.stdout.flush()
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(result.summary(), flush=True)
         if result.stopped == "SIGUSR2" and int(os.environ.get("RANK", "0")) == 0:
             signal.raise_signal(signal.SIGUSR2)  # submitit's handler (restored by training): checkpoint + requeue
         if result.exit_status:  # stopped by a signal with last.pt saved: no result, the requeued attempt gives it
