@@ -88,14 +88,7 @@ class Trainer:
     """One training run on this process; `run()` does the epochs."""
 
     def __init__(
-        self,
-        cfg: Config,
-        run_dir: Path,
-        resume: bool,
-        device: str,
-        progress: bool,
-        log: Sequence[str] = DEFAULT_LOGGERS,
-        dry_run: bool = False,
+        self, cfg: Config, run_dir: Path, resume: bool, device: str, progress: bool, log=DEFAULT_LOGGERS, dry_run=False
     ) -> None:
         variant_parts(cfg.model.variant)  # an unknown variant fails before any data is read
         self.dry_run = dry_run  # read and build everything, join no process group, write nothing
@@ -366,19 +359,10 @@ class Trainer:
     def plan(self) -> TrainPlan:
         """What `run()` would do (`train --dry-run`)."""
         params = list(self.model.parameters())
-        return TrainPlan(
-            self.info.world_size,
-            len(self.train_in.windows),
-            len(self.usable),
-            len(self.val_in.windows),
-            sum(p.numel() for p in params),
-            sum(p.numel() for p in params if p.requires_grad),
-            len(self.batches),
-            self.state.epoch,
-            self.state.step,
-            self.total_steps,
-            self.lr,
-        )
+        sizes = (len(self.train_in.windows), len(self.usable), len(self.val_in.windows))
+        counts = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad))
+        where = (len(self.batches), self.state.epoch, self.state.step, self.total_steps, self.lr)
+        return TrainPlan(self.info.world_size, *sizes, *counts, *where)
 
     def _result(self, stopped: str | None) -> TrainResult:
         state = self.state
@@ -395,9 +379,7 @@ def train(
     log: Sequence[str] = DEFAULT_LOGGERS,
 ) -> TrainResult:
     """Train (or resume) the run in `run_dir` on this process; the other processes of the job do the same.
-
-    `log`: live views of the metrics on rank 0 (`runtime/run_log.py`): tensorboard (default), wandb, none.
-    """
+    `log`: live views on rank 0 (`runtime/run_log.py`): tensorboard (default), wandb; () for none."""
     return Trainer(cfg, run_dir, resume, device, progress, log).run()
 
 
