@@ -8,14 +8,18 @@ stored in every checkpoint, so a run can always be rebuilt from its `last.pt`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.output_guard import check_name
 
 CONFIG_DIR = Path(__file__).with_name("configs")
+MAX_INT = 2**31 - 1
+"""Every integer setting fits here (seeds, epochs, steps, widths); anything bigger is a typo or an attack."""
 
 
 @dataclass
@@ -145,6 +149,10 @@ def load_config(name_or_path: str, overrides: list[str] = ()) -> Config:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a TOML text file (not UTF-8)") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
     doc.setdefault("name", path.stem)
     cfg = from_dict(doc, where=str(path))
     for item in overrides:
@@ -200,9 +208,15 @@ def _coerce(key: str, default: Any, value: Any, where: str) -> Any:
         ok = isinstance(value, bool)
     elif isinstance(default, int):
         ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok and not -MAX_INT <= value <= MAX_INT:
+            raise UserError(f"{where}: {key}={value} is out of range (|value| <= 2**31 - 1)")
     elif isinstance(default, float):
         ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and isinstance(value, int):
+            value = float(value) if abs(value) < 2**1023 else math.inf  # a huge TOML integer would overflow
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):
+            raise UserError(f"{where}: {key}={value!r} must be a finite number")
     elif isinstance(default, list):
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     else:
@@ -219,6 +233,7 @@ def _names(obj: Any) -> list[str]:
 def check(cfg: Config) -> None:
     """Rules between fields that types cannot say."""
     m = cfg.model  # the variant name is checked by models.forecaster (config sits below models)
+    check_name(cfg.name, "name")  # it becomes the run folder runs/<name>
     if m.positions not in ("sinusoidal", "learned"):
         raise UserError(f"model.positions {m.positions!r}: choose sinusoidal or learned")
     bad = [g for g in m.text_groups if g not in ("noun", "verb", "scenario", "place")]
@@ -228,8 +243,14 @@ def check(cfg: Config) -> None:
         raise UserError(f"optim.optimizer {cfg.optim.optimizer!r}: choose adam or adamw")
     if cfg.generate.strategy not in ("iid", "greedy_sample", "nucleus"):
         raise UserError(f"generate.strategy {cfg.generate.strategy!r}: choose iid, greedy_sample or nucleus")
-    if not 0 < cfg.generate.top_p <= 1 or cfg.generate.temperature <= 0:
-        raise UserError("generate: needs 0 < top_p <= 1 and temperature > 0")
+    if not 0 < cfg.generate.top_p <= 1:
+        raise UserError(f"generate.top_p must be in (0, 1], got {cfg.generate.top_p}")
+    if not 0.01 <= cfg.generate.temperature <= 100:
+        raise UserError(f"generate.temperature must be in [0.01, 100], got {cfg.generate.temperature}")
+    if not 0 < cfg.optim.lr <= 10:
+        raise UserError(f"optim.lr must be in (0, 10], got {cfg.optim.lr}")
+    if not 0 <= cfg.optim.weight_decay <= 10:
+        raise UserError(f"optim.weight_decay must be in [0, 10], got {cfg.optim.weight_decay}")
     if cfg.train.precision not in ("auto", "fp32"):
         raise UserError(f"train.precision {cfg.train.precision!r}: choose auto or fp32")
     positive = {
@@ -245,7 +266,7 @@ def check(cfg: Config) -> None:
         "model.slowfast_dim": m.slowfast_dim,
     }
     for key, value in positive.items():
-        if value <= 0:
+        if not value > 0:  # `not >`: NaN fails every comparison
             raise UserError(f"{key} must be > 0, got {value}")
     not_negative = {
         "train.seed": cfg.train.seed,
@@ -257,7 +278,7 @@ def check(cfg: Config) -> None:
         "optim.grad_clip": cfg.optim.grad_clip,
     }
     for key, value in not_negative.items():
-        if value < 0:
+        if not value >= 0:
             raise UserError(f"{key} must be >= 0, got {value}")
     for key in ("dropout", "position_dropout", "head_dropout"):
         if not 0 <= getattr(m, key) < 1:

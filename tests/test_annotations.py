@@ -69,7 +69,21 @@ def test_split_loads_sorted_with_test_labels_minus_one(tmp_path: Path) -> None:
             None,
             "clips[1] (clip_uid=c1, action_idx=1): verb_label 3 is outside the taxonomy's verb ids 0..2",
         ),
-        ({"clips": [_entry(noun_label=-2)]}, None, "noun_label -2 is outside the taxonomy's noun ids 0..1"),
+        ({"clips": [_entry(noun_label=-2)]}, None, "'noun_label' is -2, must be a class id >= 0"),
+        # hostile: the test sentinel, huge integers, an empty list, uids that are paths or terminal escapes
+        ({"clips": [_entry(verb_label=-1)]}, None, "'verb_label' is -1, must be a class id >= 0"),
+        ({"clips": [_entry(noun_label=2**64)]}, None, "'noun_label' is an integer beyond 64 bits, out of range"),
+        ({"clips": [_entry(action_idx=2**63)]}, None, "'action_idx' is 9223372036854775808, must be in 0..2**62"),
+        ({"clips": [_entry(action_idx=-1)]}, None, "'action_idx' is -1, must be in 0..2**62"),
+        ({"clips": []}, None, "'clips' is empty, expected at least one action entry"),
+        ({"clips": [_entry(clip_uid="../../etc/x")]}, None, "'clip_uid' \"../../etc/x\" must be a plain file name"),
+        ({"clips": [_entry(clip_uid="..")]}, None, "'clip_uid' \"..\" must be a plain file name"),
+        ({"clips": [_entry(clip_uid="/abs/clip")]}, None, "'clip_uid' \"/abs/clip\" must be a plain file name"),
+        ({"clips": [_entry(clip_uid="a\\b")]}, None, "must be a plain file name"),
+        ({"clips": [_entry(clip_uid="a\u0000b")]}, None, "'clip_uid' \"a\\x00b\" holds a control character"),
+        ({"clips": [_entry(clip_uid="x\u001b]0;pwned\u0007")]}, None, "holds a control character"),
+        ({"clips": [_entry(clip_uid="a\nb")]}, None, "holds a control character"),
+        ({"clips": [_entry(video_uid="../v")]}, None, "'video_uid' \"../v\" must be a plain file name"),
         (
             {"clips": [_entry(), _entry(action_clip_start_sec=9.0, action_clip_end_sec=9.5)]},
             None,
@@ -100,6 +114,13 @@ def test_bad_split_is_one_line_naming_file_entry_and_rule(
     message = str(info.value)
     assert message.startswith(str(path)) and expected in message
     assert "\n" not in message
+    assert all(c == " " or c.isprintable() for c in message) and "\x1b" not in message  # nothing raw reaches a terminal
+
+
+def test_val_with_some_entries_unlabelled_is_refused_even_where_labels_are_optional(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"clips": [_entry(), _entry(action_idx=1, verb_label=..., noun_label=...)]})
+    with pytest.raises(UserError, match=r"clips\[1\] \(clip_uid=c1, action_idx=1\): no verb_label"):
+        load_split(path, TAXONOMY, require_labels=False)
 
 
 @pytest.mark.parametrize(

@@ -46,12 +46,30 @@ def test_overrides_are_typed(tmp_path: Path) -> None:
         ("tiny", ["train.epochs=three"], "train.epochs must be int"),
         ("tiny", ["train.epochs"], "expected section.key=value"),
         ("tiny", ["model.positions=random"], "sinusoidal or learned"),
-        ("tiny", ["generate.top_p=0"], "0 < top_p <= 1"),
+        ("tiny", ["generate.top_p=0"], "generate.top_p must be in (0, 1], got 0.0"),
         ("tiny", ["optim.base_batch=0"], "optim.base_batch must be > 0"),
         ("tiny", ["generate.seed=-1"], "generate.seed must be >= 0"),
         ("tiny", ["model.dropout=1.5"], "model.dropout must be in [0, 1)"),
         ("tiny", ["model.text_groups=['colour']"], "noun, verb, scenario, place"),
         ("missing.toml", [], "file not found"),
+        # hostile numbers: NaN passes `<= 0`, inf and 1e308 overflow the schedule, 2**64 overflows torch's seeds
+        ("tiny", ["optim.lr=nan"], "optim.lr=nan must be a finite number"),
+        ("tiny", ["optim.lr=inf"], "optim.lr=inf must be a finite number"),
+        ("tiny", ["optim.lr=1e308"], "optim.lr must be in (0, 10], got 1e+308"),
+        ("tiny", ["optim.weight_decay=inf"], "optim.weight_decay=inf must be a finite number"),
+        ("tiny", ["optim.weight_decay=1e9"], "optim.weight_decay must be in [0, 10]"),
+        ("tiny", ["optim.grad_clip=nan"], "optim.grad_clip=nan must be a finite number"),
+        ("tiny", ["generate.temperature=nan"], "generate.temperature=nan must be a finite number"),
+        ("tiny", ["generate.temperature=1e-300"], "generate.temperature must be in [0.01, 100]"),
+        ("tiny", ["model.dropout=nan"], "model.dropout=nan must be a finite number"),
+        ("tiny", ["optim.lr=" + "9" * 400], "optim.lr=inf must be a finite number"),
+        ("tiny", ["train.seed=18446744073709551616"], "train.seed=18446744073709551616 is out of range"),
+        ("tiny", ["train.epochs=18446744073709551616"], "train.epochs=18446744073709551616 is out of range"),
+        ("tiny", ["optim.warmup_steps=18446744073709551616"], "optim.warmup_steps=18446744073709551616 is out"),
+        ("tiny", ["name=../../x"], "name ../../x: must be a plain name"),
+        ("tiny", ["name=/tmp/x"], "name /tmp/x: must be a plain name"),
+        ("tiny", ["name=.."], "name ..: must be a plain name"),
+        ("tiny", ['name="a\\u001b[2Jb"'], "name a\\x1b[2Jb: must be a plain name"),
     ],
 )
 def test_config_mistakes_are_named(name: str, sets: list[str], message: str) -> None:
@@ -139,3 +157,35 @@ def test_processes_share_each_global_batch_and_resume_mid_epoch() -> None:
         EpochBatches(indices, 10, 0, 3)
     spread = [i for r in range(3) for b in eval_batches(10, 2, r, 3) for i in b]
     assert sorted(spread) == list(range(10))
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n\x00\xff\xfe", b"\xff" * 64, b"[model\n"])
+def test_config_file_that_is_not_toml_text_is_one_line(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "weights.toml"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=r"weights\.toml: not (a TOML text file|valid TOML)"):
+        load_config(str(path))
+
+
+@pytest.mark.parametrize(
+    ("sets", "refused"),
+    [
+        ([], False),
+        (["model.variant=slowfast_clip", "model.layers=3"], False),
+        (["model.layers=100000"], True),
+        (["model.ffn_dim=2000000000"], True),
+        (["model.slowfast_dim=2000000"], True),
+    ],
+)
+def test_a_huge_model_is_refused_by_an_estimate_before_allocation(sets: list[str], refused: bool) -> None:
+    from ego4d_lta.models.forecaster import MAX_PARAMETERS, FeatureDims, build_forecaster, check_size
+
+    cfg = load_config("tiny", sets)
+    dims = FeatureDims(2304, 512, 8)
+    if refused:
+        with pytest.raises(UserError, match=r"model: about [\d.]+ billion parameters .* the limit is 2 billion"):
+            build_forecaster(cfg.model, dims, 115, 478)
+    else:  # the estimate bounds the real count from above
+        model = build_forecaster(cfg.model, dims, 115, 478, bank=None)
+        real = sum(p.numel() for p in model.parameters())
+        assert real <= check_size(cfg.model, dims, 115, 478) < MAX_PARAMETERS

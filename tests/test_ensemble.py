@@ -159,3 +159,24 @@ def test_bad_inputs_are_one_line_errors_and_nothing_is_written(val, tmp_path: Pa
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+@pytest.mark.parametrize("weights", [None, [1e308, 1e308], [2.0, 2.0]])
+def test_a_sequence_half_the_pool_agrees_on_is_always_chosen(val, tmp_path: Path, weights) -> None:
+    """By hand, not by the code's own objective: B repeats one pair b five times, so b is half the pool's weight;
+    A has five distinct pairs. Any 5 without b leave that half at distance > 0, while b costs one of A's pairs (a
+    tenth): every window's 5 are b and 4 of A's. Returning A (or B) unchanged fails; so do weights that overflow
+    to nothing (1e308 + 1e308 was inf: every weight 0, the first 5 chosen)."""
+    annotations, keys, verbs, nouns = val
+    a = _random_submission(tmp_path / "a.json", keys, verbs, nouns, seed=3, classes=50)
+    rng = np.random.default_rng(4)
+    b_verb = np.repeat(rng.integers(0, verbs, (len(keys), 1, Z)), K, axis=1)
+    b_noun = np.repeat(rng.integers(0, nouns, (len(keys), 1, Z)), K, axis=1)
+    b = write_submission(tmp_path / "b.json", build_submission(keys, b_verb, b_noun))
+    ensemble([a, b], tmp_path / "out.json", annotations, "val", weights)
+    got, want_a = json.loads((tmp_path / "out.json").read_text()), json.loads(a.read_text())
+    for i, key in enumerate(keys):
+        pair_b = (tuple(b_verb[i, 0]), tuple(b_noun[i, 0]))
+        chosen = list(zip(map(tuple, got[key]["verb"]), map(tuple, got[key]["noun"]), strict=True))
+        assert pair_b in chosen and len(set(chosen)) == K, key
+        assert set(chosen) - {pair_b} <= _pairs(want_a, key), key

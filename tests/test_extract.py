@@ -225,3 +225,24 @@ def test_train_views_and_bad_flags(synth_data: Path, tiny_weights: dict[str, Pat
     with pytest.raises(SystemExit):
         main([*base, "--split", "train", "--shard", "4/4", *weights])
     assert "needs 0 <= i < n" in capsys.readouterr().err
+
+
+def test_rerun_on_a_truncated_array_extracts_again(
+    reference, val_subset: Path, tiny_weights: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: numpy's r+ memmap grew the cut file back with zeros, and extract said "ready (0 extracted now)"."""
+    import shutil
+
+    ref_cfg, ref_summary = reference
+    shutil.copytree(ref_cfg.features_dir, tmp_path / "features")
+    split_dir = tmp_path / "features" / TINY.tag / "val"
+    npy = split_dir / "shard-000-of-001" / "slowfast.npy"
+    npy.write_bytes(npy.read_bytes()[: -2304 // 8])
+    with pytest.raises(FeatureCacheError, match=r"slowfast\.npy: \d+ bytes, its header promises \d+"):
+        FeatureCache.open(split_dir)
+    summary = extract(config(val_subset, tmp_path / "features", tiny_weights, workers=0))
+    assert summary.done_now == ref_summary.rows  # every segment again
+    assert "extracting the shard again from scratch" in capsys.readouterr().err
+    cache, ref = FeatureCache.open(split_dir), FeatureCache.open(ref_summary.split_dir)
+    every = np.arange(len(ref))
+    np.testing.assert_allclose(cache.gather(every, "slowfast"), ref.gather(every, "slowfast"), atol=2e-2)

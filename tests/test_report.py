@@ -68,11 +68,30 @@ def test_bad_run_folders_are_one_line_errors(tmp_path: Path, content: str | None
     assert message in err and str(run) in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_a_run_without_config_json_reads_the_checkpoints_config(tmp_path: Path) -> None:
+def test_a_run_without_config_json_reads_the_checkpoints_config(
+    demo_report: dict, demo_dir: Path, tmp_path: Path
+) -> None:
+    run = _run(tmp_path / "old", "clip", [0.9])
+    (run / "config.json").unlink()
+    (run / "best.pt").write_bytes((demo_dir / "runs" / "tiny" / "best.pt").read_bytes())
+    summary = load_run(run)
+    assert (summary.variant, summary.epochs, summary.best["epoch"]) == ("slowfast_clip", 16, 1)  # tiny.toml's
+
+
+def test_a_crafted_checkpoint_runs_no_code(tmp_path: Path, capsys) -> None:
+    """report reads an old run's config from best.pt through the checkpoint loader (tensors only): a pickle that
+    would run code is refused in one line and the code never runs."""
     import torch
 
-    run = _run(tmp_path / "old", "slowfast_clip", [0.9])
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    run = _run(tmp_path / "old", "clip", [0.9])
     (run / "config.json").unlink()
-    torch.save({"config": {"model": {"variant": "clip_mean"}, "train": {"epochs": 7}}}, run / "best.pt")
-    summary = load_run(run)
-    assert (summary.variant, summary.epochs, summary.best["epoch"]) == ("clip_mean", 7, 1)
+    torch.save({"config": Payload()}, run / "best.pt")
+    assert main(["report", str(run), "-o", str(tmp_path / "out")]) == 2
+    assert "not a readable ego4d-lta checkpoint" in capsys.readouterr().err
+    assert not marker.exists()

@@ -183,6 +183,39 @@ def annotations(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _levenshtein(a: list[int], b: list[int]) -> int:
+    """Plain dynamic programme, written out: the oracle does not share code with ego4d_lta.metrics."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def _scores_by_hand(sub: dict) -> dict[str, list[float]]:
+    """ED@z per head for the fixture's val split: window `clipX_i` is followed by actions i+1..i+20 whose labels
+    are (a % 4, a % 6); the score is the mean over windows of min over k of lev(prefixes) / z."""
+    out = {}
+    for head in ("verb", "noun", "action"):
+        curve = []
+        for z in range(1, Z + 1):
+            per_window = []
+            for key in REQUIRED:
+                last = int(key.rsplit("_", 1)[1])
+                truth = {"verb": [a % 4 for a in range(last + 1, last + 21)],
+                         "noun": [a % 6 for a in range(last + 1, last + 21)]}  # fmt: skip
+                truth["action"] = [v * 6 + n for v, n in zip(truth["verb"], truth["noun"], strict=True)]
+                seqs = sub[key]
+                pairs = zip(seqs["verb"], seqs["noun"], strict=True)
+                actions = [[v * 6 + n for v, n in zip(vs, ns, strict=True)] for vs, ns in pairs]
+                preds = actions if head == "action" else seqs[head]
+                per_window.append(min(_levenshtein(p[:z], truth[head][:z]) for p in preds) / z)
+            curve.append(sum(per_window) / len(per_window))
+        out[head] = curve
+    return out
+
+
 def _run(capsys: pytest.CaptureFixture, args: list[str]) -> tuple[int, str, str]:
     code = main(args)
     out, err = capsys.readouterr()
@@ -210,7 +243,13 @@ def test_cli_scores_a_valid_val_file(tmp_path: Path, annotations: Path, capsys: 
     report = json.loads(out)
     assert report["valid"] and report["windows"] == 3 and report["errors"] == []
     assert set(report["scores"]) == {"verb", "noun", "action", "aued", "ed_at_z"}
-    assert all(len(report["scores"]["ed_at_z"][h]) == 20 for h in ("verb", "noun", "action"))
+    expected = _scores_by_hand(_valid())
+    for head in ("verb", "noun", "action"):
+        assert report["scores"]["ed_at_z"][head] == pytest.approx(expected[head], abs=1e-12)
+        assert report["scores"][head] == pytest.approx(expected[head][-1], abs=1e-12)
+        assert report["scores"]["aued"][head] == pytest.approx(
+            sum((expected[head][z] + expected[head][z + 1]) / 2 for z in range(Z - 1)) / (Z - 1), abs=1e-12
+        )
     assert (tmp_path / "ed.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -45,8 +45,10 @@ def test_window_rows_are_eight_observed_then_twenty_future() -> None:
         last = table.iloc[obs[-1]]
         assert key == f"{last.clip_uid}_{last.action_idx}"
         assert (table.clip_uid.iloc[np.r_[obs, fut]] == windows.clip_uids[i]).all()
-    assert windows.challenge().keys == expected_keys(table)[0]
-    assert make_windows(table, include_extra=False).keys == expected_keys(table)[0]
+    # by hand: a clip of L segments has challenge windows ending at positions 7..L-22 (a: 7..9, b: 7..18)
+    by_hand = [f"a_{3 * p + 1}" for p in range(7, 10)] + [f"b_{3 * p + 1}" for p in range(7, 19)]
+    assert windows.challenge().keys == by_hand == expected_keys(table)[0]
+    assert make_windows(table, include_extra=False).keys == by_hand
 
 
 def test_unsorted_table_is_refused() -> None:

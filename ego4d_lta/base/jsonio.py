@@ -35,9 +35,14 @@ def write_json_atomic(path: Path | str, obj: object, option: int = 0) -> Path:
 
     A crash or a full disk leaves either the old file or none, never a half-written one.
     """
+    return write_bytes_atomic(path, orjson.dumps(obj, option=option | orjson.OPT_SERIALIZE_NUMPY))
+
+
+def write_bytes_atomic(path: Path | str, data: bytes) -> Path:
+    """`data` to a temporary file `.<name>.*.tmp` beside `path` (fsynced), then renamed into place; the temporary
+    file is removed when anything fails (a full disk)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = orjson.dumps(obj, option=option | orjson.OPT_SERIALIZE_NUMPY)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # as `open` would make it (mkstemp's is 0600: teammates could not read it)

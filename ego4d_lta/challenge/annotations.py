@@ -14,13 +14,17 @@ import numpy as np
 import pandas as pd
 
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.base.jsonio import describe, read_json
+from ego4d_lta.base.jsonio import describe, printable, read_json
 from ego4d_lta.challenge.rules import SPLIT_FILES, TAXONOMY_FILE
 
 COLUMNS = ("clip_uid", "action_idx", "start_sec", "end_sec", "verb", "noun")
 """The columns of a split table; `verb`/`noun` are -1 where the split has no labels (test)."""
 
 KNOWN_TAXONOMIES = {(115, 478): "v1", (117, 521): "v2"}
+
+MAX_ACTION_IDX = 2**62
+"""action_idx values stay far below int64's limit (a key holds `action_idx + 8`)."""
+MAX_LABEL = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ def load_split(path: Path | str, taxonomy: Taxonomy, require_labels: bool) -> pd
     clips = data["clips"]
     if not isinstance(clips, list):
         raise UserError(f"{path}: 'clips' is {describe(clips)}, expected a list of action entries")
+    if not clips:
+        raise UserError(f"{path}: 'clips' is empty, expected at least one action entry")
     rows = [_read_entry(path, i, entry, require_labels) for i, entry in enumerate(clips)]
     table = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
     table = table.astype(
@@ -102,8 +108,8 @@ def load_split(path: Path | str, taxonomy: Taxonomy, require_labels: bool) -> pd
             "noun": np.int64,
         }
     )
-    _check_labels(path, table, "verb", taxonomy.num_verbs)
-    _check_labels(path, table, "noun", taxonomy.num_nouns)
+    _check_labels(path, table, "verb", taxonomy.num_verbs, require_labels)
+    _check_labels(path, table, "noun", taxonomy.num_nouns, require_labels)
     _check_duplicates(path, table)
     return table.sort_values(["clip_uid", "action_idx"], kind="stable").reset_index(drop=True)
 
@@ -121,15 +127,15 @@ def _read_entry(path: Path, i: int, entry: object, require_labels: bool) -> tupl
         raise UserError(f"{where} is {describe(entry)}, expected an object")
     if "clip_uid" not in entry:
         raise UserError(f"{where}: missing field 'clip_uid'")
-    clip_uid = entry["clip_uid"]
-    if not isinstance(clip_uid, str) or not clip_uid:
-        raise UserError(f"{where}: 'clip_uid' must be a non-empty string, got {describe(clip_uid)}")
+    clip_uid = check_uid(where, "clip_uid", entry["clip_uid"])
+    if "video_uid" in entry:
+        check_uid(where, "video_uid", entry["video_uid"])
     where = f"{path}: clips[{i}] (clip_uid={clip_uid})"
     if "action_idx" not in entry:
         raise UserError(f"{where}: missing field 'action_idx'")
     action_idx = _integer(where, entry, "action_idx")
-    if action_idx < 0:
-        raise UserError(f"{where}: 'action_idx' is {action_idx}, must be >= 0")
+    if not 0 <= action_idx <= MAX_ACTION_IDX:
+        raise UserError(f"{where}: 'action_idx' is {action_idx}, must be in 0..2**62")
     where = f"{path}: clips[{i}] (clip_uid={clip_uid}, action_idx={action_idx})"
     for field in ("action_clip_start_sec", "action_clip_end_sec"):
         if field not in entry:
@@ -142,13 +148,42 @@ def _read_entry(path: Path, i: int, entry: object, require_labels: bool) -> tupl
         for field in ("verb_label", "noun_label"):
             if field not in entry:
                 raise UserError(f"{where}: missing field '{field}' (required on train and val)")
-    verb = _integer(where, entry, "verb_label") if "verb_label" in entry else -1
-    noun = _integer(where, entry, "noun_label") if "noun_label" in entry else -1
+    verb = _label(where, entry, "verb_label")
+    noun = _label(where, entry, "noun_label")
     return clip_uid, action_idx, start, end, verb, noun
+
+
+def check_uid(where: str, field: str, value: object) -> str:
+    """A clip or video uid: it names a file (`clips/<uid>.mp4`) and a cache row, so one plain path component.
+
+    No separators, `..`, NUL or control characters: a uid can neither reach outside the data root nor cut a
+    line of the cache's index.csv nor send escape sequences to a terminal.
+    """
+    if not isinstance(value, str) or not value:
+        raise UserError(f"{where}: '{field}' must be a non-empty string, got {describe(value)}")
+    shown = printable(value, 60)
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        raise UserError(f"{where}: '{field}' \"{shown}\" holds a control character")
+    if "/" in value or "\\" in value or value in (".", "..") or value.startswith(".") or value != value.strip():
+        raise UserError(
+            f"{where}: '{field}' \"{shown}\" must be a plain file name (no '/', '\\\\', leading '.' or spaces)"
+        )
+    return value
+
+
+def _label(where: str, entry: dict, field: str) -> int:
+    if field not in entry:
+        return -1
+    value = _integer(where, entry, field)
+    if not 0 <= value <= MAX_LABEL:
+        raise UserError(f"{where}: '{field}' is {value}, must be a class id >= 0")
+    return value
 
 
 def _integer(where: str, entry: dict, field: str) -> int:
     value = entry[field]
+    if type(value) is float and value.is_integer() and abs(value) >= 2**63:  # orjson reads such literals as floats
+        raise UserError(f"{where}: '{field}' is an integer beyond 64 bits, out of range")
     if type(value) is not int:
         raise UserError(f"{where}: '{field}' is {describe(value)}, expected an integer")
     return value
@@ -163,9 +198,16 @@ def _seconds(where: str, entry: dict, field: str) -> float:
     return float(value)
 
 
-def _check_labels(path: Path, table: pd.DataFrame, head: str, num_classes: int) -> None:
+def _check_labels(path: Path, table: pd.DataFrame, head: str, num_classes: int, required: bool) -> None:
     labels = table[head].to_numpy()
     present = labels != -1
+    if not required and present.any() and not present.all():
+        i = int(np.flatnonzero(~present)[0])
+        row = table.iloc[i]
+        raise UserError(
+            f"{path}: clips[{i}] (clip_uid={row.clip_uid}, action_idx={row.action_idx}): no {head}_label, "
+            "while other entries have one (label every entry or none)"
+        )
     bad = np.flatnonzero(present & ((labels < 0) | (labels >= num_classes)))
     if bad.size:
         i = int(bad[0])

@@ -71,6 +71,19 @@ def write_checked(
 
     Its inputs were checked, so a failed check here is our bug (`who` names the command): nothing is written.
     """
+    tmp, report = stage_checked(out, submission, annotations_dir, split, who, k)
+    try:
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return report
+
+
+def stage_checked(
+    out: Path | str, submission: dict, annotations_dir: Path | str, split: str, who: str, k: int = K
+) -> tuple[Path, ValidationReport]:
+    """The checked submission in a temporary file beside `out` (`.<stem>.<pid>.tmp.json`), not yet renamed: a
+    command writing several files renames them all only once every one is written. Removed again on failure."""
     out = Path(out)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.json")
     try:
@@ -81,11 +94,11 @@ def write_checked(
         report = validate_file(tmp, annotations_dir, split, k)
         if not report.valid:
             raise RuntimeError(f"{who} made an invalid {split} submission: {report.errors[0]}")
-        tmp.replace(out)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
     report.path = out
-    return report
+    return tmp, report
 
 
 def score_against(

@@ -40,6 +40,11 @@ def annotations_dir(args: argparse.Namespace) -> Path:
     return args.annotations or (args.data or default_data_dir()) / "annotations"
 
 
+def annotation_files(annotations: Path) -> list[Path]:
+    """The files of an annotations folder: a command's inputs, never its outputs."""
+    return sorted(p for p in annotations.glob("*") if p.is_file()) if annotations.is_dir() else []
+
+
 def add_annotations(p: argparse.ArgumentParser) -> None:
     """Where the split files and the taxonomy are: the same two ways for every command that checks submissions."""
     where = p.add_mutually_exclusive_group()

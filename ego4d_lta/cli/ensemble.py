@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.cli.common import add_annotations, add_split, annotations_dir, chosen_split
+from ego4d_lta.cli.common import add_annotations, add_split, annotation_files, annotations_dir, chosen_split
 
 HELP = "combine submissions into one (K=5 chosen from all their sequences)"
 EPILOG = "example: ego4d-lta ensemble submissions/a-val.json submissions/b-val.json -o submissions/ab-val.json"
@@ -23,11 +23,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ego4d_lta.base.output_guard import check_output
     from ego4d_lta.challenge.split_guess import did_you_mean
     from ego4d_lta.challenge.validate import format_report, validate_file
     from ego4d_lta.workflow.ensemble import ensemble
 
     annotations = annotations_dir(args)
+    check_output(args.out, "submission", [*args.files, *annotation_files(annotations)], flag="-o")
     args.split = chosen_split(args, args.files, annotations)
     try:
         result = ensemble(args.files, args.out, annotations, args.split, args.weights)

@@ -91,11 +91,12 @@ def run_config(args: argparse.Namespace) -> Config:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ego4d_lta.base.output_guard import check_inside
     from ego4d_lta.runtime.distributed import world_info_from_env
     from ego4d_lta.stages.train import train
 
     cfg = run_config(args)
-    run_dir = args.run or Path("runs") / cfg.name
+    run_dir = args.run or check_inside("runs", Path("runs") / cfg.name, "name")
     if args.dry_run:
         return _dry_run(cfg, run_dir, args.resume)
     if args.launcher:

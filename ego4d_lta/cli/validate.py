@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.cli.common import EXIT_INVALID, add_annotations, add_split, annotations_dir, chosen_split
+from ego4d_lta.cli.common import (
+    EXIT_INVALID,
+    add_annotations,
+    add_split,
+    annotation_files,
+    annotations_dir,
+    chosen_split,
+)
 
 HELP = "check a submission as the challenge server would; score it on val"
 EPILOG = "example: ego4d-lta validate demo/submissions/tiny-val.json --data demo/data   # split: from the file"
@@ -25,11 +32,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import orjson
 
+    from ego4d_lta.base.output_guard import check_output
     from ego4d_lta.challenge.split_guess import did_you_mean
     from ego4d_lta.challenge.validate import format_report, validate_file
     from ego4d_lta.workflow.plots import plot_ed_at_z
 
     annotations = annotations_dir(args)
+    if args.plot:
+        check_output(args.plot, "png", [args.file, *annotation_files(annotations)], flag="--plot")
     try:
         args.split = chosen_split(args, [args.file], annotations)
         report = validate_file(args.file, annotations, args.split)

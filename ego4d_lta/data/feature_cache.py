@@ -75,6 +75,8 @@ class ShardWriter:
     index: pd.DataFrame
     arrays: dict[str, np.memmap]
     finished: dict[str, dict]
+    damaged: str | None = None
+    """Why an existing shard was found damaged and started again from scratch (None: it was sound or new)."""
 
     @classmethod
     def open(
@@ -88,8 +90,15 @@ class ShardWriter:
         ensure_manifest(split_dir, manifest)
         path = split_dir / shard_name(*shard)
         index = index[INDEX_COLUMNS].reset_index(drop=True)
+        damaged = None
         if (path / "index.csv").is_file():
-            old = read_index(path)
+            try:
+                old = read_index(path)
+                for name in ARRAYS:  # a truncated array or index is rebuilt, never extended with zeros
+                    check_array(path / f"{name}.npy", len(old))
+            except FeatureCacheError as e:
+                damaged, old = str(e), None
+        if damaged is None and (path / "index.csv").is_file():
             same = len(old) == len(index) and (old[INDEX_COLUMNS[:3]].values == index[INDEX_COLUMNS[:3]].values).all()
             if not same:
                 raise FeatureCacheError(
@@ -99,7 +108,10 @@ class ShardWriter:
             for name, shape in dims.items():
                 if arrays[name].shape[1:] != tuple(shape):
                     raise FeatureCacheError(f"{path}/{name}.npy: shape {arrays[name].shape}, expected (*, {shape})")
+            _drop_torn_tail(path / "progress.jsonl")
         else:
+            (path / "done.json").unlink(missing_ok=True)
+            (path / "index.csv").unlink(missing_ok=True)
             path.mkdir(parents=True, exist_ok=True)
             arrays = {
                 name: np.lib.format.open_memmap(
@@ -111,13 +123,16 @@ class ShardWriter:
             tmp = path / "index.csv.tmp"
             index.to_csv(tmp, index=False)
             os.replace(tmp, path / "index.csv")  # last: an index means the arrays are there
-        return cls(path=path, index=index, arrays=arrays, finished=read_progress(path))
+        return cls(path=path, index=index, arrays=arrays, finished=read_progress(path), damaged=damaged)
 
     def pending_clips(self) -> list[str]:
         """Clips of this shard without a progress line, in index order."""
         return [c for c in dict.fromkeys(self.index["clip_uid"]) if c not in self.finished]
 
     def write(self, rows: np.ndarray, features: dict[str, np.ndarray]) -> None:
+        for name in ARRAYS:
+            if not np.isfinite(features[name]).all():
+                raise FeatureCacheError(f"{self.path}/{name}.npy: the encoder gave NaN or inf; nothing written")
         for name in ARRAYS:
             self.arrays[name][rows] = features[name]
 
@@ -141,21 +156,70 @@ class ShardWriter:
 
 
 def read_index(shard_dir: Path) -> pd.DataFrame:
-    return pd.read_csv(shard_dir / "index.csv", dtype={"clip_uid": str, "action_idx": np.int64, "view": np.int64})
+    """The shard's index.csv; an unreadable, truncated or mistyped one is a FeatureCacheError."""
+    path = shard_dir / "index.csv"
+    try:
+        types = {"clip_uid": str, "action_idx": np.int64, "view": np.int64}
+        index = pd.read_csv(path, dtype=types, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise FeatureCacheError(f"{path}: unreadable index ({type(e).__name__}); delete the shard") from None
+    if list(index.columns) != INDEX_COLUMNS:
+        raise FeatureCacheError(f"{path}: columns {list(index.columns)}, expected {INDEX_COLUMNS}")
+    for column in ("start_sec", "end_sec"):
+        if index[column].dtype.kind != "f" or not np.isfinite(index[column].to_numpy()).all():
+            raise FeatureCacheError(f"{path}: column {column} holds a non-number (a truncated file?)")
+    return index
 
 
-def read_progress(shard_dir: Path) -> dict[str, dict]:
-    """Finished clips; a torn last line (a kill mid-write) is ignored, so that clip is redone."""
+def check_array(path: Path, rows: int) -> None:
+    """A `.npy` cache array: readable header, float16, `rows` rows and exactly the bytes that header promises."""
+    try:
+        with open(path, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            offset = f.tell()
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise FeatureCacheError(f"{path}: missing; delete the shard to re-extract") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise FeatureCacheError(f"{path}: not a readable .npy array ({str(e)[:80]})") from None
+    if dtype != np.float16 or fortran or not shape or shape[0] != rows:
+        raise FeatureCacheError(f"{path}: {dtype} array of shape {shape}, expected float16 with {rows} rows (index)")
+    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    if size != expected:
+        raise FeatureCacheError(f"{path}: {size} bytes, its header promises {expected} (truncated?)")
+
+
+def read_progress(shard_dir: Path, strict: bool = False) -> dict[str, dict]:
+    """Finished clips. Not strict (extract resuming): a line that is no progress record is ignored, so its clip is
+    redone. Strict (opening a finished cache): such a line is a FeatureCacheError."""
     finished = {}
     path = shard_dir / "progress.jsonl"
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for n, line in enumerate(path.read_bytes().splitlines(), 1):
             try:
                 entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            finished[entry["clip"]] = entry
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                entry = None
+            valid = isinstance(entry, dict) and isinstance(entry.get("clip"), str) and isinstance(entry.get("ok"), bool)
+            if valid and not entry["ok"] and not isinstance(entry.get("error"), str):
+                valid = False
+            if valid:
+                finished[entry["clip"]] = entry
+            elif strict:
+                raise FeatureCacheError(f"{path}: line {n} is not a progress record; delete the shard to re-extract")
     return finished
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line without its newline (a kill mid-write): the next line appended must start on its own."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
 
 
 class FeatureCache:
@@ -189,7 +253,9 @@ class FeatureCache:
                     f"run `ego4d-lta extract --split {manifest.split} --shard {s}/{shards}`"
                 )
             index = read_index(path)
-            progress = read_progress(path)
+            for name in ARRAYS:
+                check_array(path / f"{name}.npy", len(index))
+            progress = read_progress(path, strict=True)
             index["ok"] = [progress.get(c, {}).get("ok", False) for c in index["clip_uid"]]
             index["shard"], index["row"] = s, np.arange(len(index))
             frames.append(index)
@@ -218,6 +284,12 @@ class FeatureCache:
         for s in np.unique(shard):
             pick = shard == s
             out[pick] = self._arrays[s][name][row[pick]]
+        if not np.isfinite(out).all():  # never silently train or predict on NaN features
+            bad = int(positions[np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(1))[0]])
+            clip, action = self.index["clip_uid"].iat[bad], self.index["action_idx"].iat[bad]
+            raise FeatureCacheError(
+                f"{self.split_dir}: {name} features of clip {clip} action {action} are NaN or inf; re-extract"
+            )
         return out
 
 

@@ -60,6 +60,7 @@ def build_forecaster(
 
     `bank` (group -> (n, D) unit-norm text embeddings) is needed by the `_text` and `_attn` variants.
     """
+    check_size(cfg, dims, num_verbs, num_nouns)
     fusion = build_fusion(cfg, dims, bank)
     if fusion.out_dim % cfg.heads:
         raise UserError(
@@ -77,6 +78,26 @@ def build_forecaster(
     )
     decoder = MultiHeadDecoder(aggregator.out_dim, Z, num_verbs, num_nouns, cfg.head_dropout)
     return Forecaster(fusion, aggregator, decoder)
+
+
+MAX_PARAMETERS = 2_000_000_000
+"""8 GB of fp32 weights (x4 with gradients and Adam moments): a bigger config is refused, not swapped to death."""
+
+
+def check_size(cfg: ModelConfig, dims: FeatureDims, num_verbs: int, num_nouns: int) -> int:
+    """An upper estimate of the forecaster's parameters from the config alone, before anything is allocated."""
+    width = cfg.slowfast_dim + dims.clip * (2 + len(cfg.text_groups))  # no variant's segment is wider
+    estimate = (
+        dims.slowfast * cfg.slowfast_dim
+        + cfg.layers * (4 * width * width + 2 * width * cfg.ffn_dim)
+        + width * Z * (num_verbs + num_nouns)
+    )
+    if estimate > MAX_PARAMETERS:
+        raise UserError(
+            f"model: about {estimate / 1e9:.1f} billion parameters (model.layers={cfg.layers}, model.ffn_dim="
+            f"{cfg.ffn_dim}, model.slowfast_dim={cfg.slowfast_dim}); the limit is {MAX_PARAMETERS / 1e9:.0f} billion"
+        )
+    return estimate
 
 
 def build_fusion(cfg: ModelConfig, dims: FeatureDims, bank: dict[str, np.ndarray] | None = None) -> SegmentFusion:

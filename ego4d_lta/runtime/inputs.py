@@ -68,7 +68,8 @@ class RunInputs:
         """The windows of `split` (training: every window incl. the extra one, random views) and their dataset."""
         cache = self._open_cache(split) if self.encoders is None else None  # a missing cache is the likelier mistake
         taxonomy = load_taxonomy(taxonomy_path(self.annotations))
-        table = load_split(split_path(self.annotations, split), taxonomy, require_labels=training)
+        labelled = training or split != "test"  # val without labels would silently train without validation
+        table = load_split(split_path(self.annotations, split), taxonomy, require_labels=labelled)
         windows = make_windows(table, include_extra=training)
         labels = window_labels(windows, table)
         seed = self.cfg.train.seed

@@ -115,7 +115,7 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     annotations = cfg.data_dir / "annotations"
     taxonomy = load_taxonomy(taxonomy_path(annotations))
     split_file = split_path(annotations, cfg.split)
-    table = load_split(split_file, taxonomy, require_labels=False)
+    table = load_split(split_file, taxonomy, require_labels=cfg.split != "test")
     video_dir = cfg.data_dir / "clips"
     if not video_dir.is_dir():
         raise UserError(f"{video_dir}: clips folder not found (expected DATA_DIR/clips/<clip_uid>.mp4)")
@@ -137,6 +137,8 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     rows = rows[rows["clip_uid"].isin(set(clips))].reset_index(drop=True)
     dims = {"slowfast": (slowfast.feature_dim,), "clip": (cfg.encoders.clip_frames, clip.embed_dim)}
     writer = ShardWriter.open(split_dir, manifest, cfg.shard, rows, dims)
+    if writer.damaged:
+        print(f"warning: {writer.damaged}; extracting the shard again from scratch", file=sys.stderr)
     pending = writer.pending_clips()
     todo = int(rows["clip_uid"].isin(set(pending)).sum())
 

@@ -8,6 +8,7 @@ file is written beside its final name, checked exactly as `ego4d-lta validate` d
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,11 @@ from ego4d_lta.base.denormals import flush_denormals
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.hashing import file_digest
 from ego4d_lta.base.jsonio import write_json_atomic
+from ego4d_lta.base.output_guard import check_output
 from ego4d_lta.challenge.metrics import Scores
 from ego4d_lta.challenge.rules import K
 from ego4d_lta.challenge.submission import build_submission
-from ego4d_lta.challenge.validate import write_checked
+from ego4d_lta.challenge.validate import stage_checked
 from ego4d_lta.config import Config, apply_override, check, from_dict
 from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster
 from ego4d_lta.runtime import checkpoint
@@ -109,6 +111,7 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
     ckpt_path = checkpoint.resolve(pcfg.run_dir, pcfg.checkpoint)
     ckpt = RunCheckpoint.load(ckpt_path)
     cfg = run_config(ckpt, pcfg)
+    check_outputs(pcfg, cfg, ckpt_path)
     sources = RunInputs(cfg, expected=ckpt.features)
     inputs = sources.open(pcfg.split, training=False)
     tax = inputs.taxonomy
@@ -149,47 +152,87 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
     return outcome if info.is_main else None
 
 
+def check_outputs(pcfg: PredictConfig, cfg: Config, ckpt_path: Path) -> None:
+    """Before any work: the submission, its sidecar and pool replace none of the inputs and no other kind of file."""
+    out = Path(pcfg.out) if pcfg.out else default_output(pcfg.run_dir, pcfg.split)
+    annotations = Path(cfg.data.data_dir) / "annotations"
+    inputs = [ckpt_path, *(sorted(annotations.glob("*")) if annotations.is_dir() else [])]
+    check_output(out, "submission", inputs)
+    check_output(sidecar_path(out), "sidecar", inputs, "--out (its sidecar)", sidecar_of=out.name)
+    if pcfg.pool:
+        check_output(pool_path(out, pcfg.pool), "submission", inputs, "--out (its pool)")
+    remove_leftovers(out, pcfg.pool)
+
+
+def sidecar_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".meta.json")
+
+
 def _write(
     pcfg: PredictConfig, cfg: Config, ckpt: RunCheckpoint, ckpt_path: Path, inputs: SplitInputs, preds, started: float
 ) -> PredictSummary:
     out = Path(pcfg.out) if pcfg.out else default_output(pcfg.run_dir, pcfg.split)
     submission = build_submission(inputs.windows.keys, preds.verb, preds.noun)
     annotations = Path(cfg.data.data_dir) / "annotations"
-    report = write_checked(out, submission, annotations, pcfg.split, "predict")
-    warnings = list(report.warnings)
-    fallback = int(preds.fallback.sum())
-    if fallback:
-        clips = sorted({inputs.windows.clip_uids[i] for i in preds.fallback.nonzero()[0]})
-        warnings.append(
-            f"{fallback} of {len(preds.fallback)} windows had no features (clips {', '.join(clips[:5])}"
-            f"{' ...' if len(clips) > 5 else ''}) and got the fallback prediction"
-        )
-    sidecar = out.with_name(out.stem + ".meta.json")
-    meta = {
-        "submission": out.name,
-        "split": pcfg.split,
-        "windows": len(inputs.windows),
-        "fallback_windows": fallback,
-        "run": str(Path(pcfg.run_dir).resolve()),
-        "checkpoint": str(Path(ckpt_path).resolve()),
-        "checkpoint_sha256": file_digest(ckpt_path),
-        "checkpoint_epoch": ckpt.state.epoch,
-        "config": cfg.to_dict(),
-        "features": ckpt.features.to_json(),
-        "scores": report.scores.to_json() if report.scores else None,
-        "package": __version__,
-        "torch": torch.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    pool = None
-    if preds.pool_verb is not None:
-        pool = pool_path(out, pcfg.pool)
-        samples = build_submission(inputs.windows.keys, preds.pool_verb, preds.pool_noun, k=pcfg.pool)
-        write_checked(pool, samples, annotations, pcfg.split, "predict --pool", k=pcfg.pool)
-        meta["pool"] = pool.name
-    write_json_atomic(sidecar, meta, option=orjson.OPT_INDENT_2)
+    sidecar, staged = sidecar_path(out), []  # (temporary, final) in the order they are renamed
+    try:
+        tmp, report = stage_checked(out, submission, annotations, pcfg.split, "predict")
+        staged.append((tmp, out))
+        pool = None
+        if preds.pool_verb is not None:
+            pool = pool_path(out, pcfg.pool)
+            samples = build_submission(inputs.windows.keys, preds.pool_verb, preds.pool_noun, k=pcfg.pool)
+            pool_tmp, _ = stage_checked(pool, samples, annotations, pcfg.split, "predict --pool", k=pcfg.pool)
+            staged.insert(0, (pool_tmp, pool))  # renamed first: the submission is what a user looks for
+        warnings = list(report.warnings)
+        fallback = int(preds.fallback.sum())
+        if fallback:
+            clips = sorted({inputs.windows.clip_uids[i] for i in preds.fallback.nonzero()[0]})
+            warnings.append(
+                f"{fallback} of {len(preds.fallback)} windows had no features (clips {', '.join(clips[:5])}"
+                f"{' ...' if len(clips) > 5 else ''}) and got the fallback prediction"
+            )
+        meta = {
+            "submission": out.name,
+            "submission_sha256": file_digest(tmp),
+            "split": pcfg.split,
+            "windows": len(inputs.windows),
+            "fallback_windows": fallback,
+            "run": str(Path(pcfg.run_dir).resolve()),
+            "checkpoint": str(Path(ckpt_path).resolve()),
+            "checkpoint_sha256": file_digest(ckpt_path),
+            "checkpoint_epoch": ckpt.state.epoch,
+            "config": cfg.to_dict(),
+            "features": ckpt.features.to_json(),
+            "scores": report.scores.to_json() if report.scores else None,
+            "package": __version__,
+            "torch": torch.__version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if pool is not None:
+            meta["pool"], meta["pool_sha256"] = pool.name, file_digest(staged[0][0])
+        side_tmp = sidecar.with_name(f".{sidecar.stem}.{os.getpid()}.tmp.json")
+        write_json_atomic(side_tmp, meta, option=orjson.OPT_INDENT_2)
+        staged.append((side_tmp, sidecar))
+        # Every file is written and checked; now the renames. The old sidecar goes first and the new one comes
+        # last: a kill in between leaves a submission without a sidecar, never one beside another's sidecar.
+        sidecar.unlink(missing_ok=True)
+        for tmp_path, final in staged:
+            tmp_path.replace(final)
+    finally:
+        for tmp_path, _ in staged:
+            tmp_path.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     return PredictSummary(out, sidecar, len(inputs.windows), fallback, report.scores, warnings, seconds, pool)
+
+
+def remove_leftovers(out: Path, pool: int) -> list[Path]:
+    """Temporary files of an earlier prediction to the same name that a kill interrupted, removed."""
+    names = [out, sidecar_path(out), *([pool_path(out, pool)] if pool else [])]
+    found = [p for name in names for p in out.parent.glob(f".{name.stem}.*.tmp.json")]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
 
 
 def pool_path(out: Path, samples: int) -> Path:

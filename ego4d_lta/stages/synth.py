@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ego4d_lta.base.jsonio import write_json_atomic
+from ego4d_lta.base.output_guard import check_dataset_root
 from ego4d_lta.base.progress import progress_bar
 from ego4d_lta.challenge.rules import SCENARIOS_FILE, SPLIT_FILES, TAXONOMY_FILE
 from ego4d_lta.data.synthetic_render import FPS, NOUNS, SCENARIOS, VERBS, corrupt, render_clip
@@ -115,7 +116,7 @@ def script_actions(
 def generate(
     out: Path | str, cfg: SynthConfig, progress: bool = False, workers: int | None = None
 ) -> SynthSummary:
-    """Write the whole dataset under `out` (existing files of the same names are replaced).
+    """Write the whole dataset under `out` (a new folder, or an earlier synthetic dataset's: its files are replaced).
 
     Scripts and annotations are drawn sequentially from one seeded generator; clips are then rendered
     by `workers` processes (default: all cores), each from its own seed, so the output is the same
@@ -128,7 +129,7 @@ def generate(
         raise ValueError("--missing-videos and --corrupt-videos must be >= 0")
     if cfg.missing_videos + cfg.corrupt_videos > preset.clips["test"]:
         raise ValueError(f"at most {preset.clips['test']} broken test clips in size {cfg.size!r}")
-    out = Path(out)
+    out = check_dataset_root(out)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     (out / "clips").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(cfg.seed)

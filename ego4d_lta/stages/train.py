@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from ego4d_lta import __version__
 from ego4d_lta.base.denormals import flush_denormals
 from ego4d_lta.base.difference import first_difference
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.base.jsonio import write_json_atomic
+from ego4d_lta.base.jsonio import write_bytes_atomic, write_json_atomic
 from ego4d_lta.base.progress import progress_bar
 from ego4d_lta.challenge.baselines import most_frequent_action
 from ego4d_lta.challenge.metrics import Scores
@@ -39,18 +39,13 @@ from ego4d_lta.runtime.distributed import WorldInfo, all_gather_objects, device_
 from ego4d_lta.runtime.inference import autocast, predict_windows, score_predictions, to_device
 from ego4d_lta.runtime.inputs import RunInputs, SplitInputs, feature_dims
 from ego4d_lta.runtime.run_log import DEFAULT_LOGGERS, RunLog, check_loggers, epoch_line
-from ego4d_lta.runtime.training import (
-    StopFlag,
-    TrainPlan,
-    loss_fn,
-    make_optimizer,
-    restart_schedule,
-    warmup_cosine,
-)
+from ego4d_lta.runtime.training import StopFlag, TrainPlan, loss_fn, make_optimizer, restart_schedule, warmup_cosine
 
 RESUMABLE_CHANGES = ("train.stop_after", "train.epochs", "data.workers", "data.data_dir", "data.features_dir")
 """Config keys that may differ between a run and its resumption: paths move, and `train.epochs` extends (or
 shortens) a run; its warm-up + cosine schedule is then recomputed for the new total from the resumed step on."""
+COMMIT_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.json")
+"""What training writes into a run folder; `.<name>.*.tmp` beside them are temporary files of a failed write."""
 
 
 @dataclass
@@ -115,13 +110,22 @@ class Trainer:
         if dry_run:
             return
         if self.info.is_main:  # what `ego4d-lta report` reads without loading a checkpoint
-            write_json_atomic(self.run_dir / "config.json", cfg.to_dict(), option=orjson.OPT_INDENT_2)
+            remove_leftovers(self.run_dir)
+            config = cfg.to_dict()
+            commit_file(self.run_dir / "config.json", lambda p: write_json_atomic(p, config, orjson.OPT_INDENT_2))
+            if self.resume_from is not None:
+                self._reconcile(self.resume_from)
         self.log = RunLog(self.run_dir, cfg.to_dict(), self.loggers, self.info.is_main, self.state.step)
 
     # -- set-up -------------------------------------------------------------------------------------------------
 
     def _resume_checkpoint(self, resume: bool) -> RunCheckpoint | None:
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise UserError(f"--run {self.run_dir}: is a file, expected a run folder")
         if not self.last_path.is_file():
+            other = [n for n in ("best.pt", "metrics.jsonl") if (self.run_dir / n).exists()]
+            if other:  # never train into (and replace) another run's files
+                raise UserError(f"{self.run_dir} holds {other[0]} but no last.pt: not resumable; use another --run")
             return None
         if not resume:
             raise UserError(
@@ -184,8 +188,11 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt.optimizer)
         self.scheduler.load_state_dict(ckpt.scheduler)
         self.state = ckpt.state
-        if ckpt.config["train"]["epochs"] != self.cfg.train.epochs:
-            self._extend(ckpt.config["train"]["epochs"])
+        if (old := ckpt.config["train"]["epochs"]) != self.cfg.train.epochs:  # extended: see RESUMABLE_CHANGES
+            was, now = restart_schedule(self.optimizer, self.scheduler, self.schedule)
+            if self.info.is_main:
+                print(f"note: train.epochs {old} -> {self.cfg.train.epochs}: the cosine now ends at step "
+                      f"{self.total_steps}; lr {was:.3e} -> {now:.3e} at step {self.state.step}", flush=True)
         rng = ckpt.rng or []
         if len(rng) == self.info.world_size:
             torch.set_rng_state(rng[self.info.rank]["torch"])
@@ -195,16 +202,6 @@ class Trainer:
             print(f"note: resuming on {self.info.world_size} processes, saved with {len(rng)}: new dropout RNG")
         if self.info.is_main:
             print(f"resumed {self.last_path} at epoch {self.state.epoch} batch {self.state.batch}", flush=True)
-
-    def _extend(self, old_epochs: int) -> None:
-        """A resume with another `train.epochs` (see RESUMABLE_CHANGES)."""
-        was, now = restart_schedule(self.optimizer, self.scheduler, self.schedule)
-        if self.info.is_main:
-            print(
-                f"note: train.epochs {old_epochs} -> {self.cfg.train.epochs}: the cosine now ends at step "
-                f"{self.total_steps}; lr {was:.3e} -> {now:.3e} at step {self.state.step}",
-                flush=True,
-            )
 
     # -- checkpoints --------------------------------------------------------------------------------------------
 
@@ -233,7 +230,28 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         states = all_gather_objects(rng)
         if self.info.is_main:
-            self._checkpoint(full=True, rng=states).save(self.last_path)
+            commit_file(self.last_path, self._checkpoint(full=True, rng=states).save)
+
+    def _reconcile(self, ckpt: RunCheckpoint) -> None:
+        """Bring best.pt and metrics.jsonl in line with last.pt, the epoch's commit point: a kill after last.pt and
+        before them (or during them) left them an epoch behind; both are derived from what last.pt holds."""
+        state, best = ckpt.state, ckpt.state.best
+        best_path = self.run_dir / "best.pt"
+        if best and best["epoch"] == state.epoch and state.batch == 0:  # last.pt holds the best epoch's weights
+            saved = RunCheckpoint.load(best_path).state.epoch if best_path.is_file() else None
+            if saved != best["epoch"]:
+                view = replace(ckpt, state=TrainState(**asdict(state)), optimizer=None, scheduler=None, rng=None)
+                commit_file(best_path, view.save)
+                print(f"reconciled {best_path} with {self.last_path} (epoch {best['epoch']})", flush=True)
+        self._write_metrics(state.history)
+
+    def _write_metrics(self, history: list[dict]) -> None:
+        """metrics.jsonl = the state's history, one line per epoch, rewritten whole and atomically (never appended:
+        an append cut by a kill, or missed by one, could not be told from a finished epoch)."""
+        path = self.run_dir / "metrics.jsonl"
+        data = b"".join(orjson.dumps(entry) + b"\n" for entry in history)
+        if not (path.is_file() and path.read_bytes() == data):
+            commit_file(path, lambda p: write_bytes_atomic(p, data))
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
@@ -248,14 +266,8 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(cfg.train.seed),  # leaves the global (dropout) RNG alone
         )
-        bar = progress_bar(
-            self.total_steps * cfg.train.batch_size,
-            f"train {cfg.name}",
-            "win",
-            disable=not self.progress,
-            initial=self.state.step * cfg.train.batch_size,
-            unit_scale=True,
-        )
+        done, total = self.state.step * cfg.train.batch_size, self.total_steps * cfg.train.batch_size
+        bar = progress_bar(total, f"train {cfg.name}", "win", disable=not self.progress, initial=done, unit_scale=True)
         steps_now = 0
         try:
             for epoch in range(self.state.epoch, cfg.train.epochs):
@@ -329,12 +341,13 @@ class Trainer:
         )
         if improved:
             self.state.best = {**scores, "epoch": epoch + 1}
+        # One ordered commit: last.pt first (it holds the history and the best), then what derives from it; resume
+        # reconciles best.pt and metrics.jsonl with last.pt (`_reconcile`), so a kill between them loses nothing.
         self._save_last()
         if self.info.is_main:
             if improved:
-                self._checkpoint(full=False).save(self.run_dir / "best.pt")
-            with open(self.run_dir / "metrics.jsonl", "ab") as f:
-                f.write(orjson.dumps(entry) + b"\n")
+                commit_file(self.run_dir / "best.pt", self._checkpoint(full=False).save)
+            self._write_metrics(self.state.history)
             self.log.epoch(entry)
             bar.write(epoch_line(entry, cfg.train.epochs, improved), file=sys.stderr)
 
@@ -369,13 +382,28 @@ class Trainer:
         return TrainResult(self.run_dir, state.epoch, state.step, stopped, list(state.history), state.best)
 
 
+def commit_file(path: Path, write) -> None:
+    """One write into the run folder (`write(path)` writes atomically); a failure such as a full disk is one line,
+    and no temporary file stays behind."""
+    try:
+        write(path)
+    except (OSError, RuntimeError) as e:  # torch reports a failed write as a RuntimeError
+        remove_leftovers(path.parent)
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0][:160]
+        raise UserError(f"{path}: cannot write ({reason})") from None
+
+
+def remove_leftovers(run_dir: Path) -> list[Path]:
+    """Temporary files of writes that a kill or a full disk interrupted (`.last.pt.1234.tmp`, ...), removed."""
+    found = [p for name in COMMIT_FILES for p in Path(run_dir).glob(f".{name}.*.tmp")]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
 @flush_denormals()
 def train(
-    cfg: Config,
-    run_dir: Path,
-    resume: bool = False,
-    device: str = "auto",
-    progress: bool = True,
+    cfg: Config, run_dir: Path, resume: bool = False, device: str = "auto", progress: bool = True,
     log: Sequence[str] = DEFAULT_LOGGERS,
 ) -> TrainResult:
     """Train (or resume) the run in `run_dir` on this process; the other processes of the job do the same.
@@ -384,6 +412,5 @@ def train(
 
 
 def plan(cfg: Config, run_dir: Path, resume: bool = False) -> TrainPlan:
-    """Everything `train` checks and builds before its first step (data, cache, config change on resume, model), on
-    the CPU, without a process group and without writing anything."""
+    """All `train` checks and builds before its first step, on the CPU, with no process group, writing nothing."""
     return Trainer(cfg, run_dir, resume, "cpu", False, log=(), dry_run=True).plan()

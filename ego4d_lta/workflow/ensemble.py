@@ -177,7 +177,8 @@ def ensemble(
     verb = np.concatenate([m.check.verb[o] for m, o in zip(members, order, strict=True)], axis=1)
     noun = np.concatenate([m.check.noun[o] for m, o in zip(members, order, strict=True)], axis=1)
     counts = np.array([m.k for m in members])
-    pool_w = np.repeat(np.asarray(weights, dtype=np.float64) / sum(weights) / counts, counts)
+    share = np.asarray(weights, dtype=np.float64) / max(weights)  # scaled first: 1e308 + 1e308 would overflow
+    pool_w = np.repeat(share / share.sum() / counts, counts)
     starts = np.concatenate([[0], counts.cumsum()])
     own = [np.arange(starts[i], starts[i + 1]) for i, m in enumerate(members) if m.k == K]  # submissions' own 5
     n, p = len(keys), len(pool_w)

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.output_guard import check_output
 from ego4d_lta.challenge.metrics import HEADS
 from ego4d_lta.workflow.plots import plot_ed_at_z, pyplot, save
 
@@ -55,7 +56,13 @@ def load_run(path: Path) -> RunSummary:
     if not history:
         raise UserError(f"{metrics}: empty (the run has not finished an epoch yet)")
     config = _config(path)
-    return RunSummary(path.name, path, config["model"]["variant"], int(config["train"]["epochs"]), history)
+    try:
+        variant, epochs = config["model"]["variant"], config["train"]["epochs"]
+    except (KeyError, TypeError):
+        variant = epochs = None
+    if not isinstance(variant, str) or type(epochs) is not int:
+        raise UserError(f"{path}/config.json: no model.variant (string) and train.epochs (integer)")
+    return RunSummary(path.name, path, variant, epochs, history)
 
 
 def _config(path: Path) -> dict:
@@ -65,11 +72,11 @@ def _config(path: Path) -> dict:
             return orjson.loads(saved.read_bytes())
         except orjson.JSONDecodeError as e:
             raise UserError(f"{saved}: not JSON ({e})") from None
-    for name in ("best.pt", "last.pt"):  # runs from before config.json
+    for name in ("best.pt", "last.pt"):  # runs from before config.json: the one loader, tensors only
         if (path / name).is_file():
-            import torch
+            from ego4d_lta.runtime.checkpoint import RunCheckpoint
 
-            return torch.load(path / name, map_location="cpu", weights_only=False)["config"]
+            return RunCheckpoint.load(path / name).config
     raise UserError(f"{path}: no config.json, best.pt or last.pt")
 
 
@@ -125,6 +132,10 @@ def best_curves(runs: list[RunSummary]) -> dict[str, dict[str, list[float]]]:
 def report(paths: list[Path], out_dir: Path) -> tuple[str, list[Path]]:
     """The table (also written as report.md) and the two PNGs, in `out_dir`."""
     runs = [load_run(Path(p)) for p in paths]
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"-o {out_dir}: is a file, expected a folder for the report")
+    for name, kind in {"report.md": "markdown", "training.png": "png", "ed_at_z.png": "png"}.items():
+        check_output(out_dir / name, kind, flag="-o")
     names = [r.name for r in runs]
     if len(set(names)) != len(names):  # two runs/A from different places: tell them apart
         for run in runs:

@@ -4,7 +4,9 @@ A test puts this folder on the subprocess's PYTHONPATH and sets EGO4D_LTA_TEST_H
 - `train`: on a Slurm job's first attempt, each rank at the end of epoch 1 (rank 0 once it has saved last.pt and
   logged the epoch) waits until SIGTERM or SIGUSR2 asks training to stop (the test sends it: `scontrol requeue`,
   `scancel --signal`);
-- `extract`: after the first clip's progress line, the extraction waits until it is killed.
+- `extract`: after the first clip's progress line, the extraction waits until it is killed;
+- `train-commit`: training stops at its EGO4D_LTA_TEST_HOLD_AT-th write of an epoch's commit (last.pt, best.pt,
+  metrics.jsonl; 1-based), leaves a half-written temporary file as a kill mid-write would, and waits to be killed.
 Nothing else changes: the wait only wraps the project's own methods, once their module is imported (from wherever it
 is imported, the launcher's code snapshot included).
 """
@@ -55,9 +57,26 @@ def _hold_extraction(module: ModuleType) -> None:
     module.ShardWriter.clip_finished = _clip_finished
 
 
+def _hold_commit(module: ModuleType) -> None:
+    at, seen = int(os.environ["EGO4D_LTA_TEST_HOLD_AT"]), []
+    commit_file = module.commit_file
+
+    def _commit_file(path: object, write: object) -> None:
+        if path.name != "config.json":
+            seen.append(path.name)
+            if len(seen) == at:
+                path.with_name(f".{path.name}.{os.getpid()}.tmp").write_bytes(b"half a file")
+                print(f"[hold] write {at}: {path.name}", file=sys.stderr, flush=True)
+                _wait()
+        commit_file(path, write)
+
+    module.commit_file = _commit_file
+
+
 PATCHES = {
     "train": ("ego4d_lta.stages.train", _hold_training),
     "extract": ("ego4d_lta.data.feature_cache", _hold_extraction),
+    "train-commit": ("ego4d_lta.stages.train", _hold_commit),
 }
 
 
