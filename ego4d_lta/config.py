@@ -27,7 +27,7 @@ class ModelConfig:
     variant: str = "slowfast_clip"
     """One of `models.forecaster.VARIANTS`: slowfast, clip, slowfast_clip_text, slowfast_clip, slowfast_clip_attn."""
     slowfast_dim: int = 2048
-    """Width of the trainable projection of the pooled SlowFast features."""
+    """Width of the trainable projection of the pooled SlowFast (or Omnivore) features."""
     text_groups: list[str] = field(default_factory=lambda: ["noun", "verb", "scenario", "place"])
     """Prompt groups whose top-1 text embedding `_text` appends and `_attn` uses as queries."""
     attn_heads: int = 4
@@ -60,6 +60,9 @@ class DataConfig:
     """`runtime.encoder_config.ENCODER_PRESETS` name: which cache (full = R101 8x8 + ViT-B-16, tiny = test models)."""
     clip_model: str = ""
     """open_clip model of the cache, when not the preset's (as `extract --clip-model`)."""
+    released: str = ""
+    """An Ego4D released feature set brought in by `import-features` (slowfast8x8_r101_k400, omnivore_video_swinl):
+    read the cache FEATURES/ego4d-<set>/ instead of the `extract` cache of `encoders`."""
     slowfast_weights: str = ""
     """SlowFast weights for end-to-end training from video (finetune_slowfast)."""
     clip_weights: str = ""

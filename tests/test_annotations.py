@@ -146,3 +146,36 @@ def test_missing_annotation_file_names_the_path(tmp_path: Path) -> None:
         load_annotations(tmp_path, "test")
     with pytest.raises(UserError, match="unknown split 'dev'"):
         load_annotations(tmp_path, "dev")
+
+
+def test_video_fields_are_kept_and_map_segments_to_video_frames(tmp_path: Path) -> None:
+    parent = {"video_uid": "v1", "clip_parent_start_sec": 100.0, "clip_parent_start_frame": 3000}
+    clips = [
+        _entry(action_idx=0, action_clip_start_frame=30, action_clip_end_frame=75, **parent),
+        _entry(action_idx=1, action_clip_start_sec=4.0, action_clip_end_sec=5.5, **parent),  # frames from seconds
+        _entry(clip_uid="c2"),  # an entry without the video fields (older or hand-made files)
+    ]
+    table = load_split(_write(tmp_path, {"clips": clips}), TAXONOMY, require_labels=True)
+    c1 = table[table.clip_uid == "c1"]
+    assert c1.video_uid.tolist() == ["v1", "v1"] and c1.clip_parent_start_sec.tolist() == [100.0, 100.0]
+    video_frames = (c1.clip_parent_start_frame + c1.start_frame).tolist(), (c1.clip_parent_start_frame + c1.end_frame)
+    assert video_frames[0] == [3030, 3120] and video_frames[1].tolist() == [3075, 3165]
+    c2 = table[table.clip_uid == "c2"].iloc[0]
+    assert (c2.video_uid, c2.clip_parent_start_frame, c2.start_frame, c2.end_frame) == ("", -1, 30, 75)
+
+
+@pytest.mark.parametrize(
+    ("second", "expected"),
+    [
+        ({"video_uid": "v2"}, "disagree on 'video_uid' (v1, v2)"),
+        ({"clip_parent_start_frame": 10}, "disagree on 'clip_parent_start_frame' (0, 10)"),
+        ({"clip_parent_start_frame": -3}, "'clip_parent_start_frame' is -3, must be >= 0"),
+        ({"action_clip_end_frame": 1}, "action_clip_end_frame 1 is before action_clip_start_frame 30"),
+        ({"video_uid": 7}, "'video_uid' must be a non-empty string, got 7 (integer)"),
+    ],
+)
+def test_video_fields_are_checked(tmp_path: Path, second: dict, expected: str) -> None:
+    base = {"video_uid": "v1", "clip_parent_start_frame": 0}
+    clips = [_entry(**base), _entry(action_idx=1, **{**base, **second})]
+    with pytest.raises(UserError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        load_split(_write(tmp_path, {"clips": clips}), TAXONOMY, require_labels=True)

@@ -172,7 +172,7 @@ def test_nan_or_inf_features_are_never_written_nor_read(tmp_path: Path, bad: flo
     rows = np.flatnonzero(_index()["clip_uid"] == "clip-c")
     feats = _features(rows)
     feats["clip"][1, 0, 2] = bad
-    with pytest.raises(FeatureCacheError, match=r"clip\.npy: the encoder gave NaN or inf"):
+    with pytest.raises(FeatureCacheError, match=r"clip\.npy: the features hold NaN or inf"):
         writer.write(rows, feats)
     writer.finish()
     arr = np.load(shard(split_dir) / "slowfast.npy", mmap_mode="r+")  # damage on disk after extraction

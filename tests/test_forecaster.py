@@ -12,7 +12,7 @@ from ego4d_lta.config import ModelConfig
 from ego4d_lta.models.decoder import generate, sample_sequences, sampling_noise
 from ego4d_lta.models.forecaster import VARIANTS, FeatureDims, build_forecaster, build_fusion
 
-TINY = FeatureDims(slowfast=48, clip=16, clip_frames=4)
+TINY = FeatureDims(slowfast=48, clip=16, clip_frames=4, omnivore=40)
 V, N = 7, 11
 
 
@@ -33,7 +33,8 @@ def random_bank(dim: int, seed: int = 0) -> dict[str, np.ndarray]:
 def random_feats(b: int, dims: FeatureDims = TINY, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     clip = torch.nn.functional.normalize(torch.randn(b, NUM_OBSERVED, dims.clip_frames, dims.clip, generator=g), dim=-1)
-    return {"slowfast": torch.randn(b, NUM_OBSERVED, dims.slowfast, generator=g), "clip": clip}
+    feats = {"slowfast": torch.randn(b, NUM_OBSERVED, dims.slowfast, generator=g), "clip": clip}
+    return feats | {"omnivore": torch.randn(b, NUM_OBSERVED, dims.omnivore, generator=g)}
 
 
 def expected_parameters(variant: str, cfg: ModelConfig, dims: FeatureDims) -> int:
@@ -41,9 +42,9 @@ def expected_parameters(variant: str, cfg: ModelConfig, dims: FeatureDims) -> in
     width, params = 0, 0
     d = dims.clip
     for part in VARIANTS[variant]:
-        if part == "slowfast":
+        if part in ("slowfast", "omnivore"):
             width += cfg.slowfast_dim
-            params += dims.slowfast * cfg.slowfast_dim + cfg.slowfast_dim
+            params += getattr(dims, part) * cfg.slowfast_dim + cfg.slowfast_dim
         elif part in ("clip_mean",):
             width += d
         elif part == "clip_text":
@@ -74,7 +75,7 @@ def test_every_variant_builds_with_the_right_shapes_and_parameter_count(variant:
 
 def test_report_widths_follow_from_the_features() -> None:
     """With the report's features (SlowFast 2304, CLIP ViT-B/16 512 x 8 frames) the aggregator widths of design §1."""
-    dims = FeatureDims(2304, 512, 8)
+    dims = FeatureDims(2304, 512, 8, omnivore=1536)
     bank = random_bank(512)
     widths = {v: build_fusion(ModelConfig(variant=v), dims, bank).out_dim for v in VARIANTS}
     assert widths == {
@@ -83,6 +84,7 @@ def test_report_widths_follow_from_the_features() -> None:
         "slowfast_clip_text": 2048 + 512 + 4 * 512,
         "slowfast_clip": 2560,
         "slowfast_clip_attn": 2560,
+        "omnivore": 2048,
     }
     learned = tiny_model_cfg("slowfast_clip", positions="learned")
     extra = sum(p.numel() for p in build_forecaster(learned, TINY, V, N).parameters())

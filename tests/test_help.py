@@ -34,7 +34,7 @@ def test_help_shows_every_default_and_an_example(name: str) -> None:
 
 def test_help_of_the_issue_flags_names_their_default() -> None:
     """The flags the issue found silent: --seed, --size, --crf, --batch-size, --workers, --views, --nodes, ..."""
-    helps = {name: p.format_help() for name, p in _subparsers().items()}
+    helps = {name: " ".join(p.format_help().split()) for name, p in _subparsers().items()}  # unwrapped
     assert "(default: 0)" in helps["synth"] and "(default: tiny)" in helps["synth"]
     assert "(default: 23)" in helps["resize"]
     for flag in ("--batch-size", "--workers", "--views"):

@@ -20,6 +20,13 @@ from ego4d_lta.challenge.rules import SPLIT_FILES, TAXONOMY_FILE
 COLUMNS = ("clip_uid", "action_idx", "start_sec", "end_sec", "verb", "noun")
 """The columns of a split table; `verb`/`noun` are -1 where the split has no labels (test)."""
 
+VIDEO_COLUMNS = ("video_uid", "clip_parent_start_sec", "clip_parent_start_frame", "start_frame", "end_frame")
+"""Where a segment lies in its canonical video (what Ego4D's released per-video features are indexed by):
+`video_uid` ("" when absent), the clip's offset in it (-1 / NaN when absent) and the clip-relative
+`action_clip_{start,end}_frame` (from the seconds at 30 fps when absent). Video frames = parent + clip frames."""
+
+FPS = 30
+
 KNOWN_TAXONOMIES = {(115, 478): "v1", (117, 521): "v2"}
 
 MAX_ACTION_IDX = 2**62
@@ -96,8 +103,8 @@ def load_split(path: Path | str, taxonomy: Taxonomy, require_labels: bool) -> pd
         raise UserError(f"{path}: 'clips' is {describe(clips)}, expected a list of action entries")
     if not clips:
         raise UserError(f"{path}: 'clips' is empty, expected at least one action entry")
-    rows = [_read_entry(path, i, entry, require_labels) for i, entry in enumerate(clips)]
-    table = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
+    rows = [_read_entry(path, i, e, require_labels) + _video_fields(path, i, e) for i, e in enumerate(clips)]
+    table = pd.DataFrame.from_records(rows, columns=[*COLUMNS, *VIDEO_COLUMNS])
     table = table.astype(
         {
             "clip_uid": object,
@@ -106,11 +113,17 @@ def load_split(path: Path | str, taxonomy: Taxonomy, require_labels: bool) -> pd
             "end_sec": np.float64,
             "verb": np.int64,
             "noun": np.int64,
+            "video_uid": object,
+            "clip_parent_start_sec": np.float64,
+            "clip_parent_start_frame": np.int64,
+            "start_frame": np.int64,
+            "end_frame": np.int64,
         }
     )
     _check_labels(path, table, "verb", taxonomy.num_verbs, require_labels)
     _check_labels(path, table, "noun", taxonomy.num_nouns, require_labels)
     _check_duplicates(path, table)
+    _check_one_parent(path, table)
     return table.sort_values(["clip_uid", "action_idx"], kind="stable").reset_index(drop=True)
 
 
@@ -180,6 +193,29 @@ def _label(where: str, entry: dict, field: str) -> int:
     return value
 
 
+def _video_fields(path: Path, i: int, entry: dict) -> tuple:
+    """VIDEO_COLUMNS of one entry (already known to be an object with clip_uid and action_idx)."""
+    where = f"{path}: clips[{i}] (clip_uid={entry['clip_uid']}, action_idx={entry['action_idx']})"
+    video_uid = entry.get("video_uid", "")
+    if video_uid != "":  # it names a file too (`<video_uid>.pt` of a feature download)
+        video_uid = check_uid(where, "video_uid", video_uid)
+    parent_sec = _seconds(where, entry, "clip_parent_start_sec") if "clip_parent_start_sec" in entry else math.nan
+    frames = []
+    for field in ("clip_parent_start_frame", "action_clip_start_frame", "action_clip_end_frame"):
+        if field in entry:
+            value = _integer(where, entry, field)
+            if value < 0:
+                raise UserError(f"{where}: '{field}' is {value}, must be >= 0")
+        elif field == "clip_parent_start_frame":
+            value = -1
+        else:
+            value = round(float(entry[field.replace("_frame", "_sec")]) * FPS)
+        frames.append(value)
+    if frames[2] < frames[1]:
+        raise UserError(f"{where}: action_clip_end_frame {frames[2]} is before action_clip_start_frame {frames[1]}")
+    return (video_uid, parent_sec, *frames)
+
+
 def _integer(where: str, entry: dict, field: str) -> int:
     value = entry[field]
     if type(value) is float and value.is_integer() and abs(value) >= 2**63:  # orjson reads such literals as floats
@@ -215,6 +251,20 @@ def _check_labels(path: Path, table: pd.DataFrame, head: str, num_classes: int, 
         raise UserError(
             f"{path}: clips[{i}] (clip_uid={row.clip_uid}, action_idx={row.action_idx}): "
             f"{head}_label {labels[i]} is outside the taxonomy's {head} ids 0..{num_classes - 1}"
+        )
+
+
+def _check_one_parent(path: Path, table: pd.DataFrame) -> None:
+    """All entries of a clip name the same video and offset in it (a clip is one stretch of one video)."""
+    per_clip = table.groupby("clip_uid", sort=False)[["video_uid", "clip_parent_start_frame"]].nunique()
+    bad = per_clip[(per_clip > 1).any(axis=1)]
+    if len(bad):
+        clip = bad.index[0]
+        field = "video_uid" if bad.iloc[0]["video_uid"] > 1 else "clip_parent_start_frame"
+        values = sorted(map(str, table.loc[table["clip_uid"] == clip, field].unique()))
+        raise UserError(
+            f"{path}: clip_uid={clip}: its entries disagree on '{field}' ({', '.join(values)}); "
+            "a clip is one stretch of one video"
         )
 
 

@@ -11,7 +11,20 @@ from collections.abc import Sequence
 
 from ego4d_lta import __version__
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.cli import configs, demo, ensemble, extract, predict, report, resize, synth, train, upload, validate
+from ego4d_lta.cli import (
+    configs,
+    demo,
+    ensemble,
+    extract,
+    import_features,
+    predict,
+    report,
+    resize,
+    synth,
+    train,
+    upload,
+    validate,
+)
 from ego4d_lta.cli.common import EXIT_INVALID, HelpFormatter
 
 COMMANDS = {
@@ -19,6 +32,7 @@ COMMANDS = {
     "synth": synth,
     "resize": resize,
     "extract": extract,
+    "import-features": import_features,
     "configs": configs,
     "train": train,
     "predict": predict,

@@ -25,6 +25,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="test clips whose video file is left out (their keys still need predictions)",
     )
     p.add_argument("--corrupt-videos", type=int, default=0, metavar="N", help="test clips whose video file is corrupt")
+    p.add_argument("--no-videos", action="store_true", help="annotations only: render no clips")
+    p.add_argument(
+        "--features-like-ego4d",
+        action="store_true",
+        help="also write OUT/ego4d_features/v2/<set>/<video_uid>.pt as Ego4D releases them",
+    )
+    p.add_argument(
+        "--missing-features", type=int, default=0, metavar="N", help="test videos left out of that feature download"
+    )
+    p.add_argument(
+        "--features-set",
+        default="slowfast8x8_r101_k400",
+        choices=["slowfast8x8_r101_k400", "omnivore_video_swinl", "omnivore_video_swinl_fp16"],
+        help="which released set that download imitates",
+    )
     add_quiet(p)
 
 
@@ -32,7 +47,14 @@ def run(args: argparse.Namespace) -> int:
     from ego4d_lta.stages.synth import SynthConfig, generate
 
     cfg = SynthConfig(
-        seed=args.seed, size=args.size, missing_videos=args.missing_videos, corrupt_videos=args.corrupt_videos
+        seed=args.seed,
+        size=args.size,
+        missing_videos=args.missing_videos,
+        corrupt_videos=args.corrupt_videos,
+        videos=not args.no_videos,
+        features_like_ego4d=args.features_like_ego4d,
+        missing_features=args.missing_features,
+        features_set=args.features_set,
     )
     started = time.perf_counter()
     try:
@@ -45,4 +67,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {counts}; {summary.bytes / 1e6:.1f} MB of video in {time.perf_counter() - started:.1f} s")
     if summary.missing or summary.corrupt:
         print(f"test clips with a missing video: {len(summary.missing)}, with a corrupt video: {len(summary.corrupt)}")
+    if cfg.features_like_ego4d:
+        from ego4d_lta.stages.synth.features import download_dir
+
+        left_out = len(summary.missing_features)
+        print(f"Ego4D-style feature download: {download_dir(args.out)} ({left_out} video files left out)")
     return 0

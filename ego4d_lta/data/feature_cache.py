@@ -6,7 +6,8 @@ Layout (design §4.4), one folder per split under `FEATURES_DIR/<backbone-tag>/`
     <split>/shard-000-of-004/index.csv        clip_uid, action_idx, view, start_sec, end_sec: one row each
     <split>/shard-000-of-004/slowfast.npy     (rows, 2304) float16, memory-mapped
     <split>/shard-000-of-004/clip.npy         (rows, frames, D) float16, memory-mapped
-    <split>/shard-000-of-004/progress.jsonl   one line per finished clip ({"clip", "ok", "error"}), fsynced
+    <split>/shard-000-of-004/omnivore.npy     (rows, 1536) float16 (caches imported from Ego4D's released features)
+    <split>/shard-000-of-004/progress.jsonl   one line per finished clip ({"clip", "ok", "error", "unusable"}), fsynced
     <split>/shard-000-of-004/done.json        written when every clip of the shard is finished
 
 Shards partition the clips, so they can run at once (a Slurm array) without sharing a file. A clip's rows are
@@ -33,6 +34,7 @@ from ego4d_lta.data.feature_record import CacheManifest
 MANIFEST = "manifest.json"
 INDEX_COLUMNS = ["clip_uid", "action_idx", "view", "start_sec", "end_sec"]
 ARRAYS = ("slowfast", "clip")
+"""What `extract` writes; an imported cache holds its released set's array (`FeatureRecord.arrays`)."""
 
 
 class FeatureCacheError(UserError):
@@ -86,6 +88,7 @@ class ShardWriter:
         shard: tuple[int, int],
         index: pd.DataFrame,
         dims: dict[str, tuple],
+        dtype: str = "float16",
     ) -> ShardWriter:
         ensure_manifest(split_dir, manifest)
         path = split_dir / shard_name(*shard)
@@ -94,8 +97,8 @@ class ShardWriter:
         if (path / "index.csv").is_file():
             try:
                 old = read_index(path)
-                for name in ARRAYS:  # a truncated array or index is rebuilt, never extended with zeros
-                    check_array(path / f"{name}.npy", len(old))
+                for name in dims:  # a truncated array or index is rebuilt, never extended with zeros
+                    check_array(path / f"{name}.npy", len(old), dtype)
             except FeatureCacheError as e:
                 damaged, old = str(e), None
         if damaged is None and (path / "index.csv").is_file():
@@ -104,7 +107,7 @@ class ShardWriter:
                 raise FeatureCacheError(
                     f"{path}: the shard holds other segments than the annotations now give; delete it to re-extract"
                 )
-            arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r+") for name in ARRAYS}
+            arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r+") for name in dims}
             for name, shape in dims.items():
                 if arrays[name].shape[1:] != tuple(shape):
                     raise FeatureCacheError(f"{path}/{name}.npy: shape {arrays[name].shape}, expected (*, {shape})")
@@ -115,9 +118,9 @@ class ShardWriter:
             path.mkdir(parents=True, exist_ok=True)
             arrays = {
                 name: np.lib.format.open_memmap(
-                    path / f"{name}.npy", mode="w+", dtype=np.float16, shape=(len(index), *dims[name])
+                    path / f"{name}.npy", mode="w+", dtype=dtype, shape=(len(index), *dims[name])
                 )
-                for name in ARRAYS
+                for name in dims
             }
             (path / "progress.jsonl").unlink(missing_ok=True)
             tmp = path / "index.csv.tmp"
@@ -130,22 +133,44 @@ class ShardWriter:
         return [c for c in dict.fromkeys(self.index["clip_uid"]) if c not in self.finished]
 
     def write(self, rows: np.ndarray, features: dict[str, np.ndarray]) -> None:
-        for name in ARRAYS:
-            if not np.isfinite(features[name]).all():
-                raise FeatureCacheError(f"{self.path}/{name}.npy: the encoder gave NaN or inf; nothing written")
-        for name in ARRAYS:
-            self.arrays[name][rows] = features[name]
+        self._check_finite(features)
+        for name, arr in self.arrays.items():
+            arr[rows] = features[name]
 
-    def clip_finished(self, clip_uid: str, error: str | None = None) -> None:
-        """Record a clip as done (its rows first reach the disk) or as failed with a reason."""
+    def write_block(self, start: int, features: dict[str, np.ndarray]) -> None:
+        """Consecutive rows from `start` (a slice copy: cheaper than `write`'s scattered rows)."""
+        self._check_finite(features)
+        for name, arr in self.arrays.items():
+            arr[start : start + len(features[name])] = features[name]
+
+    def _check_finite(self, features: dict[str, np.ndarray]) -> None:
+        for name in self.arrays:
+            if not np.isfinite(features[name]).all():
+                raise FeatureCacheError(f"{self.path}/{name}.npy: the features hold NaN or inf; nothing written")
+
+    def clip_finished(self, clip_uid: str, error: str | None = None, unusable: dict[int, str] | None = None) -> None:
+        """Record a clip as done (its rows first reach the disk) or as failed with a reason; `unusable`: segments
+        (action_idx -> reason) of a finished clip that got no features."""
+        self.clips_finished([(clip_uid, error, unusable)])
+
+    def clips_finished(self, clips: list[tuple[str, str | None, dict[int, str] | None]]) -> None:
+        """`clip_finished` for several clips with one flush and one fsync (fast writers commit in batches)."""
+        if not clips:
+            return
         for arr in self.arrays.values():
             arr.flush()
-        entry = {"clip": clip_uid, "ok": error is None, **({"error": error} if error else {})}
+        entries = []
+        for clip_uid, error, unusable in clips:
+            entry = {"clip": clip_uid, "ok": error is None, **({"error": error} if error else {})}
+            if unusable:
+                entry["unusable"] = [[int(a), reason] for a, reason in sorted(unusable.items())]
+            entries.append(entry)
         with open(self.path / "progress.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
+            f.write("".join(json.dumps(entry) + "\n" for entry in entries))
             f.flush()
             os.fsync(f.fileno())
-        self.finished[clip_uid] = entry
+        for entry in entries:
+            self.finished[entry["clip"]] = entry
 
     def finish(self, limited: bool = False) -> dict:
         """Mark the shard complete (`limited`: only the first clips were asked for)."""
@@ -171,22 +196,22 @@ def read_index(shard_dir: Path) -> pd.DataFrame:
     return index
 
 
-def check_array(path: Path, rows: int) -> None:
-    """A `.npy` cache array: readable header, float16, `rows` rows and exactly the bytes that header promises."""
+def check_array(path: Path, rows: int, dtype: str = "float16") -> None:
+    """A `.npy` cache array: readable header, `dtype`, `rows` rows and exactly the bytes that header promises."""
     try:
         with open(path, "rb") as f:
             major, _ = np.lib.format.read_magic(f)
             read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read_header(f)
+            shape, fortran, found = read_header(f)
             offset = f.tell()
         size = path.stat().st_size
     except FileNotFoundError:
         raise FeatureCacheError(f"{path}: missing; delete the shard to re-extract") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise FeatureCacheError(f"{path}: not a readable .npy array ({str(e)[:80]})") from None
-    if dtype != np.float16 or fortran or not shape or shape[0] != rows:
-        raise FeatureCacheError(f"{path}: {dtype} array of shape {shape}, expected float16 with {rows} rows (index)")
-    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    if found != np.dtype(dtype) or fortran or not shape or shape[0] != rows:
+        raise FeatureCacheError(f"{path}: {found} array of shape {shape}, expected {dtype} with {rows} rows (index)")
+    expected = offset + int(np.prod(shape)) * found.itemsize
     if size != expected:
         raise FeatureCacheError(f"{path}: {size} bytes, its header promises {expected} (truncated?)")
 
@@ -250,21 +275,30 @@ class FeatureCache:
                 done = len(read_progress(path)) if path.is_dir() else 0
                 raise FeatureCacheError(
                     f"{path}: shard {s}/{shards} is not finished ({done} clips done); "
-                    f"run `ego4d-lta extract --split {manifest.split} --shard {s}/{shards}`"
+                    f"run `ego4d-lta {manifest.made_by} --split {manifest.split} --shard {s}/{shards}`"
                 )
             index = read_index(path)
-            for name in ARRAYS:
-                check_array(path / f"{name}.npy", len(index))
+            for name in cache_arrays(manifest):
+                check_array(path / f"{name}.npy", len(index), manifest.dtype)
             progress = read_progress(path, strict=True)
-            index["ok"] = [progress.get(c, {}).get("ok", False) for c in index["clip_uid"]]
+            unusable = {(c, int(a)) for c, e in progress.items() for a, _ in e.get("unusable", [])}
+            index["ok"] = [
+                progress.get(c, {}).get("ok", False) and (c, int(a)) not in unusable
+                for c, a in zip(index["clip_uid"], index["action_idx"], strict=True)
+            ]
             index["shard"], index["row"] = s, np.arange(len(index))
             frames.append(index)
-            arrays.append({name: np.load(path / f"{name}.npy", mmap_mode="r") for name in ARRAYS})
+            arrays.append({name: np.load(path / f"{name}.npy", mmap_mode="r") for name in cache_arrays(manifest)})
         index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*INDEX_COLUMNS, "ok"])
         return cls(split_dir, manifest, index, arrays)
 
     def __len__(self) -> int:
         return len(self.index)
+
+    @property
+    def arrays(self) -> tuple[str, ...]:
+        """The arrays this cache holds (`slowfast`, `clip`, `omnivore`)."""
+        return cache_arrays(self.manifest)
 
     def row_shape(self, name: str) -> tuple[int, ...]:
         """Shape of one row of array `name` (e.g. (2304,) or (8, 512))."""
@@ -291,6 +325,11 @@ class FeatureCache:
                 f"{self.split_dir}: {name} features of clip {clip} action {action} are NaN or inf; re-extract"
             )
         return out
+
+
+def cache_arrays(manifest: CacheManifest) -> tuple[str, ...]:
+    """The arrays a cache holds, as its record says (`extract` caches: ARRAYS)."""
+    return manifest.record.arrays
 
 
 def _read_manifest(split_dir: Path) -> CacheManifest:

@@ -44,30 +44,72 @@ class ClipFeatures:
     std: tuple[float, ...] = ()
 
 
+@dataclass(frozen=True)
+class ReleasedFeatures:
+    """Rows of one of Ego4D's released per-video feature sets, pooled per segment by `import-features`."""
+
+    set: str
+    """The set as the Ego4D CLI names it (slowfast8x8_r101_k400, omnivore_video_swinl, ...)."""
+    array: str
+    """The cache array it fills: slowfast or omnivore."""
+    dim: int
+    fps: int
+    window: int
+    stride: int
+    pooling: str
+    last_row: str
+    """Where the back-shifted last row was placed: at the video's end (frame counts known) or its regular place."""
+
+
 IDENTITY = {
     "slowfast": ("preset", "weights_sha256", "dim"),
     "clip": ("model", "weights_sha256", "pretrained", "dim", "frames", "image_size"),
+    "released": ("set", "array", "dim", "fps", "window", "stride", "pooling", "last_row"),
 }
 """The fields that make two caches (or a cache and a checkpoint) interchangeable; sampling counts too."""
 
 
 @dataclass(frozen=True)
 class FeatureRecord:
-    slowfast: SlowFastFeatures
-    clip: ClipFeatures
+    """`extract` records slowfast + clip + sampling; `import-features` records `released` alone, or with the clip
+    and sampling of an `extract` cache whose CLIP part joins it (`data/combined_cache.py`)."""
+
+    slowfast: SlowFastFeatures | None
+    clip: ClipFeatures | None
     sampling: dict[str, Any]
     """The SamplingConfig the segments were cut with (JSON form)."""
+    released: ReleasedFeatures | None = None
+
+    @property
+    def arrays(self) -> tuple[str, ...]:
+        """The feature cache arrays these features fill."""
+        names = ("slowfast",) if self.slowfast else ()
+        names += (self.released.array,) if self.released else ()
+        return names + (("clip",) if self.clip else ())
 
     def to_json(self) -> dict[str, Any]:
-        doc = {"slowfast": asdict(self.slowfast), "clip": asdict(self.clip), "sampling": dict(self.sampling)}
+        doc = {
+            "slowfast": asdict(self.slowfast) if self.slowfast else None,
+            "clip": asdict(self.clip) if self.clip else None,
+            "sampling": dict(self.sampling),
+        }
+        if self.released:  # only then: the records of `extract` caches and checkpoints stay as they were
+            doc["released"] = asdict(self.released)
         return json.loads(json.dumps(doc))  # tuples as lists: equal to what a reader of the file gets
 
     @classmethod
     def from_json(cls, doc: dict[str, Any], where: str) -> FeatureRecord:
         try:
-            sf, cl = dict(doc["slowfast"]), dict(doc["clip"])
-            cl["mean"], cl["std"] = tuple(cl.get("mean", ())), tuple(cl.get("std", ()))
-            return cls(SlowFastFeatures(**sf), ClipFeatures(**cl), dict(doc["sampling"]))
+            sf, cl, rel = doc["slowfast"], doc["clip"], doc.get("released")
+            if cl is not None:
+                cl = dict(cl)
+                cl["mean"], cl["std"] = tuple(cl.get("mean", ())), tuple(cl.get("std", ()))
+            return cls(
+                SlowFastFeatures(**sf) if sf is not None else None,
+                ClipFeatures(**cl) if cl is not None else None,
+                dict(doc["sampling"]),
+                ReleasedFeatures(**rel) if rel is not None else None,
+            )
         except (KeyError, TypeError) as e:
             raise UserError(f"{where}: not a feature record of this ego4d-lta ({type(e).__name__}: {e})") from None
 
@@ -75,6 +117,14 @@ class FeatureRecord:
         """One line naming the first difference (e.g. other SlowFast weights between train and val)."""
         mine, theirs = self.to_json(), other.to_json()
         for section, keys in IDENTITY.items():
+            if (mine.get(section) is None) != (theirs.get(section) is None):
+                there = "absent" if theirs.get(section) is None else "present"
+                raise UserError(
+                    f"{where}: features of another kind ({section} features {there} there); use features made the "
+                    "same way for every split and the checkpoint"
+                )
+            if mine.get(section) is None:
+                continue
             for key in keys:
                 if theirs[section].get(key) != mine[section].get(key):
                     raise UserError(
@@ -112,6 +162,8 @@ class CacheManifest:
     format: int = FORMAT_VERSION
     dtype: str = "float16"
     clip_embeddings: str = "unit-norm"
+    made_by: str = "extract"
+    """The command that writes this cache (`extract`, `import-features`): what to rerun for a missing shard."""
 
     def to_json(self) -> dict[str, Any]:
         doc = {k: v for k, v in asdict(self).items() if k != "record"}
@@ -124,7 +176,7 @@ class CacheManifest:
         if doc.get("format", 0) > FORMAT_VERSION:
             raise UserError(f"{where}: cache format {doc['format']} is newer than this ego4d-lta ({FORMAT_VERSION})")
         record = FeatureRecord.from_json(doc, where)
-        rest = {k: doc[k] for k in doc if k not in ("slowfast", "clip", "sampling")}
+        rest = {k: doc[k] for k in doc if k not in ("slowfast", "clip", "sampling", "released")}
         try:
             return cls(record=record, **rest)
         except TypeError as e:

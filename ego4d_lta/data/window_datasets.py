@@ -88,7 +88,7 @@ class CacheWindows(Dataset):
         rows = np.unique(self.positions[:, windows].reshape(-1))
         rows = rows[rows >= 0]
         stats = {}
-        for name in ("slowfast", "clip"):
+        for name in self.cache.arrays:
             total = sq = 0.0
             count = 0
             for i in range(0, len(rows), chunk):
@@ -115,12 +115,10 @@ class CacheWindows(Dataset):
             pos = self.positions[0, idx]
         flat = np.maximum(pos.reshape(-1), 0)  # unavailable windows are gathered from row 0 and never used
         b, n = pos.shape
-        batch = {
-            "index": torch.from_numpy(idx),
-            "slowfast": torch.from_numpy(self.cache.gather(flat, "slowfast").reshape(b, n, -1)),
-            "clip": torch.from_numpy(self.cache.gather(flat, "clip").reshape(b, n, *self.cache.row_shape("clip"))),
-            "available": torch.from_numpy(self.available[idx]),
-        }
+        batch = {"index": torch.from_numpy(idx), "available": torch.from_numpy(self.available[idx])}
+        for name in self.cache.arrays:  # slowfast (b, n, 2304), clip (b, n, F, D), omnivore (b, n, 1536)
+            rows = self.cache.gather(flat, name)
+            batch[name] = torch.from_numpy(rows.reshape(b, n, *self.cache.row_shape(name)))
         if self.labels is not None:
             batch["verb"] = torch.from_numpy(self.labels.verb[idx])
             batch["noun"] = torch.from_numpy(self.labels.noun[idx])

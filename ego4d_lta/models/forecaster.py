@@ -22,9 +22,11 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "slowfast_clip_text": ("slowfast", "clip_mean", "clip_text"),
     "slowfast_clip": ("slowfast", "clip_mean"),
     "slowfast_clip_attn": ("slowfast", "clip_attn"),
+    "omnivore": ("omnivore",),
 }
-"""The report's five rows: the parts (`fusion.PARTS`) whose outputs are concatenated per segment. A new variant
-is one entry here and one preset in `configs/`."""
+"""The report's five rows, then Ego4D's released Omnivore features (`import-features`): the parts
+(`fusion.PARTS`) whose outputs are concatenated per segment. A new variant is one entry here and one preset in
+`configs/`."""
 
 
 def variant_parts(variant: str) -> tuple[str, ...]:
@@ -35,6 +37,11 @@ def variant_parts(variant: str) -> tuple[str, ...]:
 
 def needs_prompts(variant: str) -> bool:
     return any(PARTS[p].prompts for p in variant_parts(variant))
+
+
+def needed_arrays(variant: str) -> tuple[str, ...]:
+    """The feature cache arrays the variant reads."""
+    return tuple(dict.fromkeys(PARTS[p].array for p in variant_parts(variant)))
 
 
 class Forecaster(nn.Module):
@@ -105,7 +112,7 @@ def build_fusion(cfg: ModelConfig, dims: FeatureDims, bank: dict[str, np.ndarray
     names = variant_parts(cfg.variant)
     prompts = _prompt_tensors(bank, cfg.text_groups, dims.clip, cfg.variant) if needs_prompts(cfg.variant) else None
     parts = [PARTS[name].build(cfg, dims, prompts if PARTS[name].prompts else None) for name in names]
-    return SegmentFusion(parts, FeatureStats(dims.slowfast, dims.clip))
+    return SegmentFusion(parts, FeatureStats(dims.slowfast, dims.clip, dims.omnivore))
 
 
 def _prompt_tensors(

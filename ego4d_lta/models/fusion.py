@@ -1,8 +1,9 @@
 """Per-segment feature builders: what each variant feeds the aggregator for one observed segment.
 
 Inputs come from the feature cache (or the encoders, end to end): `slowfast` (B, N, 2304) pooled SlowFast
-features and `clip` (B, N, F, D) unit-norm CLIP embeddings of F frames. A variant is a list of parts whose
-outputs are concatenated; each part knows its width, so every dimension follows from the config.
+features and `clip` (B, N, F, D) unit-norm CLIP embeddings of F frames; or `omnivore` (B, N, 1536) from Ego4D's
+released Omnivore features. A variant is a list of parts whose outputs are concatenated; each part knows its
+width, so every dimension follows from the config.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class FeatureDims:
     slowfast: int = 2304
     clip: int = 512
     clip_frames: int = 8
+    omnivore: int = 0
+    """Ego4D's released Omnivore video features (1536-d), when imported."""
 
 
 class FeatureStats(nn.Module):
@@ -35,12 +38,15 @@ class FeatureStats(nn.Module):
     differences. The statistics are buffers, so a checkpoint carries them to prediction.
     """
 
-    def __init__(self, slowfast_dim: int, clip_dim: int) -> None:
+    def __init__(self, slowfast_dim: int, clip_dim: int, omnivore_dim: int = 0) -> None:
         super().__init__()
         self.register_buffer("slowfast_mean", torch.zeros(slowfast_dim))
         self.register_buffer("slowfast_std", torch.ones(slowfast_dim))
         self.register_buffer("clip_mean", torch.zeros(clip_dim))
         self.register_buffer("clip_std", torch.ones(clip_dim))
+        if omnivore_dim:  # only then: checkpoints of the other variants keep their keys
+            self.register_buffer("omnivore_mean", torch.zeros(omnivore_dim))
+            self.register_buffer("omnivore_std", torch.ones(omnivore_dim))
 
     def set(self, stats: dict[str, torch.Tensor]) -> None:
         for name, value in stats.items():
@@ -51,21 +57,25 @@ class FeatureStats(nn.Module):
         out = dict(feats)
         if "slowfast" in feats:
             out["slowfast_z"] = (feats["slowfast"] - self.slowfast_mean) / self.slowfast_std
+        if "omnivore" in feats and hasattr(self, "omnivore_mean"):
+            out["omnivore_z"] = (feats["omnivore"] - self.omnivore_mean) / self.omnivore_std
         if "clip" in feats:
             out["clip_z"] = (feats["clip"] - self.clip_mean) / self.clip_std
         return out
 
 
 class SlowFastPart(nn.Module):
-    """Pooled SlowFast features -> trainable Linear (2304 -> 2048 in the report)."""
+    """Pooled SlowFast features -> trainable Linear (2304 -> 2048 in the report); `source="omnivore"`: the same
+    for Ego4D's released Omnivore video features (1536-d)."""
 
-    def __init__(self, in_dim: int, out_dim: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, source: str = "slowfast") -> None:
         super().__init__()
         self.proj = nn.Linear(in_dim, out_dim)
         self.out_dim = out_dim
+        self.source = f"{source}_z"
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.proj(feats["slowfast_z"])
+        return self.proj(feats[self.source])
 
 
 class ClipMeanPart(nn.Module):
@@ -150,6 +160,8 @@ class PartSpec:
     """How to build one registered part: `build(model config, input dims, prompt bank or None)`."""
 
     build: Callable[[ModelConfig, FeatureDims, dict[str, torch.Tensor] | None], nn.Module]
+    array: str
+    """The feature cache array it reads (slowfast, clip, omnivore)."""
     prompts: bool = False
     """Needs the CLIP prompt bank of the feature cache."""
 
@@ -161,9 +173,10 @@ def _clip_attn(cfg: ModelConfig, dims: FeatureDims, bank: dict[str, torch.Tensor
 
 
 PARTS: dict[str, PartSpec] = {
-    "slowfast": PartSpec(lambda cfg, dims, bank: SlowFastPart(dims.slowfast, cfg.slowfast_dim)),
-    "clip_mean": PartSpec(lambda cfg, dims, bank: ClipMeanPart(dims.clip)),
-    "clip_text": PartSpec(lambda cfg, dims, bank: TopTextPart(bank, cfg.text_groups), prompts=True),
-    "clip_attn": PartSpec(_clip_attn, prompts=True),
+    "slowfast": PartSpec(lambda cfg, dims, bank: SlowFastPart(dims.slowfast, cfg.slowfast_dim), "slowfast"),
+    "omnivore": PartSpec(lambda cfg, dims, bank: SlowFastPart(dims.omnivore, cfg.slowfast_dim, "omnivore"), "omnivore"),
+    "clip_mean": PartSpec(lambda cfg, dims, bank: ClipMeanPart(dims.clip), "clip"),
+    "clip_text": PartSpec(lambda cfg, dims, bank: TopTextPart(bank, cfg.text_groups), "clip", prompts=True),
+    "clip_attn": PartSpec(_clip_attn, "clip", prompts=True),
 }
 """Every per-segment part a variant can list (`forecaster.VARIANTS`); a new part is one entry here."""

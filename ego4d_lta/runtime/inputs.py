@@ -24,7 +24,7 @@ from ego4d_lta.data.feature_cache import FeatureCache
 from ego4d_lta.data.feature_record import FeatureRecord
 from ego4d_lta.data.segment_dataset import ClipImageSpec
 from ego4d_lta.data.window_datasets import CacheWindows, Labels, VideoWindows, window_labels
-from ego4d_lta.models.forecaster import FeatureDims, needs_prompts
+from ego4d_lta.models.forecaster import FeatureDims, needed_arrays, needs_prompts
 from ego4d_lta.runtime.encoder_config import EncoderConfig, encoder_preset, load_encoders
 
 
@@ -44,7 +44,11 @@ class SplitInputs:
 
 
 def feature_dims(record: FeatureRecord) -> FeatureDims:
-    return FeatureDims(record.slowfast.dim, record.clip.dim, record.clip.frames)
+    released = record.released
+    slowfast = record.slowfast.dim if record.slowfast else released.dim if released.array == "slowfast" else 0
+    omnivore = released.dim if released and released.array == "omnivore" else 0
+    clip, frames = (record.clip.dim, record.clip.frames) if record.clip else (0, 0)
+    return FeatureDims(slowfast, clip, frames, omnivore)
 
 
 class RunInputs:
@@ -85,8 +89,33 @@ class RunInputs:
         return SplitInputs(split, table, taxonomy, windows, dataset.labels, dataset)
 
     def _open_cache(self, split: str) -> FeatureCache:
-        directory = self.cfg.features_root / self.encoder_config.tag / split
+        extracted = self.cfg.features_root / self.encoder_config.tag / split
+        if not self.cfg.data.released:
+            cache = self._open_one(split, extracted)
+        else:  # imported from Ego4D's released per-video features; CLIP, if the variant wants it, from `extract`
+            from ego4d_lta.data.released_features import released_tag
+
+            cache = self._open_one(split, self.cfg.features_root / released_tag(self.cfg.data.released) / split)
+            wants_clip = "clip" in needed_arrays(self.cfg.model.variant) and "clip" not in cache.arrays
+            if wants_clip and (extracted / "manifest.json").is_file():
+                from ego4d_lta.data.combined_cache import CombinedCache
+
+                cache = CombinedCache(cache, self._open_one(split, extracted), ("clip",))
+        check_variant_inputs(self.cfg.model.variant, cache, extracted)
+        if self.record is None:
+            self.record = cache.manifest.record
+            self.bank = self._cache_bank(cache)
+        else:
+            self.record.check_same(cache.manifest.record, str(cache.split_dir))
+        return cache
+
+    def _open_one(self, split: str, directory: Path) -> FeatureCache:
         if not (directory / "manifest.json").is_file():
+            if self.cfg.data.released:
+                raise UserError(
+                    f"{directory}: no imported features for {split}; run `ego4d-lta import-features --split {split} "
+                    f"--data {self.cfg.data.data_dir} --set {self.cfg.data.released} --ego4d-features DIR` first"
+                )
             raise UserError(
                 f"{directory}: no feature cache for {split}; run `ego4d-lta extract --split {split} "
                 f"--data {self.cfg.data.data_dir} --encoders {self.cfg.data.encoders}` first"
@@ -96,13 +125,8 @@ class RunInputs:
         if annotations.is_file() and cache.manifest.annotations_sha256 != file_digest(annotations):
             raise UserError(
                 f"{directory}: made from another {annotations.name} than the one in {annotations.parent}; "
-                f"re-extract (`ego4d-lta extract --split {split}`)"
+                f"re-extract (`ego4d-lta {cache.manifest.made_by} --split {split}`)"
             )
-        if self.record is None:
-            self.record = cache.manifest.record
-            self.bank = self._cache_bank(cache)
-        else:
-            self.record.check_same(cache.manifest.record, str(cache.split_dir))
         return cache
 
     def _cache_bank(self, cache: FeatureCache) -> dict[str, np.ndarray] | None:
@@ -139,3 +163,23 @@ class RunInputs:
             bank, _ = cached_bank(bank_dir, clip, record.clip.weights_sha256, vocab)
             self.bank = bank.embeddings
         self.encoders = VideoEncoders(slowfast, clip, self.cfg.model.finetune_slowfast)
+
+
+def check_variant_inputs(variant: str, cache: FeatureCache, extracted: Path) -> None:
+    """The cache holds every array the variant reads, else one line saying what is missing and where it comes from."""
+    missing = [name for name in needed_arrays(variant) if name not in cache.arrays]
+    if not missing:
+        return
+    released = cache.manifest.record.released
+    holds = f"Ego4D's released {released.set} features" if released else ", ".join(cache.arrays)
+    hints = {
+        "clip": f"CLIP features come only from the clips: no `ego4d-lta extract` cache at {extracted} (needs "
+        "DATA/clips and the weights); with one there, its CLIP part joins the imported rows",
+        "slowfast": "import Ego4D's slowfast8x8_r101_k400 set (--set data.released=slowfast8x8_r101_k400) or run "
+        "`ego4d-lta extract`",
+        "omnivore": "import Ego4D's omnivore_video_swinl set (--set data.released=omnivore_video_swinl)",
+    }
+    raise UserError(
+        f"{cache.split_dir}: model.variant {variant} needs {' and '.join(missing)} features, but this cache holds "
+        f"{holds}; {hints[missing[0]]}"
+    )

@@ -7,10 +7,15 @@ action is a poor guess. Every segment shows its action: the noun is an object's 
 the verb is how the object moves; each activity has its own background tint (its "scenario").
 Noise: pixel noise, colour and size jitter, random object placement, a drifting distractor blob.
 
+Clips are cut from longer canonical videos, as in Ego4D: two or three clips of a split share one video, each at
+its own non-zero offset in it, and the annotations carry the full official schema (`video_uid`,
+`clip_parent_*`, `interval_*`, clip-relative seconds and frames).
+
 Layout written under OUT (what `--data OUT` expects everywhere):
     annotations/fho_lta_{train,val,test_unannotated}.json, annotations/fho_lta_taxonomy.json
-    clips/<clip_uid>.mp4          H.264, 30 fps, keyframe every 2 s
-    synthetic.json                the generator's settings and which test clips are broken
+    clips/<clip_uid>.mp4          H.264, 30 fps, keyframe every 2 s (not with `videos=False`)
+    synthetic.json                the generator's settings, which test clips are broken, the videos' layout
+    ego4d_features/v2/<set>/<video_uid>.pt   with `features_like_ego4d` (see `synth/features.py`)
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,54 +35,41 @@ from ego4d_lta.base.output_guard import check_dataset_root
 from ego4d_lta.base.progress import progress_bar
 from ego4d_lta.challenge.rules import SCENARIOS_FILE, SPLIT_FILES, TAXONOMY_FILE
 from ego4d_lta.data.synthetic_render import FPS, NOUNS, SCENARIOS, VERBS, corrupt, render_clip
+from ego4d_lta.stages.synth.features import write_feature_download
+from ego4d_lta.stages.synth.records import (
+    SIZES,
+    Activity,
+    ClipPlace,
+    ClipScript,
+    SynthConfig,
+    SynthSummary,
+    VideoLayout,
+)
 
 
-@dataclass(frozen=True)
-class SizePreset:
-    frame_size: int
-    clips: dict[str, int]
-    segments: tuple[int, int]
-    activities: int
-
-
-SIZES = {
-    "tiny": SizePreset(64, {"train": 16, "val": 5, "test": 5}, (34, 42), 4),
-    "small": SizePreset(112, {"train": 60, "val": 15, "test": 15}, (36, 60), 6),
-}
-
-
-@dataclass(frozen=True)
-class SynthConfig:
-    """What `ego4d-lta synth` generates; the same config and seed give the same dataset."""
-
-    seed: int = 0
-    size: str = "tiny"
-    missing_videos: int = 0
-    """Test clips whose annotations exist but whose video file does not (like Ego4D's undownloadable one)."""
-    corrupt_videos: int = 0
-    """Test clips whose video file is truncated garbage."""
-    p_branch: float = 0.25
-    p_skip: float = 0.05
-    p_stray: float = 0.04
-
-
-@dataclass
-class Activity:
-    """One script: `main[j]` or, with probability p_branch, `alt[j]` at cycle position j."""
-
-    scenario: int
-    main: list[tuple[int, int]]
-    alt: list[tuple[int, int]]
-
-
-@dataclass
-class SynthSummary:
-    out: Path
-    clips: dict[str, list[str]] = field(default_factory=dict)
-    segments: dict[str, int] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)
-    corrupt: list[str] = field(default_factory=list)
-    bytes: int = 0
+def place_in_videos(clip_scripts: dict[str, list[ClipScript]], rng: np.random.Generator) -> VideoLayout:
+    """Two or three consecutive clips of a split per video (four at a split's end rather than one alone), 1-20 s
+    apart, the first 5-30 s in, the video ending 3-10 s after the last. A video never spans two splits.
+    """
+    layout = VideoLayout({}, {}, {})
+    for scripts in clip_scripts.values():
+        i = 0
+        while i < len(scripts):
+            take = min(int(rng.integers(2, 4)), len(scripts) - i)
+            if len(scripts) - i - take == 1:  # no video of one clip at the end
+                take += 1
+            video = str(uuid.UUID(bytes=rng.bytes(16), version=4))
+            frame = int(rng.integers(5 * FPS, 30 * FPS))
+            layout.clips[video] = []
+            for n, script in enumerate(scripts[i : i + take]):
+                if n:
+                    frame += int(rng.integers(1 * FPS, 20 * FPS))
+                layout.place[script.uid] = ClipPlace(video, frame, script.frames)
+                layout.clips[video].append(script.uid)
+                frame += script.frames
+            layout.frames[video] = frame + int(rng.integers(3 * FPS, 10 * FPS))
+            i += take
+    return layout
 
 
 def make_activities(rng: np.random.Generator, count: int) -> list[Activity]:
@@ -122,6 +114,10 @@ def generate(
     by `workers` processes (default: all cores), each from its own seed, so the output is the same
     for any number of workers.
     """
+    from ego4d_lta.data.released_features import RELEASED_SETS
+
+    if cfg.features_set not in RELEASED_SETS:
+        raise ValueError(f"unknown feature set {cfg.features_set!r}: expected one of {', '.join(RELEASED_SETS)}")
     if cfg.size not in SIZES:
         raise ValueError(f"unknown size {cfg.size!r}: expected one of {', '.join(SIZES)}")
     preset = SIZES[cfg.size]
@@ -138,8 +134,9 @@ def generate(
     jobs = []
     docs = {}
     clip_activity = {}
+    clip_scripts: dict[str, list[ClipScript]] = {}
     for split, count in preset.clips.items():
-        entries = []
+        scripts = clip_scripts.setdefault(split, [])
         for c in range(count):
             uid = str(uuid.UUID(bytes=rng.bytes(16), version=4))
             activity = activities[c % len(activities)]
@@ -148,7 +145,7 @@ def generate(
             actions = script_actions(rng, activity, length, cfg)
             times = segment_times(rng, length)
             clip_seed = int(rng.integers(2**31))
-            entries.extend(annotation_entries(uid, actions, times, labelled=split != "test"))
+            scripts.append(ClipScript(uid, actions, times, activity.scenario))
             summary.clips.setdefault(split, []).append(uid)
             broken = _broken_kind(split, c, count, cfg)
             path = out / "clips" / f"{uid}.mp4"
@@ -158,7 +155,18 @@ def generate(
                 continue
             if broken == "corrupt":
                 summary.corrupt.append(uid)
-            jobs.append((path, actions, times, activity.scenario, preset.frame_size, clip_seed, broken == "corrupt"))
+            if cfg.videos:
+                corrupt = broken == "corrupt"
+                jobs.append((path, actions, times, activity.scenario, preset.frame_size, clip_seed, corrupt))
+    # Drawn from their own generator: the clips, scripts and videos are those of the same seed before videos existed.
+    videos = place_in_videos(clip_scripts, np.random.default_rng([cfg.seed, 13]))
+    clip_id = 0
+    for split, scripts in clip_scripts.items():
+        entries = []
+        for script in scripts:
+            labelled, place = split != "test", videos.place[script.uid]
+            entries.extend(annotation_entries(script.uid, script.actions, script.times, labelled, place, clip_id))
+            clip_id += 1
         summary.segments[split] = len(entries)
         docs[split] = {
             "version": "synthetic-1",
@@ -174,6 +182,8 @@ def generate(
     for split, doc in docs.items():
         write_json_atomic(out / "annotations" / SPLIT_FILES[split], doc)
     write_json_atomic(out / "annotations" / SCENARIOS_FILE, {str(i): name for i, (name, _) in enumerate(SCENARIOS)})
+    if cfg.features_like_ego4d:
+        summary.missing_features = write_feature_download(out, clip_scripts, videos, cfg)
     info = {
         "config": asdict(cfg),
         "frame_size": preset.frame_size,
@@ -182,6 +192,8 @@ def generate(
         "corrupt_videos": summary.corrupt,
         "activities": [{"scenario": SCENARIOS[a.scenario][0], "main": a.main, "alt": a.alt} for a in activities],
         "clip_activity": clip_activity,
+        "videos": {v: {"frames": n, "clips": videos.clips[v]} for v, n in videos.frames.items()},
+        "missing_features": summary.missing_features,
     }
     write_json_atomic(out / "synthetic.json", info)
     return summary
@@ -218,13 +230,32 @@ def segment_times(rng: np.random.Generator, length: int) -> list[tuple[float, fl
 
 
 def annotation_entries(
-    uid: str, actions: list[tuple[int, int]], times: list[tuple[float, float]], labelled: bool
+    uid: str,
+    actions: list[tuple[int, int]],
+    times: list[tuple[float, float]],
+    labelled: bool,
+    place: ClipPlace | None = None,
+    clip_id: int = 0,
 ) -> list[dict]:
+    """The official schema's entries of one clip (`place`: where it lies in its video; default: alone at 0)."""
+    place = place or ClipPlace(uid, 0, int(np.ceil((times[-1][1] + 0.5) * FPS)))
+    parent = {
+        "clip_parent_start_sec": place.start_frame / FPS,
+        "clip_parent_end_sec": (place.start_frame + place.frames) / FPS,
+        "clip_parent_start_frame": place.start_frame,
+        "clip_parent_end_frame": place.start_frame + place.frames,
+        "interval_start_sec": 0.0,
+        "interval_end_sec": place.frames / FPS,
+        "interval_start_frame": 0,
+        "interval_end_frame": place.frames,
+    }
     entries = []
     for idx, ((verb, noun), (start, end)) in enumerate(zip(actions, times, strict=True)):
         entry = {
+            "clip_id": clip_id,
             "clip_uid": uid,
-            "video_uid": uid,
+            "video_uid": place.video_uid,
+            **parent,
             "action_idx": idx,
             "action_clip_start_sec": start,
             "action_clip_end_sec": end,

@@ -1,0 +1,50 @@
+"""`ego4d-lta import-features`: Ego4D's released per-video features -> the feature cache (no videos needed)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ego4d_lta.cli.common import add_data, add_features, add_quiet, default_data_dir, default_features_dir, shard
+from ego4d_lta.stages.import_features import SET_NAMES
+
+HELP = "Ego4D's released per-video features (no videos needed) -> the feature cache"
+EPILOG = "example: ego4d-lta import-features --split train --ego4d-features ego4d --data data   # after the Ego4D CLI"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", choices=["train", "val", "test"], required=True)
+    p.add_argument(
+        "--ego4d-features", type=Path, required=True, metavar="DIR", help="the Ego4D CLI's --output_directory"
+    )
+    p.add_argument(
+        "--set", default=SET_NAMES[0], choices=SET_NAMES, help=f"which released set (default: {SET_NAMES[0]})"
+    )
+    p.add_argument("--stride", type=int, default=None, metavar="FRAMES", help="the set's stride, if not Ego4D's 16")
+    add_data(p)
+    add_features(p)
+    p.add_argument("--shard", type=shard, default=(0, 1), metavar="I/N", help="do videos I, I+N, ... (0-based)")
+    add_quiet(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ego4d_lta.stages.import_features import ImportConfig, import_features
+
+    data = args.data or default_data_dir()
+    cfg = ImportConfig(
+        data_dir=data,
+        features_dir=args.features or default_features_dir(data),
+        split=args.split,
+        download=args.ego4d_features,
+        feature_set=args.set,
+        stride=args.stride,
+        shard=args.shard,
+        progress=not args.quiet,
+    )
+    s = import_features(cfg)
+    print(
+        f"{s.split_dir}: {s.rows} segments of {s.videos} videos ready ({s.done_now} imported now in {s.seconds:.1f} s, "
+        f"{s.segments_per_second:.0f} segments/s; {s.unusable} without features, {len(s.failed_videos)} videos "
+        "unusable: see the warnings above)"
+    )
+    return 0

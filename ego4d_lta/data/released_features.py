@@ -1,0 +1,145 @@
+"""Ego4D's released per-video features: which sets exist, and which rows of a video's tensor a segment pools.
+
+Ego4D extracts each feature set from the canonical 30 fps video in a moving window (Ego4D docs, "Features";
+`ego4d/features/dataset.py`: pytorchvideo's `UniformClipSampler(backpad_last=True)`): row t sees frames
+[t*S, t*S + W); the last window would run past the video, so it is backed up to end at the last frame; a video
+shorter than one window has one row. `<video_uid>.pt` holds the (T, D) tensor.
+
+An LTA segment lives in a clip; its video frames are `clip_parent_start_frame + action_clip_{start,end}_frame`.
+Its feature is the mean of the rows whose window overlaps those frames, or, for a segment shorter than a window,
+the one row whose window centre is nearest the segment's centre (a short action sits inside a window; averaging
+its two or three neighbours would mostly average what happens around it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FPS = 30
+"""Ego4D's canonical videos are all 30 fps."""
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """One set of Ego4D's released features, as the Ego4D CLI names it (`--datasets NAME`)."""
+
+    name: str
+    array: str
+    """The feature cache array it fills (`slowfast`, `omnivore`), i.e. the model part that reads it."""
+    dim: int
+    window: int = 32
+    stride: int = 16
+    fps: int = FPS
+
+
+RELEASED_SETS = {
+    s.name: s
+    for s in (
+        FeatureSet("slowfast8x8_r101_k400", "slowfast", 2304),
+        FeatureSet("omnivore_video_swinl", "omnivore", 1536),
+        FeatureSet("omnivore_video_swinl_fp16", "omnivore", 1536),
+    )
+}
+"""Window and stride from the Ego4D docs' features table (ego4d-data.org/docs/data/features): 32 / 16 for all
+three (features re-extracted 2022-06-07). The stride 6 of older docs and of `omnivore_video.yaml` belongs to the
+deprecated `omnivore_video` (Swin-B) set; `import-features --stride` covers a download made otherwise."""
+
+def released_tag(set_name: str) -> str:
+    """The cache folder of an imported set under FEATURES_DIR (beside `extract`'s `slowfast_r101+ViT-B-16`)."""
+    return f"ego4d-{set_name}"
+
+
+POOLING = "mean of the rows whose window overlaps the segment's video frames; nearest row if shorter than a window"
+
+
+def row_count(num_frames: int, window: int = 32, stride: int = 16) -> int:
+    """T for a video of N frames: (N - W) // S + 1, plus one back-shifted row if S does not divide N - W."""
+    if num_frames < window:
+        return 1
+    return (num_frames - window) // stride + 1 + (1 if (num_frames - window) % stride else 0)
+
+
+def row_windows(
+    rows: int, num_frames: int | None = None, window: int = 32, stride: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends): the video frames [start, end) each of the `rows` rows saw.
+
+    The last row's position depends on the video's frame count N: when N is known it ends at N (or covers the
+    whole video when N < W); when it is not, the last row is taken at its regular place (t*S), which is at most
+    S - 1 frames later than the truth (only segments touching the video's last half second are affected).
+    """
+    if rows < 1:
+        raise ValueError(f"a feature tensor needs at least one row, got {rows}")
+    starts = np.arange(rows, dtype=np.int64) * stride
+    ends = starts + window
+    if num_frames is not None:
+        if row_count(num_frames, window, stride) != rows:
+            raise ValueError(
+                f"{rows} rows do not fit a video of {num_frames} frames (window {window}, stride {stride}: "
+                f"{row_count(num_frames, window, stride)} rows)"
+            )
+        if num_frames < window:
+            starts[-1], ends[-1] = 0, num_frames
+        else:
+            starts[-1], ends[-1] = num_frames - window, num_frames
+    return starts, ends
+
+
+@dataclass(frozen=True)
+class RowSpan:
+    """Rows [first, last] (inclusive) whose mean is a segment's feature; `nearest`: picked as the nearest row."""
+
+    first: int
+    last: int
+    nearest: bool = False
+
+
+def segment_span(start_frame: int, end_frame: int, starts: np.ndarray, ends: np.ndarray, window: int = 32) -> RowSpan:
+    """The rows a segment of video frames [start_frame, end_frame) pools; ValueError when the rows end before it."""
+    first, last, nearest, fits = segment_spans(np.array([start_frame]), np.array([end_frame]), starts, ends, window)
+    if not fits[0]:
+        end = max(end_frame, start_frame + 1)
+        raise ValueError(f"frames [{start_frame}, {end}) run past the last row's window (ends at {ends[-1]})")
+    return RowSpan(int(first[0]), int(last[0]), bool(nearest[0]))
+
+
+def segment_spans(
+    start_frames: np.ndarray, end_frames: np.ndarray, starts: np.ndarray, ends: np.ndarray, window: int = 32
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`segment_span` for many segments at once: (first, last, nearest, fits); rows of segments that do not fit
+    (frames past the last row's window) are meaningless.
+
+    Windows are in increasing order (the back-shifted last one too), so the overlapping rows are contiguous. A
+    zero-length segment (start == end) still marks an instant: the frame at its start.
+    """
+    a = np.asarray(start_frames, dtype=np.int64)
+    b = np.maximum(np.asarray(end_frames, dtype=np.int64), a + 1)
+    fits = b <= ends[-1]
+    first = np.searchsorted(ends, a, side="right")  # first window ending after the start
+    last = np.searchsorted(starts, b, side="left") - 1  # last window starting before the end
+    nearest = b - a < window
+    if nearest.any():
+        centres = (starts + ends) / 2
+        mid = (a[nearest] + b[nearest]) / 2
+        right = np.clip(np.searchsorted(centres, mid, side="left"), 1, len(centres) - 1)
+        left = right - 1  # ties go to the earlier row
+        pick = np.where(np.abs(centres[left] - mid) <= np.abs(centres[right] - mid), left, right)
+        pick = pick if len(centres) > 1 else np.zeros_like(pick)
+        first[nearest] = last[nearest] = pick
+    return first, last, nearest, fits
+
+
+def pool_rows(features: np.ndarray, span: RowSpan) -> np.ndarray:
+    """The segment's feature: the mean of its rows, in float32."""
+    return features[span.first : span.last + 1].astype(np.float32, copy=False).mean(axis=0)
+
+
+def pool_spans(features: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """(n, D) float32 means of rows [first, last] for many segments (reads only their rows)."""
+    out = np.empty((len(first), features.shape[1]), np.float32)
+    for k, (a, b) in enumerate(zip(first.tolist(), last.tolist(), strict=True)):
+        out[k] = np.add.reduce(features[a : b + 1], axis=0, dtype=np.float32)
+        out[k] /= b - a + 1
+    return out

@@ -1,0 +1,300 @@
+"""`ego4d-lta import-features`: Ego4D's released per-video features -> the feature cache `extract` would build.
+
+For users without the videos (hundreds of GB of clips, days of SlowFast): every annotated segment of a split
+gets the pooled rows of its canonical video's `<video_uid>.pt` (`data/released_features.py` says which rows).
+Each video file is read once (memory-mapped where torch can), for all its clips. Shards partition the videos
+(`--shard I/N`); a killed run resumes at the first clip it had not finished. A video whose file is missing or
+unreadable, or holds a tensor of the wrong shape, and a segment past the video's rows are reported by video and
+clip: those segments get no features (their windows still get a prediction, the fallback).
+"""
+
+from __future__ import annotations
+
+import csv
+import pickle
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ego4d_lta import __version__
+from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.hashing import file_digest
+from ego4d_lta.challenge.annotations import load_split, load_taxonomy, split_path, taxonomy_path
+from ego4d_lta.challenge.rules import SPLIT_FILES
+from ego4d_lta.data.feature_cache import ShardWriter
+from ego4d_lta.data.feature_record import CacheManifest, FeatureRecord, ReleasedFeatures
+from ego4d_lta.data.released_features import (
+    POOLING,
+    RELEASED_SETS,
+    FeatureSet,
+    pool_spans,
+    released_tag,
+    row_windows,
+    segment_spans,
+)
+
+CACHE_DTYPE = "float32"
+"""Imported rows keep the download's precision: converting them to float16, as `extract` stores its own, took
+longer than reading and pooling them (benchmarks/bench_import.py), for a cache twice the size."""
+
+
+SET_NAMES = tuple(RELEASED_SETS)
+
+
+@dataclass
+class ImportConfig:
+    data_dir: Path
+    features_dir: Path
+    split: str
+    download: Path
+    """`--ego4d-features DIR`: the Ego4D CLI's output directory (or the set's folder itself)."""
+    feature_set: str = "slowfast8x8_r101_k400"
+    stride: int | None = None
+    """The set's stride in frames, when the download's rows say otherwise than RELEASED_SETS."""
+    shard: tuple[int, int] = (0, 1)
+    progress: bool = True
+
+
+@dataclass
+class ImportSummary:
+    split_dir: Path
+    rows: int
+    videos: int
+    done_now: int
+    seconds: float
+    failed_videos: dict[str, str] = field(default_factory=dict)
+    """video_uid -> why none of its segments have features."""
+    unusable: int = 0
+    """Segments without features (those of failed videos included)."""
+
+    @property
+    def segments_per_second(self) -> float:
+        return self.done_now / self.seconds if self.seconds else 0.0
+
+
+class FeatureFileError(Exception):
+    """A video's feature file that cannot be used; the message says why."""
+
+
+def feature_set(cfg: ImportConfig) -> FeatureSet:
+    if cfg.feature_set not in RELEASED_SETS:
+        raise UserError(f"--set {cfg.feature_set}: choose one of Ego4D's released sets: {', '.join(RELEASED_SETS)}")
+    fs = RELEASED_SETS[cfg.feature_set]
+    if cfg.stride is not None:
+        if cfg.stride < 1:
+            raise UserError(f"--stride {cfg.stride}: must be >= 1 frame")
+        fs = FeatureSet(fs.name, fs.array, fs.dim, fs.window, cfg.stride, fs.fps)
+    return fs
+
+
+def set_folder(download: Path, set_name: str) -> Path:
+    """Where the set's `<video_uid>.pt` files are: DIR/v2/<set>, DIR/v1/<set>, DIR/<set>, or DIR itself."""
+    candidates = [download / "v2" / set_name, download / "v1" / set_name, download / set_name, download]
+    for folder in candidates:
+        if folder.is_dir() and (folder.name == set_name or any(folder.glob("*.pt"))):
+            return folder
+    raise UserError(
+        f"--ego4d-features {download}: no {set_name} features there (looked in {', '.join(map(str, candidates[:3]))}); "
+        f"download them with `ego4d --output_directory {download} --datasets {set_name} --benchmarks FHO`"
+    )
+
+
+def frame_counts(folder: Path) -> dict[str, int]:
+    """Videos' frame counts from `manifest.csv` when it has `video_uid` and `num_frames` columns (then the
+    back-shifted last row is placed exactly); else empty (the last row is taken at its regular place)."""
+    path = folder / "manifest.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"video_uid", "num_frames"} <= set(reader.fieldnames):
+            return {}
+        counts = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                counts[row["video_uid"]] = int(row["num_frames"])
+            except (TypeError, ValueError):
+                raise UserError(f"{path}: line {line}: num_frames {row['num_frames']!r} is not an integer") from None
+        return counts
+
+
+def load_rows(path: Path, dim: int) -> np.ndarray:
+    """A video's (T, dim) rows, memory-mapped when the file allows; tensors only (`weights_only`, no code run)."""
+    if not path.is_file():
+        raise FeatureFileError(f"feature file missing ({path})")
+    try:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):  # files in torch's legacy format cannot be memory-mapped: read them whole
+                raise
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        first_line = (str(e).splitlines() or [""])[0][:200]
+        raise FeatureFileError(f"unreadable feature file {path} ({type(e).__name__}: {first_line})") from None
+    if not isinstance(obj, torch.Tensor):
+        raise FeatureFileError(f"{path} holds a {type(obj).__name__}, expected a (T, {dim}) tensor")
+    if obj.ndim != 2 or obj.shape[1] != dim or obj.shape[0] < 1:
+        raise FeatureFileError(f"{path}: tensor of shape {tuple(obj.shape)}, expected (T, {dim}) for this set")
+    if not obj.is_floating_point():
+        raise FeatureFileError(f"{path}: {obj.dtype} tensor, expected floating-point features")
+    if obj.dtype not in (torch.float16, torch.float32, torch.float64):
+        obj = obj.float()  # bfloat16 has no numpy view
+    return obj.numpy()
+
+
+def build_manifest(cfg: ImportConfig, fs: FeatureSet, annotations: Path, exact_last_row: bool) -> CacheManifest:
+    """What the cache holds and how it was made; a cache made otherwise is refused (`feature_cache.check_manifest`)."""
+    released = ReleasedFeatures(
+        set=fs.name,
+        array=fs.array,
+        dim=fs.dim,
+        fps=fs.fps,
+        window=fs.window,
+        stride=fs.stride,
+        pooling=POOLING,
+        last_row="at the video's end (manifest.csv num_frames)" if exact_last_row else "at its regular place",
+    )
+    return CacheManifest(
+        record=FeatureRecord(slowfast=None, clip=None, sampling={}, released=released),
+        split=cfg.split,
+        annotations_sha256=file_digest(annotations),
+        shards=cfg.shard[1],
+        package=__version__,
+        dtype=CACHE_DTYPE,
+        made_by="import-features",
+    )
+
+
+def segment_table(table: pd.DataFrame, where: Path) -> pd.DataFrame:
+    """The split's segments with their video frames; every entry must name its video and offset."""
+    lacking = table[(table["video_uid"] == "") | (table["clip_parent_start_frame"] < 0)]
+    if len(lacking):
+        row = lacking.iloc[0]
+        raise UserError(
+            f"{where}: clip_uid={row.clip_uid}: no video_uid / clip_parent_start_frame; importing per-video "
+            "features needs the official annotation files, which carry both"
+        )
+    rows = table.assign(view=0, video_start=table["clip_parent_start_frame"] + table["start_frame"])
+    rows["video_end"] = table["clip_parent_start_frame"] + table["end_frame"]
+    return rows.sort_values(["clip_uid", "action_idx"], kind="stable").reset_index(drop=True)
+
+
+def import_features(cfg: ImportConfig) -> ImportSummary:
+    """Import (or finish importing) one shard of one split into FEATURES_DIR/ego4d-<set>/<split>/."""
+    if cfg.split not in SPLIT_FILES:
+        raise UserError(f"--split {cfg.split}: choose from {', '.join(SPLIT_FILES)}")
+    i, n = cfg.shard
+    if not 0 <= i < n:
+        raise UserError(f"--shard {i}/{n}: needs 0 <= i < n")
+    fs = feature_set(cfg)
+    annotations = cfg.data_dir / "annotations"
+    split_file = split_path(annotations, cfg.split)
+    table = load_split(split_file, load_taxonomy(taxonomy_path(annotations)), require_labels=False)
+    rows = segment_table(table, split_file)
+    folder = set_folder(cfg.download, fs.name)
+    counts = frame_counts(folder)
+
+    videos = sorted(rows["video_uid"].unique())[i::n]
+    if n > 1:  # (a boolean selection copies every column: skipped when there is nothing to leave out)
+        rows = rows[rows["video_uid"].isin(set(videos))].reset_index(drop=True)
+    split_dir = cfg.features_dir / released_tag(fs.name) / cfg.split
+    manifest = build_manifest(cfg, fs, split_file, exact_last_row=bool(counts))
+    writer = ShardWriter.open(split_dir, manifest, cfg.shard, rows, {fs.array: (fs.dim,)}, CACHE_DTYPE)
+    pending = set(writer.pending_clips())
+    todo = rows[rows["clip_uid"].isin(pending)] if writer.finished else rows  # a fresh shard: every clip
+
+    summary = ImportSummary(split_dir, len(rows), len(videos), 0, 0.0)
+    started = time.perf_counter()
+    from tqdm import tqdm
+
+    desc = f"import {fs.name} {cfg.split} {i}/{n}"
+    bar = tqdm(total=len(todo), desc=desc, unit="seg", file=sys.stderr, dynamic_ncols=True, disable=not cfg.progress)
+    commit = _Batch(writer)
+    with bar:
+        for video, segments in todo.groupby("video_uid", sort=True):
+            done = import_video(folder / f"{video}.pt", video, segments, fs, counts.get(video), writer, commit, summary)
+            bar.update(len(segments))
+            for warning in done:
+                bar.write(f"warning: {warning}", file=sys.stderr)
+        commit.flush()
+    summary.seconds = time.perf_counter() - started
+    writer.finish()
+    return summary
+
+
+class _Batch:
+    """Finished clips recorded together at most every COMMIT_SECONDS: one flush + fsync, not one per clip (a
+    killed run redoes at most those seconds)."""
+
+    COMMIT_SECONDS = 2.0
+
+    def __init__(self, writer: ShardWriter) -> None:
+        self.writer, self.clips, self.last = writer, [], time.monotonic()
+
+    def add(self, clip: str, error: str | None = None, unusable: dict[int, str] | None = None) -> None:
+        self.clips.append((clip, error, unusable))
+        if time.monotonic() - self.last >= self.COMMIT_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self.writer.clips_finished(self.clips)
+        self.clips, self.last = [], time.monotonic()
+
+
+def import_video(
+    path: Path,
+    video: str,
+    segments: pd.DataFrame,
+    fs: FeatureSet,
+    frames: int | None,
+    writer: ShardWriter,
+    commit: _Batch,
+    summary: ImportSummary,
+) -> list[str]:
+    """Pool one video's rows for its pending segments (one read of its file) into the cache; the warnings."""
+    clips = list(dict.fromkeys(segments["clip_uid"]))
+    try:
+        features = load_rows(path, fs.dim)
+        starts, ends = row_windows(len(features), frames, fs.window, fs.stride)
+    except (FeatureFileError, ValueError) as e:
+        reason = f"video {video}: {e}"
+        summary.failed_videos[video] = str(e)
+        summary.unusable += len(segments)
+        for clip in clips:
+            commit.add(clip, error=reason)
+        return [f"{reason}; no features for its {len(segments)} segments (clips {', '.join(clips)})"]
+    first, last, _, fits = segment_spans(segments["video_start"], segments["video_end"], starts, ends, fs.window)
+    pooled = np.zeros((len(segments), fs.dim), np.float32)
+    pooled[fits] = pool_spans(features, first[fits], last[fits])
+    finite = np.isfinite(pooled).all(axis=1)
+    pooled[~finite] = 0
+    bad = ~fits | ~finite
+    warnings = []
+    rows, actions = segments.index.to_numpy(), segments["action_idx"].to_numpy()
+    clip_of = segments["clip_uid"].to_numpy()
+    for clip in clips:
+        mine = np.flatnonzero(clip_of == clip)  # a clip's segments are consecutive rows of the shard
+        writer.write_block(int(rows[mine[0]]), {fs.array: pooled[mine[0] : mine[-1] + 1]})
+        unusable = {}
+        for k in mine[bad[mine]]:
+            a, b = segments["video_start"].iat[k], segments["video_end"].iat[k]
+            unusable[int(actions[k])] = (
+                f"video {video} has {len(features)} rows; frames [{a}, {b}) run past the last row's window "
+                f"(ends at {ends[-1]})"
+                if not fits[k]
+                else f"video {video}: non-finite feature values"
+            )
+        commit.add(clip, unusable=unusable)
+        if unusable:
+            summary.unusable += len(unusable)
+            listed, why = ", ".join(map(str, sorted(unusable))), unusable[min(unusable)]
+            warnings.append(f"clip {clip} (video {video}): no features for action_idx {listed}: {why}")
+    summary.done_now += int((~bad).sum())
+    return warnings
