@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -37,30 +38,49 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_decode import write_clip
 
 
-def make_dataset(root: Path, segments: int, spacing: float = 4.0) -> None:
+def make_dataset(
+    root: Path,
+    segments: int,
+    spacing: float = 4.0,
+    clips: int = 1,
+    split: str = "val",
+    size: tuple[int, int] = (426, 320),
+) -> None:
+    """`clips` copies of one clip (encoded once), each with `segments` annotated segments `spacing` s apart."""
     seconds = int(segments * spacing + 4)
     (root / "clips").mkdir(parents=True)
-    write_clip(root / "clips" / "bench.mp4", seconds)
+    write_clip(root / "clips" / "bench.mp4", seconds, *size)
+    uids = ["bench"] + [f"bench{c:03d}" for c in range(1, clips)]
+    for uid in uids[1:]:
+        shutil.copyfile(root / "clips" / "bench.mp4", root / "clips" / f"{uid}.mp4")
     ann = root / "annotations"
     ann.mkdir()
     taxonomy = {"verbs": [f"verb_{i}" for i in range(115)], "nouns": [f"noun_{i}" for i in range(478)]}
     (ann / TAXONOMY_FILE).write_text(json.dumps(taxonomy))
-    clips = [
+    entries = [
         {
-            "clip_uid": "bench",
+            "clip_uid": uid,
             "action_idx": i,
             "action_clip_start_sec": 1 + i * spacing,
             "action_clip_end_sec": 1 + i * spacing + 3.0,
-            "verb_label": i % 115,
-            "noun_label": i % 478,
+            "verb_label": (i + c) % 115,
+            "noun_label": (3 * i + c) % 478,
         }
+        for c, uid in enumerate(uids)
         for i in range(segments)
     ]
-    (ann / SPLIT_FILES["val"]).write_text(json.dumps({"clips": clips}))
+    (ann / SPLIT_FILES[split]).write_text(json.dumps({"clips": entries}))
 
 
-def bare_throughput(slowfast, clip, cfg: ExtractConfig, device: torch.device, batches: int) -> tuple[float, float]:
-    """(segments/s of both encoders together, seconds per batch) on fixed inputs."""
+def bare_throughput(
+    slowfast,
+    clip,
+    cfg: ExtractConfig,
+    device: torch.device,
+    batches: int,
+    parts: tuple[str, ...] = ("slowfast", "clip"),
+) -> tuple[float, float]:
+    """(segments/s of the encoders in `parts` together, seconds per batch) on fixed inputs."""
     s = cfg.encoders.sampling
     b = cfg.batch_size
     slow = torch.randn(b, 3, s.num_frames // s.alpha, s.crop_size, s.crop_size, device=device)
@@ -69,8 +89,10 @@ def bare_throughput(slowfast, clip, cfg: ExtractConfig, device: torch.device, ba
 
     def step() -> None:
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            slowfast([slow, fast])
-            clip.encode_frames(images)
+            if "slowfast" in parts:
+                slowfast([slow, fast])
+            if "clip" in parts:
+                clip.encode_frames(images)
 
     step()
     sync(device)

@@ -55,6 +55,30 @@ def test_pair_distances_are_summed_levenshtein_of_verb_noun_and_action() -> None
     assert (dist[:, range(3), range(3)] == 0).all()
 
 
+def test_pair_distances_of_large_pools_and_ids_match_editdistance_and_keep_the_selection() -> None:
+    """Pools of 100 over Ego4D-sized vocabularies (action ids > 2**15): every pair as `editdistance` computes it, and
+    the selection from them equals the selection from the oracle's distances on this fixed input."""
+    rng = np.random.default_rng(5)
+    n, p, num_nouns = 3, 100, 521
+    verb = rng.choice([0, 7, 116], (n, p, Z), p=[0.6, 0.3, 0.1])  # few classes: many near-equal sequences
+    noun = rng.choice([1, 300, 520], (n, p, Z), p=[0.5, 0.3, 0.2])
+    dist = pair_distances(verb, noun, num_nouns)
+    action = verb * num_nouns + noun
+    assert action.max() > 2**15
+    heads = [s.tolist() for s in (verb, noun, action)]
+    want = np.zeros((n, p, p), dtype=np.int64)
+    for w, a, b in itertools.product(range(n), range(p), range(p)):
+        if a < b:
+            want[w, a, b] = want[w, b, a] = sum(editdistance.eval(h[w][a], h[w][b]) for h in heads)
+    np.testing.assert_array_equal(dist, want)
+    weights = rng.random(p)
+    weights /= weights.sum()
+    own = [np.arange(5)]
+    got, want_sel = select(dist, weights, K, own), select(want, weights, K, own)
+    np.testing.assert_array_equal(got[0], want_sel[0])
+    assert len({tuple(sorted(row)) for row in got[0]}) == n  # the windows differ: the picks depend on the distances
+
+
 def test_one_pick_is_the_weighted_medoid_and_k_picks_never_lose_to_an_input() -> None:
     rng = np.random.default_rng(1)
     n, p, k = 50, 8, 3

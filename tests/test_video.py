@@ -156,6 +156,40 @@ def test_one_pass_extraction_equals_random_access(numbered_video: tuple[Path, np
         np.testing.assert_array_equal(got[k], frames[w])
 
 
+def test_one_pass_extraction_decodes_only_what_random_access_would(numbered_video, monkeypatch) -> None:
+    """Windows just before, on and after keyframes (every 60 frames), gaps with and without one: every frame right,
+    and the pass decodes each frame once and none that random access to each window would not (it seeks over a gap
+    holding a keyframe; decoding through the gaps was the pass's extra cost), skipping unused B-frames."""
+    import ego4d_lta.data.video as video
+
+    path, frames = numbered_video
+    decoded: list[int] = []
+
+    def counting(decode):
+        def counted(container, *args):
+            for frame in decode(container, *args):
+                decoded.append(int(frame.pts))
+                yield frame
+
+        return counted
+
+    monkeypatch.setattr(video, "_decode", counting(video._decode))  # random access
+    monkeypatch.setattr(video, "_decode_needed", counting(video._decode_needed))  # the pass
+    starts = [58, 60, 61, 118, 150, 238, 262]
+    windows = [np.clip(s + np.arange(8) * 2, 0, 299) for s in starts]
+    union: set[int] = set()
+    for w in windows:
+        decoded.clear()
+        np.testing.assert_array_equal(decode_frames(path, w), frames[w])
+        union |= set(decoded)
+    decoded.clear()
+    got = dict(stream_windows(path, windows, "numbered"))
+    for k, w in enumerate(windows):
+        np.testing.assert_array_equal(got[k], frames[w], err_msg=f"window {k} (start {starts[k]})")
+    assert len(decoded) == len(set(decoded)), "a frame decoded twice"
+    assert len(decoded) <= len(union) + 2 < 290, (len(decoded), len(union))
+
+
 def test_one_pass_extraction_reports_a_corrupt_clip(synth_data: Path) -> None:
     info = json.loads((synth_data / "synthetic.json").read_text())
     bad = info["corrupt_videos"][0]

@@ -1,0 +1,344 @@
+"""Every GPU figure a cluster user plans by, in one run: one JSON object on stdout (issue 15).
+
+On one GPU, installing nothing (the project's .venv) and downloading nothing, it makes its own data at the real
+shapes (426x320 30-fps clips as `ego4d-lta resize` writes them; random-init SlowFast R101 8x8 and CLIP ViT-B/16
+saved to files; a feature cache of random features in the real format) and times, with the project's own code
+paths and the other benchmarks' helpers:
+  encoders     SlowFast clips/s and CLIP images/s bare, and both together (segments/s), bf16 autocast
+               (bench_extract.bare_throughput)
+  extract      `stages.extract.extract` end to end (decode in `--workers` DataLoader workers, transforms, both encoders,
+               the memory-mapped cache), segments/s, and its ratio to the bare encoders (target >= 0.7)
+  decode       one core: the extraction pass (`stream_windows`) in segments/s, and the frames a sequential PyAV
+               decode gets through (bench_decode.bare_pass), per CPU second
+  train_cache  `slowfast_clip` optimizer steps from the cache at batch 64 and 512 (bench_train.time_steps; target
+               >= 5,000 windows/s at 64)
+  train_video  the end-to-end path (`model.finetune_slowfast`: decode, trainable SlowFast, frozen CLIP, same step)
+  predict      `runtime.inference.predict_windows` (what `predict` runs) on the cache, windows/s
+each with the peak GPU memory it took (GiB; null on a CPU), and from them the projected wall time of the whole
+pipeline (extract every LTA segment, `--epochs` epochs, predict test) on one node of `--gpus` GPUs, with the
+segment counts it assumes. Progress goes to stderr. `--quick --device cpu` runs the same paths at tiny shapes
+(tiny encoders, 86x64 clips, small batches; ~1 min of CPU): tests/test_gpu_check.py runs it. Not yet run on a GPU.
+
+    python benchmarks/gpu_check.py [--device cuda] [--workers N] [--out gpu_check.json]
+    python benchmarks/gpu_check.py --quick --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_decode import bare_pass, cpu
+from bench_extract import bare_throughput, make_dataset
+from bench_train import random_cache, time_steps
+
+from ego4d_lta.config import load_config
+from ego4d_lta.data.video import frame_indices, probe, stream_windows, window_start
+from ego4d_lta.models.clip import random_clip
+from ego4d_lta.models.clip import save_weights as save_clip
+from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster
+from ego4d_lta.models.slowfast import SLOWFAST_PRESETS, SlowFastEncoder, freeze, save_weights
+from ego4d_lta.runtime.distributed import WorldInfo, device_for
+from ego4d_lta.runtime.encoder_config import ENCODER_PRESETS, load_encoders
+from ego4d_lta.runtime.inference import predict_windows
+from ego4d_lta.runtime.inputs import RunInputs, feature_dims
+from ego4d_lta.stages.extract import ExtractConfig, extract
+
+VAL_SEGMENTS = 12_303
+"""Real: the actions of the 208 Ego4D LTA v1 val clips (../shared/data/antgpt_v1_val/val_chains.json)."""
+ASSUMED_SEGMENTS = {"train": 3 * VAL_SEGMENTS, "val": VAL_SEGMENTS, "test": VAL_SEGMENTS}
+"""Assumed: train 3x val and test as large as val (the splits' share of hours); windows ~ segments."""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    encoders: str
+    frame: tuple[int, int]
+    clips: int
+    segments: int
+    """Segments per clip (>= 28: a training window needs 8 observed and 20 future)."""
+    extract_batch: int
+    bare_batches: int
+    cache_windows: int
+    cache_batches: tuple[int, int]
+    cache_steps: int
+    video_batch: int
+    video_steps: int
+
+
+FULL = Sizes("full", (426, 320), 32, 36, 32, 10, 18_000, (64, 512), 30, 4, 4)
+QUICK = Sizes("tiny", (86, 64), 2, 29, 4, 1, 120, (8, 32), 3, 1, 1)
+
+
+def peak_gib(device: torch.device, fn: Callable[[], object]) -> tuple[object, float | None]:
+    """fn()'s result and the peak GPU memory it allocated (GiB; None off a GPU)."""
+    if device.type != "cuda":
+        return fn(), None
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    out = fn()
+    torch.cuda.synchronize(device)
+    return out, round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+
+
+def save_encoders(root: Path, encoders: str) -> tuple[Path, Path]:
+    """Random-init weight files of the preset (as bench_extract does): extraction loads them like real ones."""
+    enc = ENCODER_PRESETS[encoders]
+    torch.manual_seed(0)
+    s = enc.sampling
+    sf, cl = root / "slowfast.pt", root / "clip.pt"
+    save_weights(SlowFastEncoder(SLOWFAST_PRESETS[enc.slowfast], s.num_frames, s.crop_size), sf)
+    save_clip(random_clip(enc.clip_model), cl)
+    return sf, cl
+
+
+def check(args: argparse.Namespace) -> dict:
+    sizes = QUICK if args.quick else FULL
+    device = device_for(WorldInfo(), args.device)
+    torch.set_flush_denormal(True)  # as `ego4d-lta train` does
+    workers = args.workers if args.workers is not None else (1 if args.quick else max(1, (os.cpu_count() or 2) - 2))
+    started = time.perf_counter()
+    out: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "cpu_cores": os.cpu_count(),
+        "host": platform.node(),
+        "torch": torch.__version__,
+        "quick": args.quick,
+        "encoders": sizes.encoders,
+        "precision": "bf16" if device.type == "cuda" else "fp32",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        sf_weights, clip_weights = save_encoders(root, sizes.encoders)
+        data = root / "video"
+        log(f"writing {sizes.clips} clips of {sizes.segments} segments at {sizes.frame[0]}x{sizes.frame[1]}")
+        make_dataset(data, sizes.segments, clips=sizes.clips, split="train", size=sizes.frame)
+        ecfg = ExtractConfig(
+            data_dir=data,
+            features_dir=root / "features",
+            split="train",
+            encoders=ENCODER_PRESETS[sizes.encoders],
+            slowfast_weights=sf_weights,
+            clip_weights=clip_weights,
+            batch_size=sizes.extract_batch,
+            workers=workers,
+            device=args.device,
+            progress=False,
+        )
+
+        log("encoders, bare")
+        out.update(bare_encoders(ecfg, sizes, device))
+        bare = out["encoders_segments_per_s"]
+
+        log(f"extraction, {workers} decode workers")
+        summary, mem = peak_gib(device, lambda: extract(ecfg))
+        free(device)
+        out["extract_segments"] = summary.done_now
+        out["extract_workers"] = workers
+        out["extract_batch"] = sizes.extract_batch
+        out["extract_segments_per_s"] = round(summary.segments_per_second, 2)
+        out["extract_vs_bare"] = round(summary.segments_per_second / bare, 3)
+        out["extract_peak_gib"] = mem
+
+        log("decode, one core")
+        out.update(decode_per_core(data / "clips" / "bench.mp4", sizes, ecfg))
+
+        log("training from the cache")
+        cache = root / "cache"
+        random_cache(cache, train_config(sizes, 64), windows=sizes.cache_windows)  # bench_train's, real format
+        for name, batch in zip(("train_cache_b64", "train_cache_b512"), sizes.cache_batches, strict=True):
+            rate, mem = train_cache(cache, sizes, batch, device)
+            out[name] = {"batch": batch, "windows_per_s": round(rate, 1), "peak_gib": mem}
+        log("predict")
+        out.update(predict_rate(cache, sizes, device))
+
+        log("training end to end from video")
+        out.update(train_video(data, sizes, sf_weights, clip_weights, workers, device))
+    out["projection"] = project(out, args.gpus, args.epochs)
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+def bare_encoders(ecfg: ExtractConfig, sizes: Sizes, device: torch.device) -> dict:
+    """SlowFast alone, CLIP alone, both: bench_extract's bare loop on ready-made batches of the extraction's size."""
+    slowfast, clip, _ = load_encoders(ecfg.encoders, ecfg.slowfast_weights, ecfg.clip_weights)
+    slowfast, clip = freeze(slowfast).to(device), clip.to(device)
+    runs, n = {}, sizes.bare_batches
+    for parts in (("slowfast",), ("clip",), ("slowfast", "clip")):
+        timed, mem = peak_gib(device, lambda p=parts: bare_throughput(slowfast, clip, ecfg, device, n, p))
+        runs[parts] = timed[0], mem
+    free(device)
+    both = runs[("slowfast", "clip")]
+    return {
+        "slowfast_clips_per_s": round(runs[("slowfast",)][0], 2),
+        "slowfast_peak_gib": runs[("slowfast",)][1],
+        "clip_images_per_s": round(runs[("clip",)][0] * ecfg.encoders.clip_frames, 1),
+        "clip_peak_gib": runs[("clip",)][1],
+        "encoders_segments_per_s": round(both[0], 2),
+        "encoders_peak_gib": both[1],
+    }
+
+
+def decode_per_core(path: Path, sizes: Sizes, ecfg: ExtractConfig) -> dict:
+    """The extraction pass over the clip's segment windows, and a bare sequential decode of the same frames, each in
+    CPU seconds of this process (one decode thread per worker as in extraction)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    info = probe(path)
+    s = ecfg.encoders.sampling
+    windows = [
+        frame_indices(window_start((1 + i * 4.0, 4 + i * 4.0), info.duration, s), info.frames, s, info.fps)
+        for i in range(sizes.segments)
+    ]
+    pass_s = cpu(lambda: list(stream_windows(path, windows)))
+    bare_s = cpu(lambda: bare_pass(path, windows))
+    torch.set_num_threads(threads)
+    decoded = int(max(w.max() for w in windows)) + 1
+    return {
+        "decode_segments_per_s_per_core": round(len(windows) / pass_s, 2),
+        "decode_frames_per_s_per_core": round(decoded / bare_s, 1),
+        "decode_frame_size": list(sizes.frame),
+    }
+
+
+def train_config(sizes: Sizes, batch: int, workers: int | None = None):
+    sets = [f"train.batch_size={batch}"] + ([f"data.workers={workers}"] if workers is not None else [])
+    cfg = load_config("tiny" if sizes.encoders == "tiny" else "slowfast_clip", sets)
+    cfg.data.encoders = sizes.encoders
+    return cfg
+
+
+def cache_model(cfg, training: bool, device: torch.device):
+    """The run's inputs from the cache (as train and predict open them) and a fresh forecaster for them."""
+    sources = RunInputs(cfg)
+    inputs = sources.open("train", training=training)
+    tax = inputs.taxonomy
+    torch.manual_seed(0)
+    dims = feature_dims(sources.record)
+    return inputs, ForecastingModel(build_forecaster(cfg.model, dims, tax.num_verbs, tax.num_nouns)).to(device)
+
+
+def train_cache(data: Path, sizes: Sizes, batch: int, device: torch.device) -> tuple[float, float | None]:
+    """bench_train's cache path: timed optimizer steps on the cache's windows (the config's loader workers)."""
+    cfg = train_config(sizes, batch)
+    cfg.data.data_dir = str(data)
+    inputs, model = cache_model(cfg, True, device)
+    rate, mem = peak_gib(device, lambda: time_steps(model, inputs.dataset, cfg, device, sizes.cache_steps))
+    free(device)
+    return rate, mem
+
+
+def predict_rate(data: Path, sizes: Sizes, device: torch.device) -> dict:
+    """`predict_windows` (predict's inference: model, K = 5 sampled sequences per window) over the cache's windows."""
+    cfg = train_config(sizes, sizes.cache_batches[0])
+    cfg.data.data_dir = str(data)
+    inputs, model = cache_model(cfg, False, device)
+    batch = cfg.train.eval_batch_size
+
+    def run() -> float:
+        predict_windows(model, inputs.dataset, cfg.generate, (0, 0), device, batch)  # warm-up
+        start = time.perf_counter()
+        predict_windows(model, inputs.dataset, cfg.generate, (0, 0), device, batch)
+        return len(inputs.dataset) / (time.perf_counter() - start)
+
+    rate, mem = peak_gib(device, run)
+    free(device)
+    return {"predict_windows_per_s": round(rate, 1), "predict_batch": batch, "predict_peak_gib": mem}
+
+
+def train_video(data: Path, sizes: Sizes, sf: Path, clip: Path, workers: int, device: torch.device) -> dict:
+    """bench_train's end-to-end path: windows decoded from video, trainable SlowFast, frozen CLIP, the same step."""
+    cfg = train_config(sizes, sizes.video_batch, workers)
+    cfg.data.data_dir = str(data)
+    cfg.model.finetune_slowfast = True
+    cfg.data.slowfast_weights, cfg.data.clip_weights = str(sf), str(clip)
+    video = RunInputs(cfg)
+    vid = video.open("train", training=True)
+    tax = vid.taxonomy
+    torch.manual_seed(0)
+    forecaster = build_forecaster(cfg.model, feature_dims(video.record), tax.num_verbs, tax.num_nouns, video.bank)
+    model = ForecastingModel(forecaster, video.encoders).to(device)
+    rate, mem = peak_gib(device, lambda: time_steps(model, vid.dataset, cfg, device, sizes.video_steps, warmup=1))
+    free(device)
+    return {
+        "train_video_windows_per_s": round(rate, 2),
+        "train_video_batch": sizes.video_batch,
+        "train_video_peak_gib": mem,
+    }
+
+
+def project(out: dict, gpus: int, epochs: int) -> dict:
+    """Minutes on one node of `gpus` GPUs: each GPU at this run's rates (with as many decode cores as here), DDP
+    scaling linearly, one window per segment."""
+    seg = ASSUMED_SEGMENTS
+    extract_min = sum(seg.values()) / (gpus * out["extract_segments_per_s"]) / 60
+    train_min = epochs * seg["train"] / (gpus * out["train_cache_b64"]["windows_per_s"]) / 60
+    predict_min = seg["test"] / (gpus * out["predict_windows_per_s"]) / 60
+    total = extract_min + train_min + predict_min
+    return {
+        "gpus": gpus,
+        "epochs": epochs,
+        "assumed_segments": dict(seg),
+        "assumption": "val: the real Ego4D LTA v1 val count; train 3x val, test = val (assumed); windows ~ segments; "
+        f"each GPU with {out['extract_workers']} decode workers as here; linear DDP scaling",
+        "extract_min": round(extract_min, 2),
+        "train_min": round(train_min, 2),
+        "predict_min": round(predict_min, 3),
+        "total_min": round(total, 2),
+        "target_min": 30,
+    }
+
+
+def free(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def log(text: str) -> None:
+    print(f"[gpu_check {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--quick", action="store_true", help="tiny shapes: the same code paths in a minute or two")
+    ap.add_argument("--workers", type=int, default=None, help="decode workers (default: cores - 2; quick: 1)")
+    ap.add_argument("--gpus", type=int, default=8, help="GPUs of the node the projection is for")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    args = ap.parse_args()
+    with contextlib.redirect_stdout(sys.stderr):  # the project's own prints: stdout holds only the JSON
+        result = check(args)
+    bad = [k for k, v in flat(result).items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        log(f"not finite: {bad}")
+    text = json.dumps(result, indent=1)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+def flat(obj: dict, prefix: str = "") -> dict:
+    items = {}
+    for k, v in obj.items():
+        items.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return items
+
+
+if __name__ == "__main__":
+    main()
