@@ -46,13 +46,19 @@ class ModelConfig:
     attn_heads: int = 4
     """Heads of the `_attn` variant's text-to-frame cross-attention."""
     layers: int = 6
+    """Transformer encoder layers of the aggregator over the observed segments."""
     heads: int = 8
+    """Attention heads per aggregator layer."""
     ffn_dim: int = 2048
+    """Hidden width of each aggregator layer's feed-forward block."""
     dropout: float = 0.1
+    """Dropout inside the aggregator layers."""
     positions: str = "sinusoidal"
     """sinusoidal or learned position embeddings over the observed segments."""
     position_dropout: float = 0.2
+    """Dropout on the segment embeddings after the positions are added."""
     head_dropout: float = 0.5
+    """Dropout before the verb and noun decoder heads."""
     finetune_slowfast: bool = False
     """Train SlowFast too: then windows are decoded from video end to end instead of read from the cache."""
 
@@ -88,8 +94,11 @@ class OptimConfig:
     lr: float = 1e-4
     """Learning rate at `base_batch`; the run uses lr * global_batch / base_batch."""
     base_batch: int = 64
+    """The global batch `lr` is given for (linear scaling)."""
     weight_decay: float = 1e-4
+    """Decay on weights (not biases, norms, position tables): L2 with adam, decoupled with adamw."""
     warmup_steps: int = 1000
+    """Linear warm-up steps, then a cosine to 0 at the last step of `train.epochs`."""
     grad_clip: float = 1.0
     """Max global gradient norm (0 turns clipping off)."""
 
@@ -105,7 +114,9 @@ class GenerateConfig:
     """Below 1 the samples stay nearer the likely sequence: on synthetic val greedy_sample at 0.7 beat the
     baseline's iid sampling by 0.024 verb / 0.013 noun / 0.024 action ED@20 (benchmarks/compare_sampling.py)."""
     top_p: float = 1.0
+    """Nucleus mass kept when sampling (1: the whole distribution)."""
     seed: int = 0
+    """Sampling seed: the same run and seed give the same submission."""
     observed_bonus: float = 0.0
     """Added to the log-score of the window's observed verbs and nouns (observed pairs for `joint`) before
     sampling; only where the inputs carry observed labels (the `labels` variant)."""
@@ -114,10 +125,13 @@ class GenerateConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 30
+    """Passes over the training windows; raise it with `train --resume --set train.epochs=N` to extend a run."""
     batch_size: int = 64
     """Global batch (all processes together); each process takes batch_size / world_size."""
     eval_batch_size: int = 256
+    """Windows per forward pass when validating (all processes together)."""
     seed: int = 0
+    """Initial weights, data order and dropout: the same seed and config give the same run."""
     precision: str = "auto"
     """auto: bf16 autocast on a GPU, fp32 on a CPU; fp32: always fp32."""
     loss: str = "mean"
@@ -132,6 +146,7 @@ class TrainConfig:
 @dataclass
 class Config:
     name: str = "slowfast_clip"
+    """The run's name: the preset's or the TOML file's stem; the default run folder is runs/<name>."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

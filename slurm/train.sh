@@ -24,7 +24,12 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
 if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
   set -- "$@" --resume   # a requeued job continues its own run from last.pt
 fi
-echo "[slurm] job ${SLURM_JOB_ID} restart ${SLURM_RESTART_COUNT:-0}: ${SLURM_JOB_NUM_NODES} nodes (${SLURM_JOB_NODELIST}), $(( SLURM_NTASKS )) tasks"
+# The rendezvous for every task: the job's first host (Slurm's own expansion of the node list) and a port
+# derived from the job id, so two jobs sharing a node do not collide. Set either beforehand to choose it.
+MASTER_ADDR=${MASTER_ADDR:-$(scontrol show hostnames "$SLURM_JOB_NODELIST" 2>/dev/null | head -n 1)}
+[ -n "$MASTER_ADDR" ] && export MASTER_ADDR  # else ego4d-lta expands SLURM_JOB_NODELIST itself (submitit's parser)
+export MASTER_PORT=${MASTER_PORT:-$(( 20000 + SLURM_JOB_ID % 20000 ))}
+echo "[slurm] job ${SLURM_JOB_ID} restart ${SLURM_RESTART_COUNT:-0}: ${SLURM_JOB_NUM_NODES} nodes (${SLURM_JOB_NODELIST}), $(( SLURM_NTASKS )) tasks, master ${MASTER_ADDR:-?}:${MASTER_PORT}"
 srun --kill-on-bad-exit=1 "$LTA" train "$@"
 status=$?
 if [ "$status" -eq 140 ]; then  # 128 + SIGUSR2: stopped for the time limit, last.pt saved

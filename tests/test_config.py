@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from ego4d_lta.base.errors import UserError
 from ego4d_lta.config import Config, load_config, presets
 from ego4d_lta.data.window_datasets import EpochBatches, eval_batches
 from ego4d_lta.models.forecaster import VARIANTS
-from ego4d_lta.runtime.distributed import first_host, world_info_from_env
+from ego4d_lta.runtime.distributed import first_host, job_hosts, world_info_from_env
 
 
 def test_presets_cover_the_five_variants_and_tiny() -> None:
@@ -100,10 +101,41 @@ def test_ranks_from_torchrun_slurm_or_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("nodelist", "host"),
-    [("node1", "node1"), ("gpu[003-005,9]", "gpu003"), ("a[7,2],b1", "a7"), ("cpu-[10-11]", "cpu-10")],
+    [
+        ("node1", "node1"),
+        ("gpu[003-005,9]", "gpu003"),
+        ("a[7,2],b1", "a7"),
+        ("cpu-[10-11]", "cpu-10"),
+        ("r6i[3-4]n[0-8]", "r6i3n0"),  # two bracket groups: the hand-written parser said r6i3
+        ("node-[01-02]-ib", "node-01-ib"),  # a suffix after the bracket: it said node-01
+    ],
 )
 def test_first_host_of_a_slurm_node_list(nodelist: str, host: str) -> None:
     assert first_host(nodelist) == host
+
+
+@pytest.mark.parametrize(
+    ("nodelist", "hosts"),
+    [
+        ("gpu7", ["gpu7"]),
+        ("gpu[08-11]", ["gpu08", "gpu09", "gpu10", "gpu11"]),
+        ("a,b-2,c", ["a", "b-2", "c"]),
+        ("gpu[003-004,9],cpu1", ["gpu003", "gpu004", "gpu9", "cpu1"]),
+        ("r6i[3-4]n[0-1]", ["r6i3n0", "r6i3n1", "r6i4n0", "r6i4n1"]),
+        ("n[1-2],m[08-09]-ib", ["n1", "n2", "m08-ib", "m09-ib"]),
+    ],
+)
+def test_job_hosts_expand_like_scontrol(nodelist: str, hosts: list[str]) -> None:
+    assert job_hosts(nodelist) == hosts
+    if "-ib" not in nodelist:  # Slurm 22.05's scontrol refuses a suffix after a bracket; submitit reads it
+        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True)
+        assert out.stdout.split() == hosts  # the reference
+
+
+@pytest.mark.parametrize("nodelist", ["", "gpu[1-", "gpu[a-b]", ","])
+def test_a_broken_node_list_is_a_user_error(nodelist: str) -> None:
+    with pytest.raises(UserError, match="not a Slurm node list"):
+        job_hosts(nodelist)
 
 
 def test_processes_share_each_global_batch_and_resume_mid_epoch() -> None:

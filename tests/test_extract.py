@@ -17,6 +17,7 @@ import pytest
 import torch
 from conftest import hold_env, subset_dataset
 
+from ego4d_lta.base.hashing import file_digest
 from ego4d_lta.challenge.annotations import load_annotations
 from ego4d_lta.cli import main
 from ego4d_lta.data.feature_cache import FeatureCache, FeatureCacheError
@@ -154,6 +155,33 @@ def test_stale_cache_is_refused(reference, val_subset: Path, tiny_weights: dict[
     assert code == 2 and err.count("\n") == 1 and "slowfast.weights_sha256" in err and "Traceback" not in err
 
 
+def test_tiny_encoders_without_weight_files(reference, val_subset: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """`extract --encoders tiny` on synthetic data needs no files: seeded random weights, saved beside the cache
+    and named in its manifest; the same seeds as the demo's and the tests' files, so the very same features."""
+    summary = reference[1]
+    args = ["extract", "--data", str(val_subset), "--features", str(tmp_path), "--encoders", "tiny", "-q"]
+    assert main([*args, "--split", "val", "--limit", "2"]) == 0
+    weights = tmp_path / TINY.tag / "weights"
+    assert "--encoders tiny without weight files: random init" in capsys.readouterr().err
+    manifest = json.loads((tmp_path / TINY.tag / "val" / "manifest.json").read_text())
+    assert manifest["weights_origin"].startswith("random init (seeds: slowfast 0, clip 1), saved as ../weights/")
+    made = {p.name: file_digest(p) for p in weights.iterdir()}
+    assert made == {
+        "slowfast_tiny.pt": manifest["slowfast"]["weights_sha256"],
+        "clip_tiny.pt": manifest["clip"]["weights_sha256"],
+    }
+    expected = json.loads((summary.split_dir / "manifest.json").read_text())
+    assert {k: manifest[k] for k in ("slowfast", "clip")} == {k: expected[k] for k in ("slowfast", "clip")}
+    ours, theirs = FeatureCache.open(tmp_path / TINY.tag / "val"), FeatureCache.open(summary.split_dir)
+    for name in ("slowfast", "clip"):
+        rows = np.arange(len(theirs))
+        np.testing.assert_array_equal(ours.gather(rows, name), theirs.gather(rows, name))
+    stamp = {p.name: p.stat().st_mtime_ns for p in weights.iterdir()}
+    assert main([*args, "--split", "val", "--limit", "2"]) == 0  # a rerun (or another split) reuses the files
+    assert {p.name: p.stat().st_mtime_ns for p in weights.iterdir()} == stamp
+
+
 def test_missing_and_corrupt_videos_are_reported_not_fatal(
     synth_data: Path, tiny_weights: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -192,7 +220,7 @@ def test_train_views_and_bad_flags(synth_data: Path, tiny_weights: dict[str, Pat
     weights = ["--slowfast-weights", str(tiny_weights["slowfast"]), "--clip-weights", str(tiny_weights["clip"])]
     assert main([*base, "--split", "val", "--views", "2", *weights]) == 2
     assert "extra random views are for the train split only" in capsys.readouterr().err
-    assert main([*base, "--split", "train"]) == 2
+    assert main([*base, "--split", "train", "--encoders", "full"]) == 2
     assert "no SlowFast weights: pass --slowfast-weights FILE" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*base, "--split", "train", "--shard", "4/4", *weights])

@@ -1,8 +1,9 @@
 """The package's shape: which groups may import which, so the folders keep showing the data flow.
 
-base -> config -> challenge -> data | models -> runtime -> stages -> workflow -> cli, each importing only the
-groups before it (and its own); data and models never import each other; no stage imports another stage;
-nothing imports the CLI.
+base -> config -> challenge -> data | models -> runtime -> stages -> workflow -> api -> cli, each importing only
+the groups before it (and its own); data and models never import each other; no stage imports another stage;
+nothing imports the CLI. `api` is one module, the Python API; the package root re-exports it lazily (by name, on
+first use: `import ego4d_lta` imports nothing of it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 import ego4d_lta
 
 PACKAGE = Path(ego4d_lta.__file__).parent
-ORDER = ["base", "config", "challenge", "data", "models", "runtime", "stages", "workflow", "cli"]
+ORDER = ["base", "config", "challenge", "data", "models", "runtime", "stages", "workflow", "api", "cli"]
 RANK = {group: i for i, group in enumerate(ORDER)}
 RANK["models"] = RANK["data"]  # side by side: neither may import the other
 FORBIDDEN_SAME_RANK = {("data", "models"), ("models", "data")}

@@ -58,6 +58,21 @@ def test_resize_sets_size_and_keyframes_resumes_and_shards(tmp_path: Path, capsy
     assert not list(dst.glob("*.part"))
 
 
+def test_resize_progress_in_a_log_file_is_whole_lines_with_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EGO4D_LTA_PROGRESS_INTERVAL", "0")
+    src = tmp_path / "src"
+    src.mkdir()
+    for clip in ("a", "b"):
+        write_clip(src / f"{clip}.mp4", frames=30)
+    assert main(["resize", "--src", str(src), "--dst", str(tmp_path / "dst"), "--preset", "ultrafast"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    last = [line for line in err.splitlines() if line.startswith("resize 0/1:")][-1]
+    assert "2/2" in last and "clip/s" in last and "failed=0" in last
+
+
 def test_corrupt_and_missing_inputs_are_reported(
     synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

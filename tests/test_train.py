@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -105,6 +106,92 @@ def test_resume_continues_exactly_and_runs_are_deterministic(
     assert best["state"]["best"]["action"] == min(h["val"]["action"] for h in whole.history)
 
 
+def test_tensorboard_curves_continue_across_a_resume(
+    demo_report: dict, synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Event files in RUN/tensorboard on rank 0: loss and lr per step, val ED@20 per head per epoch, ED@z at the end;
+    a resume adds a file whose steps continue; the epoch line has time, lr, rate, best marker; no \\r in a log."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    train(tiny(synth_data, "train.epochs=2", "train.stop_after=3"), run, progress=True)
+    train(tiny(synth_data, "train.epochs=2"), run, resume=True, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err  # stderr is not a terminal here: whole lines
+    line = r"epoch 1/2 \d+s lr \d\.\d\de-\d\d [\d.]+k? win/s: loss \d+\.\d{4}; val ED@20 verb .* \*best\n"
+    assert re.search(line, err), err
+    events = sorted((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 2  # one per process start
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for head in ("verb", "noun", "action"):
+        val = acc.Scalars(f"val/ed20_{head}")
+        assert [(e.step, round(e.value, 5)) for e in val] == [(h["step"], round(h["val"][head], 5)) for h in history]
+        assert [e.step for e in acc.Scalars(f"best/ed_at_z_{head}")] == list(range(1, Z + 1))
+    steps = [e.step for e in acc.Scalars("train/loss")]
+    assert steps == sorted(set(steps)) and steps[0] == 1 and steps[-1] <= history[-1]["step"]
+    assert {"train/lr", "epoch/windows_per_s", "epoch/loss"} <= set(acc.Tags()["scalars"])
+
+
+def test_dry_run_writes_nothing_and_a_finished_run_extends(
+    demo_report: dict, synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`train --dry-run` reports the job's size and writes nothing; `--resume --set train.epochs=N` extends a
+    finished run: the cosine is recomputed for the new total and the next step's lr comes from it."""
+    from ego4d_lta.runtime.training import warmup_cosine
+
+    run = tmp_path / "run"
+    base = ["train", "--config", "tiny", "--data", str(synth_data), "--run", str(run), "-q", "--log", "none"]
+    assert main([*base, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert not run.exists()
+    cfg = tiny(synth_data)
+    val, _ = load_annotations(synth_data / "annotations", "val")
+    _, tax = load_annotations(synth_data / "annotations", "train")
+    inputs = RunInputs(cfg)
+    inputs.open("train", training=True)  # reads the record and the prompt bank
+    model = build_forecaster(cfg.model, feature_dims(inputs.record), tax.num_verbs, tax.num_nouns, inputs.bank)
+    assert f"val {len(make_windows(val, include_extra=False))}\n" in out and "# world size 1 " in out
+    assert re.search(r"# windows: train \d+ of \d+ usable", out)
+    assert f"# parameters {sum(p.numel() for p in model.parameters()):,} (" in out
+    assert "a new run; nothing written" in out and 'name = "tiny"' in out
+
+    one = train(tiny(synth_data, "train.epochs=1"), run, progress=False, log=())
+    assert main([*base, "--set", "train.epochs=2", "--dry-run"]) == 2  # not without --resume
+    assert "already holds a run" in capsys.readouterr().err
+    assert main([*base, "--set", "train.epochs=2", "--resume", "--dry-run"]) == 0
+    assert f"resume at epoch 1, step {one.steps}; nothing written" in capsys.readouterr().out
+    assert main([*base, "--set", "train.epochs=2", "--resume"]) == 0
+    out = capsys.readouterr().out
+    lr = cfg.optim.lr * cfg.train.batch_size / cfg.optim.base_batch
+    total = 2 * one.steps
+    expected = lr * warmup_cosine(min(cfg.optim.warmup_steps, total), total)(one.steps)
+    assert f"note: train.epochs 1 -> 2: the cosine now ends at step {total}; lr " in out
+    assert f" -> {expected:.3e} at step {one.steps}" in out and expected > 0
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2] and history[1]["step"] == total
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2
+
+
+def test_the_python_api_predicts_what_the_command_wrote(demo_report: dict, demo_dir: Path, tmp_path: Path) -> None:
+    """`load_run` + `predict` + `Forecast.write` give the demo's val submission byte for byte (the command's path);
+    `read_cache` opens the cache the run read."""
+    import ego4d_lta as lta
+
+    run = lta.load_run(demo_dir / "runs" / "tiny")
+    assert run.path.name == "best.pt" and run.config.name == "tiny" and not run.model.training
+    forecast = lta.predict(run, "val")
+    written = demo_dir / "submissions" / "tiny-val.json"
+    assert forecast.write(tmp_path / "val.json").read_bytes() == written.read_bytes()
+    assert forecast.verb.shape == (len(forecast.keys), K, Z) and not forecast.fallback.any()
+    report = lta.score_submission(tmp_path / "val.json", demo_dir / "data" / "annotations")
+    assert report.scores.ed20 == pytest.approx(demo_report["model"])
+    cache = lta.read_cache(demo_dir / "data" / "features", "val", encoders="tiny")
+    assert cache.manifest.split == "val" and len(cache) == len(cache.index) > 0
+    assert cache.manifest.record.to_json() == run.checkpoint.features.to_json()
+
+
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if set(needed_arrays(v)) <= {"slowfast", "clip"}])
 def test_every_variant_trains_and_predicts(demo_report: dict, synth_data: Path, tmp_path: Path, variant: str) -> None:
     cfg = tiny(synth_data, "train.epochs=1", f"model.variant={variant!r}".replace("'", '"'))
@@ -141,16 +228,16 @@ def test_predict_cli_warns_about_fallbacks_and_errors_are_one_line(
     assert "got the fallback prediction" in captured.err and f"wrote {out}" in captured.out
     assert out.read_bytes() == Path(demo_report["submission"]).read_bytes()  # deterministic for the seed
     cases = [
-        (["predict", "--run", str(tmp_path / "nothing")], "checkpoint not found"),
-        (["predict", "--run", run, "--set", "model.layers=3"], "predict takes only generate.*"),
+        (["predict", "--split", "val", "--run", str(tmp_path / "nothing")], "checkpoint not found"),
+        (["predict", "--split", "val", "--run", run, "--set", "model.layers=3"], "predict takes only generate.*"),
         (
             ["train", "--config", "tiny", "--data", str(tmp_path), "--run", str(tmp_path / "r")],
             "no feature cache for train",
         ),
         (["train", "--config", "nope"], "no such preset"),
         (["train", "--config", "tiny", "--set", "model.layers=two"], "model.layers must be int"),
-        (["predict", "--run", run, "--device", "tpu"], "expected auto, cpu, cuda"),
-        (["predict", "--run", run, "--pool", "5"], "--pool 5: a pool holds more than K=5"),
+        (["predict", "--split", "val", "--run", run, "--device", "tpu"], "expected auto, cpu, cuda"),
+        (["predict", "--split", "val", "--run", run, "--pool", "5"], "--pool 5: a pool holds more than K=5"),
     ]
     for args, message in cases:
         assert main(args) == 2

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from ego4d_lta import __version__
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.cli import (
+    configs,
     demo,
     ensemble,
     extract,
@@ -24,7 +25,7 @@ from ego4d_lta.cli import (
     upload,
     validate,
 )
-from ego4d_lta.cli.common import EXIT_INVALID
+from ego4d_lta.cli.common import EXIT_INVALID, HelpFormatter
 
 COMMANDS = {
     "demo": demo,
@@ -32,6 +33,7 @@ COMMANDS = {
     "resize": resize,
     "extract": extract,
     "import-features": import_features,
+    "configs": configs,
     "train": train,
     "predict": predict,
     "validate": validate,
@@ -50,7 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ego4d-lta {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
-        p = sub.add_parser(name, help=module.HELP, description=module.__doc__.splitlines()[0])
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=module.__doc__.splitlines()[0],
+            epilog=module.EPILOG,
+            formatter_class=HelpFormatter,
+        )
         module.add_arguments(p)
         p.set_defaults(func=module.run)
     return parser

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 EXIT_INVALID = 2
@@ -69,7 +68,19 @@ def add_features(p: argparse.ArgumentParser, what: str = "") -> None:
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or line")
+    """`-q` means the same everywhere: no progress bar; results, warnings and errors still print."""
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (results, warnings, errors still print)")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every default in `--help` (unless the help already says it, or there is none); the example epilog as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        none = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if "default" in text or none:
+            return text
+        return super()._get_help_string(action)
 
 
 def positive(text: str) -> int:
@@ -100,11 +111,22 @@ def shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def progress_line(quiet: bool) -> Callable[[str], None] | None:
-    if quiet:
-        return None
+def add_split(p: argparse.ArgumentParser) -> None:
+    """`--split` for a command that reads submissions: no default, the file says which."""
+    p.add_argument(
+        "--split",
+        choices=["val", "test"],
+        default=None,
+        help="the submissions' split (default: from <name>.meta.json beside the file, else from its keys)",
+    )
 
-    def show(message: str) -> None:
-        print(f"\r{message:<60}", end="", file=sys.stderr, flush=True)
 
-    return show
+def chosen_split(args: argparse.Namespace, files: list[Path], annotations: Path) -> str:
+    """`--split` as given, else the one the files say (one line on stderr names it and where it came from)."""
+    if args.split is not None:
+        return args.split
+    from ego4d_lta.challenge.split_guess import infer_split
+
+    guess = infer_split(list(files), annotations)
+    print(guess.line(files[0] if len(files) == 1 else f"{len(files)} files"), file=sys.stderr)
+    return guess.split

@@ -18,6 +18,10 @@ from ego4d_lta.cli.common import (
 )
 
 HELP = "frozen SlowFast + CLIP features of every segment -> feature cache"
+EPILOG = """examples:
+  ego4d-lta extract --split train --data data --slowfast-weights weights/ego4d_slowfast8x8.ckpt \\
+      --clip-weights weights/ViT-B-16.bin
+  ego4d-lta extract --split val --data data/synth --encoders tiny   # synthetic data: random-init tiny encoders"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--encoders",
         choices=["full", "tiny"],
         default="full",
-        help="full: SlowFast R101 8x8 + CLIP ViT-B-16 at 224 px; tiny: narrow test models at 64 px",
+        help="full: SlowFast R101 8x8 + CLIP ViT-B-16 at 224 px; tiny: narrow test models at 64 px (without weight "
+        "files: seeded random init, saved in FEATURES/<tag>/weights/)",
     )
     p.add_argument(
         "--slowfast-weights",
@@ -42,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-pretrained", default=None, metavar="TAG", help="open_clip pretrained tag (needs network)")
     p.add_argument("--shard", type=shard, default=(0, 1), metavar="I/N", help="do shard I of N (0-based)")
     p.add_argument("--views", type=int, default=1, help="windows per train segment: the centre + random positions")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="segment windows per forward pass")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="decoding processes")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ...")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the shard's first N clips (smoke run)")

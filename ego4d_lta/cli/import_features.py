@@ -9,6 +9,7 @@ from ego4d_lta.cli.common import add_data, add_features, add_quiet, default_data
 from ego4d_lta.stages.import_features import SET_NAMES
 
 HELP = "Ego4D's released per-video features (no videos needed) -> the feature cache"
+EPILOG = "example: ego4d-lta import-features --split train --ego4d-features ego4d --data data   # after the Ego4D CLI"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -10,10 +10,16 @@ from ego4d_lta.base.errors import UserError
 from ego4d_lta.cli.common import add_data, add_features, add_quiet, positive, requested_paths
 
 HELP = "a run's checkpoint -> submissions/<run>-<split>.json (validated)"
+EPILOG = "example: ego4d-lta predict --split val --run runs/tiny   # also prints the val scores"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--split", choices=["val", "test"], default="test")
+    p.add_argument(
+        "--split",
+        choices=["val", "test"],
+        required=True,
+        help="windows to predict: val (scored here) or test (the upload); required, a test run costs as much",
+    )
     p.add_argument("--run", type=Path, default=None, help="run folder (default: the only one in runs/)")
     p.add_argument("--checkpoint", default="best", help="best, last or a checkpoint file (default: best)")
     add_data(p, "dataset root (default: $EGO4D_LTA_DATA, else the run's)")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 HELP = "a table of training runs, their training and ED@z curves (PNG)"
+EPILOG = "example: ego4d-lta report runs/tiny runs/slowfast_clip -o reports"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -6,18 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from ego4d_lta.cli.common import EXIT_INVALID, add_quiet, progress_line, shard
+from ego4d_lta.cli.common import EXIT_INVALID, add_quiet, shard
 
 HELP = "re-encode clips to 320p H.264, a keyframe every 2 s (resumable, shardable)"
+EPILOG = "example: ego4d-lta resize --src ego4d/v2/clips --dst data/clips --shard 0/4   # one of 4 array tasks"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--src", type=Path, required=True, help="folder of <clip_uid>.mp4")
     p.add_argument("--dst", type=Path, required=True, help="output folder (finished clips are skipped on a rerun)")
     p.add_argument("--shard", type=shard, default=(0, 1), metavar="I/N", help="do clips I, I+N, ... (0-based)")
-    p.add_argument("--short-side", type=int, default=320)
-    p.add_argument("--keyframe-seconds", type=float, default=2.0)
-    p.add_argument("--crf", type=int, default=23)
+    p.add_argument("--short-side", type=int, default=320, help="output height of a landscape clip, in pixels")
+    p.add_argument("--keyframe-seconds", type=float, default=2.0, help="a keyframe this often (fast seeking)")
+    p.add_argument("--crf", type=int, default=23, help="x264 quality: lower is better and bigger")
     p.add_argument("--preset", default="medium", help="x264 preset")
     add_quiet(p)
 
@@ -32,9 +33,7 @@ def run(args: argparse.Namespace) -> int:
         preset=args.preset,
         shard=args.shard,
     )
-    s = resize_all(args.src, args.dst, cfg, progress=progress_line(args.quiet))
-    if not args.quiet:
-        print(file=sys.stderr)
+    s = resize_all(args.src, args.dst, cfg, progress=not args.quiet)
     print(f"{args.dst}: {len(s.done)} clips re-encoded, {len(s.skipped)} already there, {len(s.failed)} failed")
     for error in s.failed.values():
         print(f"ego4d-lta resize: error: {error}", file=sys.stderr)

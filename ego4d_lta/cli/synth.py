@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.cli.common import add_quiet, progress_line
+from ego4d_lta.cli.common import add_quiet
 
 HELP = "write a synthetic dataset in the official Ego4D LTA layout"
+EPILOG = "example: ego4d-lta synth data/synth --size tiny --missing-videos 1"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", type=Path, help="dataset root to write (annotations/, clips/)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", choices=["tiny", "small"], default="tiny")
+    p.add_argument("--seed", type=int, default=0, help="one seed for the scripts, annotations and frames")
+    p.add_argument("--size", choices=["tiny", "small"], default="tiny", help="tiny (the demo's) or small (more clips)")
     p.add_argument(
         "--missing-videos",
         type=int,
@@ -58,11 +58,9 @@ def run(args: argparse.Namespace) -> int:
     )
     started = time.perf_counter()
     try:
-        summary = generate(args.out, cfg, progress=progress_line(args.quiet))
+        summary = generate(args.out, cfg, progress=not args.quiet)
     except ValueError as e:
         raise UserError(f"synth: {e}") from None
-    if not args.quiet:
-        print(file=sys.stderr)
     counts = ", ".join(
         f"{split} {len(uids)} clips / {summary.segments[split]} segments" for split, uids in summary.clips.items()
     )

@@ -9,6 +9,9 @@ from ego4d_lta.cli.common import add_data, add_features, add_quiet, count, posit
 from ego4d_lta.config import Config
 
 HELP = "train a forecaster (plain PyTorch, DDP under torchrun or srun)"
+EPILOG = """examples:
+  ego4d-lta train --config tiny --data data/synth --set train.epochs=5
+  ego4d-lta train --config tiny --data data/synth --resume --set train.epochs=10   # extend the finished run"""
 
 
 def minutes(text: str) -> int:
@@ -47,19 +50,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data(p)
     add_features(p, "feature cache root (default: $EGO4D_LTA_FEATURES or DATA/features)")
     p.add_argument("--run", type=Path, default=None, help="run folder (default: runs/<config name>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run from its last.pt")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run from its last.pt (with --set train.epochs=N: extend a finished run)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the config, world size, window counts and parameter count; train nothing, write nothing",
+    )
     p.add_argument("--device", default="auto", help="auto (the local GPU when there is one), cpu, cuda")
+    p.add_argument(
+        "--log",
+        action="append",
+        choices=["tensorboard", "wandb", "none"],
+        default=None,
+        help="live curves on rank 0, repeatable (default: tensorboard, in RUN/tensorboard/; wandb needs the extra)",
+    )
     add_quiet(p)
     job = p.add_argument_group("submit as a job (submitit) instead of training in this process")
     job.add_argument("--launcher", choices=["slurm", "local"], default=None, help="slurm: sbatch; local: processes")
-    job.add_argument("--nodes", type=positive, default=1)
-    job.add_argument("--gpus-per-node", type=count, default=0)
+    job.add_argument("--nodes", type=positive, default=1, help="Slurm nodes")
+    job.add_argument("--gpus-per-node", type=count, default=0, help="GPUs per node (0: CPU tasks)")
     job.add_argument("--tasks-per-node", type=positive, default=None, help="default: one per GPU, else 1")
-    job.add_argument("--cpus-per-task", type=positive, default=8)
+    job.add_argument("--cpus-per-task", type=positive, default=8, help="CPU cores per task (data loading)")
     job.add_argument("--time", type=minutes, default=24 * 60, help="time limit: minutes or H:MM:SS (default 24 h)")
     job.add_argument("--partition", default=None, help="default: $SBATCH_PARTITION or the cluster's default")
-    job.add_argument("--account", default=None)
-    job.add_argument("--constraint", default=None)
+    job.add_argument("--account", default=None, help="Slurm account")
+    job.add_argument("--constraint", default=None, help="Slurm node features, e.g. a100")
     job.add_argument("--slurm", type=key_value, action="append", metavar="KEY=VALUE", help="more sbatch options")
     job.add_argument("--wait", action="store_true", help="wait for the job and print its result")
 
@@ -84,13 +103,33 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = run_config(args)
     run_dir = args.run or check_inside("runs", Path("runs") / cfg.name, "name")
+    if args.dry_run:
+        return _dry_run(cfg, run_dir, args.resume)
     if args.launcher:
         return _submit(args, cfg, run_dir)
-    result = train(cfg, run_dir, resume=args.resume, device=args.device, progress=not args.quiet)
+    log = args.log or ["tensorboard"]
+    result = train(cfg, run_dir, resume=args.resume, device=args.device, progress=not args.quiet, log=log)
     if not world_info_from_env().is_main:  # one summary per job, not one per process
         return result.exit_status
     print(result.summary())
     return result.exit_status
+
+
+def _dry_run(cfg: Config, run_dir: Path, resume: bool) -> int:
+    from ego4d_lta.cli.configs import render_toml
+    from ego4d_lta.stages.train import plan
+
+    p = plan(cfg, run_dir, resume)
+    start = f"resume at epoch {p.start_epoch}, step {p.start_step}" if p.start_step else "a new run"
+    print(render_toml(cfg), end="")
+    print(
+        f"\n# dry run of {run_dir}: {start}; nothing written\n"
+        f"# world size {p.world_size} (batch {cfg.train.batch_size // p.world_size} per process)\n"
+        f"# windows: train {p.usable_windows} of {p.train_windows} usable, val {p.val_windows}\n"
+        f"# parameters {p.parameters:,} ({p.trainable:,} trainable)\n"
+        f"# {p.steps_per_epoch} steps per epoch, {p.total_steps} in all; peak lr {p.lr:.3e}"
+    )
+    return 0
 
 
 def _submit(args: argparse.Namespace, cfg: Config, run_dir: Path) -> int:

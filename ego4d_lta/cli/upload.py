@@ -8,11 +8,17 @@ from pathlib import Path
 from ego4d_lta.cli.common import add_annotations, annotations_dir, positive
 
 HELP = "validate a test submission, then submit it to EvalAI (evalai client)"
+EPILOG = "example: ego4d-lta upload submissions/slowfast_clip-test.json --dry-run   # prints the evalai command"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path, help="test submission JSON")
-    p.add_argument("--phase", type=positive, default=None, help="EvalAI phase id (default: $EGO4D_LTA_EVALAI_PHASE)")
+    p.add_argument(
+        "--phase",
+        type=positive,
+        default=None,
+        help="EvalAI phase id (default: $EGO4D_LTA_EVALAI_PHASE, else 3161, the challenge's Test Phase)",
+    )
     add_annotations(p)
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--public", action="store_true", help="show it on the public leaderboard")

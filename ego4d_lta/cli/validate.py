@@ -8,15 +8,23 @@ import sys
 from pathlib import Path
 
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.cli.common import EXIT_INVALID, add_annotations, annotation_files, annotations_dir
+from ego4d_lta.cli.common import (
+    EXIT_INVALID,
+    add_annotations,
+    add_split,
+    annotation_files,
+    annotations_dir,
+    chosen_split,
+)
 
 HELP = "check a submission as the challenge server would; score it on val"
+EPILOG = "example: ego4d-lta validate demo/submissions/tiny-val.json --data demo/data   # split: from the file"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path, help="submission JSON")
     add_annotations(p)
-    p.add_argument("--split", choices=["val", "test"], default="test")
+    add_split(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="write ED@z curves (val only)")
 
@@ -25,16 +33,19 @@ def run(args: argparse.Namespace) -> int:
     import orjson
 
     from ego4d_lta.base.output_guard import check_output
+    from ego4d_lta.challenge.split_guess import did_you_mean
     from ego4d_lta.challenge.validate import format_report, validate_file
     from ego4d_lta.workflow.plots import plot_ed_at_z
 
+    annotations = annotations_dir(args)
     if args.plot:
-        check_output(args.plot, "png", [args.file, *annotation_files(annotations_dir(args))], flag="--plot")
+        check_output(args.plot, "png", [args.file, *annotation_files(annotations)], flag="--plot")
     try:
-        report = validate_file(args.file, annotations_dir(args), args.split)
+        args.split = chosen_split(args, [args.file], annotations)
+        report = validate_file(args.file, annotations, args.split)
     except UserError as e:
         if args.json:
-            failed = {"valid": False, "split": args.split, "windows": 0, "errors": [str(e)], "warnings": []}
+            failed = {"valid": False, "split": args.split or "", "windows": 0, "errors": [str(e)], "warnings": []}
             sys.stdout.write(orjson.dumps(failed, option=orjson.OPT_INDENT_2).decode() + "\n")
         raise
     if args.plot and report.scores is not None:
@@ -50,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if not report.valid:
         for error in report.errors:
             print(f"error: {args.file}: {error}", file=sys.stderr)
-        print(f"{args.file}: invalid {args.split} submission ({len(report.errors)} errors)", file=sys.stderr)
+        hint = did_you_mean(args.file, annotations, args.split)
+        print(f"{args.file}: invalid {args.split} submission ({len(report.errors)} errors){hint}", file=sys.stderr)
         if re.search(r"\.pool\d+\.json$", str(args.file)):
             print("note: a pool of samples (predict --pool) is for `ego4d-lta ensemble`, not upload", file=sys.stderr)
         return EXIT_INVALID

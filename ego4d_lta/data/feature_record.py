@@ -156,6 +156,9 @@ class CacheManifest:
     """File name of the CLIP prompt bank beside the split folders."""
     package: str = ""
     """The ego4d-lta release that wrote it: recorded, never compared."""
+    weights_origin: str = ""
+    """How the encoder weights were made when ego4d-lta made them (`extract --encoders tiny` without files: seeded
+    random init, saved beside the cache); empty for weights the user passed. The record's sha256s identify them."""
     format: int = FORMAT_VERSION
     dtype: str = "float16"
     clip_embeddings: str = "unit-norm"

@@ -9,7 +9,6 @@ wrong on more than one node.
 from __future__ import annotations
 
 import os
-import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,15 +38,26 @@ class WorldInfo:
         return f"rank {self.rank}/{self.world_size} local {self.local_rank} node {self.node} host {host}"
 
 
+def job_hosts(nodelist: str) -> list[str]:
+    """A Slurm node list expanded as `scontrol show hostnames` does: `r6i[3-4]n[0-1]` -> r6i3n0 r6i3n1 r6i4n0 ...
+
+    submitit's parser (a dependency already, used by `launch`), not a hand-written one: it handles several
+    bracket groups in one name, suffixes after a bracket and zero padding.
+    """
+    from submitit.slurm.slurm import SlurmParseException, _parse_node_list
+
+    try:
+        hosts = _parse_node_list(nodelist.strip())
+    except SlurmParseException:
+        hosts = []
+    if not hosts or not all(hosts):
+        raise UserError(f"SLURM_JOB_NODELIST={nodelist!r}: not a Slurm node list (e.g. gpu[01-04],cpu1)")
+    return hosts
+
+
 def first_host(nodelist: str) -> str:
-    """The first host of a Slurm node list: `gpu[003-005,9],cpu1` -> `gpu003`."""
-    m = re.match(r"([^,\[]+)(\[([^\]]+)\])?", nodelist.strip())
-    if not m:
-        raise ValueError(f"cannot read Slurm node list {nodelist!r}")
-    prefix, bracket = m.group(1), m.group(3)
-    if bracket is None:
-        return prefix
-    return prefix + bracket.split(",")[0].split("-")[0]
+    """The first host of a Slurm node list (the master address): `gpu[003-005,9],cpu1` -> `gpu003`."""
+    return job_hosts(nodelist)[0]
 
 
 def world_info_from_env(env: Mapping[str, str] | None = None) -> WorldInfo:

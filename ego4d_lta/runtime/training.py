@@ -5,12 +5,32 @@ from __future__ import annotations
 import math
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ego4d_lta.config import Config
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """`train --dry-run`: the job's size and where a resume would start, found without writing anything."""
+
+    world_size: int
+    train_windows: int
+    usable_windows: int
+    """Training windows whose segments all have features (the others are left out)."""
+    val_windows: int
+    parameters: int
+    trainable: int
+    steps_per_epoch: int
+    start_epoch: int
+    start_step: int
+    total_steps: int
+    lr: float
+    """The peak learning rate (optim.lr scaled to the global batch)."""
 
 
 class StopFlag:
@@ -40,6 +60,18 @@ class StopFlag:
         if torch.distributed.is_initialized():
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return int(flag.item())
+
+
+def restart_schedule(
+    optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR, schedule: Callable[[int], float]
+) -> tuple[float, float]:
+    """After a resume under a new schedule (more epochs): the next step's learning rate from `schedule` at the
+    resumed step, not the saved one (a finished run saved ~0). Returns (saved, new) of the first group."""
+    was = optimizer.param_groups[0]["lr"]
+    for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
+        group["lr"] = base * schedule(scheduler.last_epoch)
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+    return was, optimizer.param_groups[0]["lr"]
 
 
 def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:

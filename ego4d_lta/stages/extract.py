@@ -30,7 +30,7 @@ from ego4d_lta.models.clip import ClipEncoder
 from ego4d_lta.models.prompts import cached_bank, load_places, load_scenarios, vocabulary
 from ego4d_lta.models.slowfast import SlowFastEncoder
 from ego4d_lta.runtime.distributed import WorldInfo, device_for
-from ego4d_lta.runtime.encoder_config import EncoderConfig, load_encoders
+from ego4d_lta.runtime.encoder_config import ENCODER_PRESETS, EncoderConfig, load_encoders
 
 
 @dataclass
@@ -85,7 +85,9 @@ def shard_clips(clips: list[str], shard: tuple[int, int], limit: int | None) -> 
     return mine[:limit] if limit is not None else mine
 
 
-def build_manifest(cfg: ExtractConfig, record: FeatureRecord, annotations: Path, bank: Path) -> CacheManifest:
+def build_manifest(
+    cfg: ExtractConfig, record: FeatureRecord, annotations: Path, bank: Path, weights_origin: str = ""
+) -> CacheManifest:
     return CacheManifest(
         record=record,
         split=cfg.split,
@@ -96,6 +98,7 @@ def build_manifest(cfg: ExtractConfig, record: FeatureRecord, annotations: Path,
         limit=cfg.limit,
         prompt_bank=bank.name,
         package=__version__,
+        weights_origin=weights_origin,
     )
 
 
@@ -117,7 +120,8 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     if not video_dir.is_dir():
         raise UserError(f"{video_dir}: clips folder not found (expected DATA_DIR/clips/<clip_uid>.mp4)")
 
-    slowfast, clip, record = load_encoders(cfg.encoders, cfg.slowfast_weights, cfg.clip_weights, cfg.clip_pretrained)
+    slowfast_weights, clip_weights, origin = _weights(cfg)
+    slowfast, clip, record = load_encoders(cfg.encoders, slowfast_weights, clip_weights, cfg.clip_pretrained)
     device = device_for(WorldInfo(), cfg.device)
     slowfast.to(device)
     clip.to(device)
@@ -127,7 +131,7 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     weights_id = record.clip.weights_sha256 or f"tag:{record.clip.pretrained}"
     _, bank_path = cached_bank(split_dir.parent, clip, weights_id, vocab)
 
-    manifest = build_manifest(cfg, record, split_file, bank_path)
+    manifest = build_manifest(cfg, record, split_file, bank_path, origin)
     rows = segment_rows(table, cfg.views)
     clips = shard_clips(rows["clip_uid"].unique().tolist(), cfg.shard, cfg.limit)
     rows = rows[rows["clip_uid"].isin(set(clips))].reset_index(drop=True)
@@ -185,6 +189,24 @@ def _half(x: torch.Tensor) -> np.ndarray:
     return x.float().cpu().numpy().astype(np.float16)
 
 
+def _weights(cfg: ExtractConfig) -> tuple[Path | None, Path | None, str]:
+    """The weight files, and where they came from when we made them: the tiny encoders without files get seeded
+    random-init weights in FEATURES_DIR/<tag>/weights/, made once and shared by every split and shard."""
+    given = cfg.slowfast_weights or cfg.clip_weights or cfg.clip_pretrained
+    if given or cfg.encoders != ENCODER_PRESETS["tiny"]:
+        return cfg.slowfast_weights, cfg.clip_weights, ""
+    from ego4d_lta.models.factory import TINY_SEEDS, random_tiny_weights
+
+    out = cfg.features_dir / cfg.encoders.tag / "weights"
+    slowfast, clip = random_tiny_weights(out, cfg.encoders.sampling.num_frames, cfg.encoders.sampling.crop_size)
+    origin = (
+        f"random init (seeds: slowfast {TINY_SEEDS['slowfast']}, clip {TINY_SEEDS['clip']}), "
+        f"saved as ../weights/{slowfast.name} and ../weights/{clip.name}"
+    )
+    print(f"--encoders tiny without weight files: {origin.replace('../', str(out.parent) + '/')}", file=sys.stderr)
+    return slowfast, clip, origin
+
+
 def _default_scenarios(annotations: Path) -> Path | None:
     """`annotations/scenarios_taxonomy.json` when present (synthetic datasets write one); else no scenarios."""
     path = annotations / SCENARIOS_FILE
@@ -193,8 +215,6 @@ def _default_scenarios(annotations: Path) -> Path | None:
 
 def _progress_bar(total: int, show: bool, desc: str):
     """tqdm in segments/s; when disabled it still prints `write` lines (the warnings)."""
-    from tqdm import tqdm
+    from ego4d_lta.base.progress import progress_bar
 
-    return tqdm(
-        total=total, desc=desc, unit="seg", file=sys.stderr, dynamic_ncols=True, smoothing=0.1, disable=not show
-    )
+    return progress_bar(total, desc, "seg", disable=not show, smoothing=0.1)

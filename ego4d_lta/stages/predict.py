@@ -9,7 +9,6 @@ file is written beside its final name, checked exactly as `ego4d-lta validate` d
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,15 +125,10 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
             f"{tax.num_verbs} / {tax.num_nouns}"
         )
     model = load_model(ckpt, cfg, sources.encoders).to(device)
-    from tqdm import tqdm
+    from ego4d_lta.base.progress import progress_bar
 
-    with tqdm(
-        total=len(inputs.windows),
-        unit="win",
-        desc=f"predict {pcfg.split}",
-        file=sys.stderr,
-        disable=not (pcfg.progress and info.is_main),
-    ) as bar:
+    show = pcfg.progress and info.is_main
+    with progress_bar(len(inputs.windows), f"predict {pcfg.split}", "win", disable=not show) as bar:
         preds = predict_windows(
             model,
             inputs.dataset,

@@ -7,7 +7,6 @@ file and renamed, so an existing output is a finished one and a rerun skips it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import av
 
 from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.progress import progress_bar
 from ego4d_lta.data.video import VideoError, open_video
 
 
@@ -70,9 +70,12 @@ def resize_clip(src: Path, dst: Path, cfg: ResizeConfig) -> None:
 
 
 def resize_all(
-    src_dir: Path, dst_dir: Path, cfg: ResizeConfig, progress: Callable[[str], None] | None = None
+    src_dir: Path, dst_dir: Path, cfg: ResizeConfig, progress: bool = False
 ) -> ResizeSummary:
-    """Every `*.mp4` of `src_dir` in this shard (sorted names, round-robin), skipping finished outputs."""
+    """Every `*.mp4` of `src_dir` in this shard (sorted names, round-robin), skipping finished outputs.
+
+    `progress`: a bar on stderr in clips/s with an ETA (whole lines in a log file).
+    """
     if not src_dir.is_dir():
         raise UserError(f"--src {src_dir}: folder not found")
     if src_dir.resolve() == dst_dir.resolve():
@@ -83,16 +86,17 @@ def resize_all(
     dst_dir.mkdir(parents=True, exist_ok=True)
     clips = sorted(src_dir.glob("*.mp4"))[i::n]
     summary = ResizeSummary([], [], {})
-    for k, src in enumerate(clips, start=1):
-        dst = dst_dir / src.name
-        if dst.exists():
-            summary.skipped.append(src.stem)
-        else:
-            try:
-                resize_clip(src, dst, cfg)
-                summary.done.append(src.stem)
-            except VideoError as e:
-                summary.failed[src.stem] = str(e)
-        if progress:
-            progress(f"resize {k}/{len(clips)} clips ({len(summary.failed)} failed)")
+    with progress_bar(len(clips), f"resize {i}/{n}", "clip", disable=not progress) as bar:
+        for src in clips:
+            dst = dst_dir / src.name
+            if dst.exists():
+                summary.skipped.append(src.stem)
+            else:
+                try:
+                    resize_clip(src, dst, cfg)
+                    summary.done.append(src.stem)
+                except VideoError as e:
+                    summary.failed[src.stem] = str(e)
+            bar.set_postfix(failed=len(summary.failed), refresh=False)
+            bar.update(1)
     return summary

@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from ego4d_lta.base.denormals import flush_denormals
 from ego4d_lta.base.difference import first_difference
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.jsonio import write_bytes_atomic, write_json_atomic
+from ego4d_lta.base.progress import progress_bar
 from ego4d_lta.challenge.baselines import most_frequent_action
 from ego4d_lta.challenge.metrics import Scores
 from ego4d_lta.config import Config
@@ -37,12 +39,14 @@ from ego4d_lta.runtime.checkpoint import RunCheckpoint, TrainState
 from ego4d_lta.runtime.distributed import WorldInfo, all_gather_objects, device_for, setup, world_info_from_env
 from ego4d_lta.runtime.inference import autocast, predict_windows, score_predictions, to_device
 from ego4d_lta.runtime.inputs import RunInputs, SplitInputs, feature_dims
-from ego4d_lta.runtime.training import StopFlag, loss_fn, make_optimizer, warmup_cosine
+from ego4d_lta.runtime.run_log import DEFAULT_LOGGERS, RunLog, check_loggers, epoch_line
+from ego4d_lta.runtime.training import StopFlag, TrainPlan, loss_fn, make_optimizer, restart_schedule, warmup_cosine
 
-RESUMABLE_CHANGES = ("train.stop_after", "data.workers", "data.data_dir", "data.features_dir")
+RESUMABLE_CHANGES = ("train.stop_after", "train.epochs", "data.workers", "data.data_dir", "data.features_dir")
+"""Config keys that may differ between a run and its resumption: paths move, and `train.epochs` extends (or
+shortens) a run; its warm-up + cosine schedule is then recomputed for the new total from the resumed step on."""
 COMMIT_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.json")
 """What training writes into a run folder; `.<name>.*.tmp` beside them are temporary files of a failed write."""
-"""Config keys that may differ between a run and its resumption (paths move; nothing numeric)."""
 
 
 @dataclass
@@ -79,14 +83,19 @@ class TrainResult:
 class Trainer:
     """One training run on this process; `run()` does the epochs."""
 
-    def __init__(self, cfg: Config, run_dir: Path, resume: bool, device: str, progress: bool) -> None:
+    def __init__(
+        self, cfg: Config, run_dir: Path, resume: bool, device: str, progress: bool, log=DEFAULT_LOGGERS, dry_run=False
+    ) -> None:
         variant_parts(cfg.model.variant)  # an unknown variant fails before any data is read
+        self.dry_run = dry_run  # read and build everything, join no process group, write nothing
+        self.loggers = check_loggers(log)  # on every process: all fail together
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.info: WorldInfo = world_info_from_env()
         self.device = device_for(self.info, device)
         self.progress = progress and self.info.is_main
-        setup(self.info, self.device)
+        if not dry_run:
+            setup(self.info, self.device)
         print(f"[{self.info.describe()}] ego4d-lta {__version__} train {cfg.name} on {self.device}", flush=True)
         world = self.info.world_size
         if cfg.train.batch_size % world:
@@ -99,12 +108,15 @@ class Trainer:
         self.usable = self._usable_windows()
         self.fallback = most_frequent_action(self.train_in.table)
         self._build()
+        if dry_run:
+            return
         if self.info.is_main:  # what `ego4d-lta report` reads without loading a checkpoint
             remove_leftovers(self.run_dir)
             config = cfg.to_dict()
             commit_file(self.run_dir / "config.json", lambda p: write_json_atomic(p, config, orjson.OPT_INDENT_2))
             if self.resume_from is not None:
                 self._reconcile(self.resume_from)
+        self.log = RunLog(self.run_dir, cfg.to_dict(), self.loggers, self.info.is_main, self.state.step)
 
     # -- set-up -------------------------------------------------------------------------------------------------
 
@@ -159,15 +171,15 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg, self.lr)
         self.batches = EpochBatches(self.usable, cfg.train.batch_size, info.rank, info.world_size, True, cfg.train.seed)
         self.total_steps = len(self.batches) * cfg.train.epochs
-        schedule = warmup_cosine(min(cfg.optim.warmup_steps, self.total_steps), self.total_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.schedule = warmup_cosine(min(cfg.optim.warmup_steps, self.total_steps), self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
         self.state = TrainState()
         torch.manual_seed(cfg.train.seed * 1000 + info.rank)  # dropout differs between processes
         if self.resume_from is not None:
             self._restore(self.resume_from)
         self.ddp = (
             DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-            if info.world_size > 1
+            if info.world_size > 1 and not self.dry_run
             else self.model
         )
 
@@ -178,6 +190,11 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt.optimizer)
         self.scheduler.load_state_dict(ckpt.scheduler)
         self.state = ckpt.state
+        if (old := ckpt.config["train"]["epochs"]) != self.cfg.train.epochs:  # extended: see RESUMABLE_CHANGES
+            was, now = restart_schedule(self.optimizer, self.scheduler, self.schedule)
+            if self.info.is_main:
+                print(f"note: train.epochs {old} -> {self.cfg.train.epochs}: the cosine now ends at step "
+                      f"{self.total_steps}; lr {was:.3e} -> {now:.3e} at step {self.state.step}", flush=True)
         rng = ckpt.rng or []
         if len(rng) == self.info.world_size:
             torch.set_rng_state(rng[self.info.rank]["torch"])
@@ -251,18 +268,8 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(cfg.train.seed),  # leaves the global (dropout) RNG alone
         )
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=self.total_steps * cfg.train.batch_size,
-            initial=self.state.step * cfg.train.batch_size,
-            unit="win",
-            unit_scale=True,
-            desc=f"train {cfg.name}",
-            file=sys.stderr,
-            dynamic_ncols=True,
-            disable=not self.progress,
-        )
+        done, total = self.state.step * cfg.train.batch_size, self.total_steps * cfg.train.batch_size
+        bar = progress_bar(total, f"train {cfg.name}", "win", disable=not self.progress, initial=done, unit_scale=True)
         steps_now = 0
         try:
             for epoch in range(self.state.epoch, cfg.train.epochs):
@@ -281,6 +288,7 @@ class Trainer:
                     steps_now += 1
                     bar.update(cfg.train.batch_size)
                     bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+                    self.log.step(self.state.step, loss, self.scheduler.get_last_lr()[0])
                     signum = stop.requested()
                     if signum or (cfg.train.stop_after and steps_now >= cfg.train.stop_after):
                         self.state.epoch_seconds += time.perf_counter() - started
@@ -288,9 +296,12 @@ class Trainer:
                         return self._result(signal.Signals(signum).name if signum else "stop_after")
                 self.state.epoch_seconds += time.perf_counter() - started
                 self._end_epoch(epoch, bar)
+            if steps_now:  # finished now (not a resume of a finished run)
+                self.log.final(self.state.history, self.state.best)
         finally:
             stop.restore()
             bar.close()
+            self.log.close()
         return self._result(None)
 
     def _step(self, batch: dict[str, torch.Tensor]) -> float:
@@ -338,10 +349,8 @@ class Trainer:
             if improved:
                 commit_file(self.run_dir / "best.pt", self._checkpoint(full=False).save)
             self._write_metrics(self.state.history)
-            val = " ".join(f"{k} {v:.4f}" for k, v in scores.items()) if scores else "no val windows"
-            bar.write(
-                f"epoch {epoch + 1}/{cfg.train.epochs}: loss {entry['loss']:.4f}; val ED@20 {val}", file=sys.stderr
-            )
+            self.log.epoch(entry)
+            bar.write(epoch_line(entry, cfg.train.epochs, improved), file=sys.stderr)
 
     def validate(self) -> Scores | None:
         """Val ED@z and AUED (verb, noun, action) on the challenge's windows, fixed sampling seed."""
@@ -360,6 +369,14 @@ class Trainer:
             self.cfg.train.precision,
         )
         return score_predictions(preds, val.labels, val.taxonomy.num_nouns)
+
+    def plan(self) -> TrainPlan:
+        """What `run()` would do (`train --dry-run`)."""
+        params = list(self.model.parameters())
+        sizes = (len(self.train_in.windows), len(self.usable), len(self.val_in.windows))
+        counts = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad))
+        where = (len(self.batches), self.state.epoch, self.state.step, self.total_steps, self.lr)
+        return TrainPlan(self.info.world_size, *sizes, *counts, *where)
 
     def _result(self, stopped: str | None) -> TrainResult:
         state = self.state
@@ -386,6 +403,15 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
 
 
 @flush_denormals()
-def train(cfg: Config, run_dir: Path, resume: bool = False, device: str = "auto", progress: bool = True) -> TrainResult:
-    """Train (or resume) the run in `run_dir` on this process; the other processes of the job do the same."""
-    return Trainer(cfg, run_dir, resume, device, progress).run()
+def train(
+    cfg: Config, run_dir: Path, resume: bool = False, device: str = "auto", progress: bool = True,
+    log: Sequence[str] = DEFAULT_LOGGERS,
+) -> TrainResult:
+    """Train (or resume) the run in `run_dir` on this process; the other processes of the job do the same.
+    `log`: live views on rank 0 (`runtime/run_log.py`): tensorboard (default), wandb; () for none."""
+    return Trainer(cfg, run_dir, resume, device, progress, log).run()
+
+
+def plan(cfg: Config, run_dir: Path, resume: bool = False) -> TrainPlan:
+    """All `train` checks and builds before its first step, on the CPU, with no process group, writing nothing."""
+    return Trainer(cfg, run_dir, resume, "cpu", False, log=(), dry_run=True).plan()

@@ -49,20 +49,11 @@ def ensure_dataset(data: Path, cfg: SynthConfig) -> bool:
 
 def demo_weights(out: Path) -> tuple[Path, Path]:
     """Random-init tiny SlowFast and CLIP weights saved as files (no weights can be downloaded in a demo)."""
-    import torch
+    from ego4d_lta.models.factory import random_tiny_weights
+    from ego4d_lta.runtime.encoder_config import ENCODER_PRESETS
 
-    from ego4d_lta.models.clip import TINY_CLIP, random_clip
-    from ego4d_lta.models.clip import save_weights as save_clip
-    from ego4d_lta.models.slowfast import SLOWFAST_PRESETS, SlowFastEncoder, save_weights
-
-    slowfast, clip = out / "slowfast_tiny.pt", out / "clip_tiny.pt"
-    out.mkdir(parents=True, exist_ok=True)
-    if not slowfast.is_file():
-        torch.manual_seed(0)
-        save_weights(SlowFastEncoder(SLOWFAST_PRESETS["tiny"], 32, 64), slowfast)
-    if not clip.is_file():
-        save_clip(random_clip(TINY_CLIP, seed=1), clip)
-    return slowfast, clip
+    sampling = ENCODER_PRESETS["tiny"].sampling
+    return random_tiny_weights(out, sampling.num_frames, sampling.crop_size)
 
 
 def extract_all(data: Path, slowfast: Path, clip: Path) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ego4d_lta.base.errors import UserError
+from ego4d_lta.challenge.split_guess import other_split
 from ego4d_lta.challenge.validate import validate_file
 
 CHALLENGE_ID = 1598
@@ -81,7 +82,9 @@ def upload(cfg: UploadConfig) -> str:
     report = validate_file(cfg.file, cfg.annotations_dir, "test")
     if not report.valid:
         more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
-        raise UserError(f"{cfg.file}: not a valid test submission, not uploaded: {report.errors[0]}{more}")
+        other = other_split(cfg.file, cfg.annotations_dir, "test")
+        hint = f" ({other.source} says it is a {other.split} submission: upload takes test only)" if other else ""
+        raise UserError(f"{cfg.file}: not a valid test submission, not uploaded: {report.errors[0]}{more}{hint}")
     phase = phase_id(cfg)
     client = find_client()
     file = Path(cfg.file).resolve()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -32,6 +32,7 @@ import numpy as np
 
 from ego4d_lta.base.jsonio import write_json_atomic
 from ego4d_lta.base.output_guard import check_dataset_root
+from ego4d_lta.base.progress import progress_bar
 from ego4d_lta.challenge.rules import SCENARIOS_FILE, SPLIT_FILES, TAXONOMY_FILE
 from ego4d_lta.data.synthetic_render import FPS, NOUNS, SCENARIOS, VERBS, corrupt, render_clip
 from ego4d_lta.stages.synth.features import write_feature_download
@@ -105,7 +106,7 @@ def script_actions(
 
 
 def generate(
-    out: Path | str, cfg: SynthConfig, progress: Callable[[str], None] | None = None, workers: int | None = None
+    out: Path | str, cfg: SynthConfig, progress: bool = False, workers: int | None = None
 ) -> SynthSummary:
     """Write the whole dataset under `out` (a new folder, or an earlier synthetic dataset's: its files are replaced).
 
@@ -173,10 +174,10 @@ def generate(
             "split": split,
             "clips": entries,
         }
-    for done, size in enumerate(_run_jobs(jobs, workers), start=1):
-        summary.bytes += size
-        if progress:
-            progress(f"rendered {done}/{len(jobs)} clips")
+    with progress_bar(len(jobs), "synth render", "clip", disable=not progress) as bar:  # rate and ETA
+        for size in _run_jobs(jobs, workers):
+            summary.bytes += size
+            bar.update(1)
     write_json_atomic(out / "annotations" / TAXONOMY_FILE, {"verbs": [v for v, _ in VERBS], "nouns": list(NOUNS)})
     for split, doc in docs.items():
         write_json_atomic(out / "annotations" / SPLIT_FILES[split], doc)
