@@ -35,6 +35,13 @@ def requested_paths(args: argparse.Namespace) -> tuple[Path | None, Path | None]
     return data, features
 
 
+def dataset_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(dataset root, feature cache root) for the commands that make caches: as asked, else data/, DATA/features."""
+    data, features = requested_paths(args)
+    data = data or default_data_dir()
+    return data, features or default_features_dir(data)
+
+
 def annotations_dir(args: argparse.Namespace) -> Path:
     """`--annotations DIR`, else `--data ROOT`/annotations, else the default dataset root's."""
     return args.annotations or (args.data or default_data_dir()) / "annotations"

@@ -11,9 +11,7 @@ from ego4d_lta.cli.common import (
     add_data,
     add_features,
     add_quiet,
-    default_data_dir,
-    default_features_dir,
-    requested_paths,
+    dataset_paths,
     shard,
 )
 
@@ -66,11 +64,10 @@ def run(args: argparse.Namespace) -> int:
     from ego4d_lta.runtime.encoder_config import encoder_preset
     from ego4d_lta.stages.extract import ExtractConfig, extract
 
-    data, features = requested_paths(args)
-    data = data or default_data_dir()
+    data, features = dataset_paths(args)
     cfg = ExtractConfig(
         data_dir=data,
-        features_dir=features or default_features_dir(data),
+        features_dir=features,
         split=args.split,
         encoders=encoder_preset(args.encoders, args.clip_model),
         slowfast_weights=args.slowfast_weights,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ego4d_lta.cli.common import add_data, add_features, add_quiet, default_data_dir, default_features_dir, shard
+from ego4d_lta.cli.common import add_data, add_features, add_quiet, dataset_paths, shard
 from ego4d_lta.stages.import_features import SET_NAMES
 
 HELP = "Ego4D's released per-video features (no videos needed) -> the feature cache"
@@ -30,10 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ego4d_lta.stages.import_features import ImportConfig, import_features
 
-    data = args.data or default_data_dir()
+    data, features = dataset_paths(args)
     cfg = ImportConfig(
         data_dir=data,
-        features_dir=args.features or default_features_dir(data),
+        features_dir=features,
         split=args.split,
         download=args.ego4d_features,
         feature_set=args.set,

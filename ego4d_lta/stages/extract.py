@@ -22,7 +22,7 @@ from ego4d_lta.base.denormals import flush_denormals
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.hashing import file_digest
 from ego4d_lta.challenge.annotations import load_split, load_taxonomy, split_path, taxonomy_path
-from ego4d_lta.challenge.rules import SCENARIOS_FILE, SPLIT_FILES
+from ego4d_lta.challenge.rules import SCENARIOS_FILE
 from ego4d_lta.data.feature_cache import ShardWriter
 from ego4d_lta.data.feature_record import CacheManifest, FeatureRecord
 from ego4d_lta.data.segment_dataset import ClipImageSpec, ClipPassDataset
@@ -31,6 +31,7 @@ from ego4d_lta.models.prompts import cached_bank, load_places, load_scenarios, v
 from ego4d_lta.models.slowfast import SlowFastEncoder
 from ego4d_lta.runtime.distributed import WorldInfo, device_for
 from ego4d_lta.runtime.encoder_config import ENCODER_PRESETS, EncoderConfig, load_encoders
+from ego4d_lta.runtime.jobs import check_split_and_shard
 
 
 @dataclass
@@ -105,11 +106,8 @@ def build_manifest(
 @flush_denormals()
 def extract(cfg: ExtractConfig) -> ExtractSummary:
     """Extract (or finish extracting) one shard of one split into FEATURES_DIR/<tag>/<split>/."""
-    if cfg.split not in SPLIT_FILES:
-        raise UserError(f"--split {cfg.split}: choose from {', '.join(SPLIT_FILES)}")
+    check_split_and_shard(cfg.split, cfg.shard)
     i, n = cfg.shard
-    if not 0 <= i < n:
-        raise UserError(f"--shard {i}/{n}: needs 0 <= i < n")
     if cfg.views < 1 or (cfg.views > 1 and cfg.split != "train"):
         raise UserError(f"--views {cfg.views}: extra random views are for the train split only (use 1)")
     annotations = cfg.data_dir / "annotations"

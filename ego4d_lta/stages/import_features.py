@@ -26,7 +26,6 @@ from ego4d_lta import __version__
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.hashing import file_digest
 from ego4d_lta.challenge.annotations import load_split, load_taxonomy, split_path, taxonomy_path
-from ego4d_lta.challenge.rules import SPLIT_FILES
 from ego4d_lta.data.feature_cache import ShardWriter
 from ego4d_lta.data.feature_record import CacheManifest, FeatureRecord, ReleasedFeatures
 from ego4d_lta.data.released_features import (
@@ -38,6 +37,7 @@ from ego4d_lta.data.released_features import (
     row_windows,
     segment_spans,
 )
+from ego4d_lta.runtime.jobs import check_split_and_shard
 
 CACHE_DTYPE = "float32"
 """Imported rows keep the download's precision: converting them to float16, as `extract` stores its own, took
@@ -188,11 +188,8 @@ def segment_table(table: pd.DataFrame, where: Path) -> pd.DataFrame:
 
 def import_features(cfg: ImportConfig) -> ImportSummary:
     """Import (or finish importing) one shard of one split into FEATURES_DIR/ego4d-<set>/<split>/."""
-    if cfg.split not in SPLIT_FILES:
-        raise UserError(f"--split {cfg.split}: choose from {', '.join(SPLIT_FILES)}")
+    check_split_and_shard(cfg.split, cfg.shard)
     i, n = cfg.shard
-    if not 0 <= i < n:
-        raise UserError(f"--shard {i}/{n}: needs 0 <= i < n")
     fs = feature_set(cfg)
     annotations = cfg.data_dir / "annotations"
     split_file = split_path(annotations, cfg.split)
