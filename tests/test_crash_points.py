@@ -61,9 +61,19 @@ def _train_until_hold(data: Path, run: Path, at: int) -> str | None:
     return None
 
 
+@pytest.fixture
+def subprocess_threads():
+    """This process computes with as many torch threads as the killed subprocesses (OMP_NUM_THREADS, which
+    conftest sets for them under xdist): float sums then add up in the same order, and weights compare exactly."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", threads)))
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
 def test_a_kill_at_every_commit_write_resumes_to_the_uninterrupted_run(
-    demo_report: dict, synth_data: Path, tmp_path: Path
+    demo_report: dict, synth_data: Path, tmp_path: Path, subprocess_threads: None
 ) -> None:
     cfg = load_config("tiny", SETS)
     cfg.data.data_dir = str(synth_data)
