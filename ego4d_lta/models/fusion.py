@@ -37,8 +37,10 @@ class FeatureStats(nn.Module):
     """Per-dimension mean and std of the training features, applied before the trainable parts.
 
     Frozen-encoder features vary little around a large common offset (pooled SlowFast activations, CLIP
-    embeddings); standardising them with training-set statistics is what lets a small model see the
-    differences. The statistics are buffers, so a checkpoint carries them to prediction.
+    embeddings); standardising them with training-set statistics lets a small model see the differences (the
+    CLIP parts always read them standardised; the SlowFast head does when `model.slowfast_standardise`, while
+    the report's Dropout(0.5) on raw features measured better there). The statistics are buffers, so a
+    checkpoint carries them to prediction.
     """
 
     def __init__(self, slowfast_dim: int, clip_dim: int, omnivore_dim: int = 0) -> None:
