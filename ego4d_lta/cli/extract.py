@@ -22,7 +22,8 @@ EPILOG = """examples:
   ego4d-lta extract --split train --data data --slowfast-weights weights/ego4d_slowfast8x8.ckpt \\
       --clip-weights weights/ViT-B-16.bin
   ego4d-lta extract --split val --data data/synth --encoders tiny   # synthetic data: random-init tiny encoders
-  ego4d-lta extract --split train --views 4 --augment ...   # the report's training crops: 3 augmented views"""
+  ego4d-lta extract --split train --views 4 --augment --data data \\
+      --slowfast-weights weights/ego4d_slowfast8x8.ckpt --clip-weights weights/ViT-B-16.bin   # report's crops"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
