@@ -246,3 +246,107 @@ def test_rerun_on_a_truncated_array_extracts_again(
     cache, ref = FeatureCache.open(split_dir), FeatureCache.open(ref_summary.split_dir)
     every = np.arange(len(ref))
     np.testing.assert_allclose(cache.gather(every, "slowfast"), ref.gather(every, "slowfast"), atol=2e-2)
+
+
+def _ramp_video(path: Path, seconds: float = 3.0, fps: int = 30) -> Path:
+    """64 x 112 frames whose red rises from 0 at the left edge to 255 at the right: its sign tells a mirrored crop,
+    its slope the scale, its mean the crop's position."""
+    import av
+
+    img = np.zeros((64, 112, 3), np.uint8)
+    img[..., 0] = np.round(np.linspace(0, 255, 112))[None, :]
+    img[..., 2] = 100
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 112, 64, "yuv444p"
+        stream.codec_context.options = {"crf": "4"}
+        for _ in range(int(seconds * fps)):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _ramp_pass(folder: Path, views: int, seed: int, augment: bool) -> dict:
+    import pandas as pd
+
+    from ego4d_lta.data.segment_dataset import ClipImageSpec, ClipPassDataset
+    from ego4d_lta.data.video import SamplingConfig
+
+    rows = pd.DataFrame({"clip_uid": "ramp", "action_idx": 0, "view": range(views), "start_sec": 0.0, "end_sec": 3.0})
+    cfg = SamplingConfig(crop_size=32, short_side=32, train_jitter=(32, 48))
+    spec = ClipImageSpec(32, (0.5,) * 3, (0.5,) * 3)
+    dataset = ClipPassDataset(folder, rows, ["ramp"], cfg, spec, views, seed=seed, augment=augment)
+    batch = next(iter(dataset))  # in the order of the windows' start times
+    order = torch.argsort(batch["rows"])
+    assert batch["rows"][order].tolist() == list(range(views))
+    batch = {key: batch[key][order] for key in ("slow", "fast", "images")}
+    red = batch["fast"][:, 0] * cfg.std[0] + cfg.mean[0]  # (views, T, S, S), back to [0, 1]
+    slope = (red[..., 1:] - red[..., :-1]).mean(dim=(1, 2, 3)).numpy()  # per pixel, left to right
+    short = 64 / (112 * np.abs(slope))  # the ramp spans the resized width 112 / 64 * short side
+    return {"batch": batch, "slope": slope, "short": short, "mean": red.mean(dim=(1, 2, 3)).numpy()}
+
+
+def test_augmented_views_are_rescaled_cropped_and_mirrored(tmp_path: Path) -> None:
+    """The pixels the encoders see: view 0 is the centre crop at the fixed short side, unmirrored; views 1.. take
+    short sides across train_jitter, off-centre crops, and about half of them are mirrored (the ramp runs right to
+    left). Deterministic for a seed; another seed gives other views, never another view 0."""
+    _ramp_video(tmp_path / "ramp.mp4")
+    plain = _ramp_pass(tmp_path, 12, seed=0, augment=False)
+    aug = _ramp_pass(tmp_path, 12, seed=0, augment=True)
+
+    assert (plain["slope"] > 0).all() and np.allclose(plain["short"], 32, atol=1.5)  # no option: all centre
+    assert np.allclose(plain["mean"], 0.5, atol=0.02)
+    for key in ("slow", "fast", "images"):
+        torch.testing.assert_close(aug["batch"][key][0], plain["batch"][key][0], rtol=0, atol=0)
+    torch.testing.assert_close(aug["batch"]["images"], plain["batch"]["images"], rtol=0, atol=0)  # CLIP: centre
+
+    flipped = aug["slope"][1:] < 0
+    assert 0 < flipped.sum() < 11, aug["slope"]  # some views mirrored, some not
+    assert ((aug["short"][1:] > 30.5) & (aug["short"][1:] < 49.5)).all(), aug["short"]
+    assert len(np.unique(np.round(aug["short"][1:]))) >= 4, aug["short"]  # random scales
+    assert np.abs(aug["mean"][1:] - 0.5).max() > 0.05, aug["mean"]  # off-centre crops
+    mirrored = aug["batch"]["fast"][1:][torch.from_numpy(flipped)].flip(-1)[:, 0]  # flipped back: ramp rises again
+    assert ((mirrored[..., 1:] - mirrored[..., :-1]).mean(dim=(1, 2, 3)) > 0).all()
+
+    again = _ramp_pass(tmp_path, 12, seed=0, augment=True)
+    torch.testing.assert_close(again["batch"]["fast"], aug["batch"]["fast"], rtol=0, atol=0)
+    other = _ramp_pass(tmp_path, 12, seed=1, augment=True)
+    torch.testing.assert_close(other["batch"]["fast"][0], plain["batch"]["fast"][0], rtol=0, atol=0)
+    assert not np.allclose(other["short"][1:], aug["short"][1:], atol=0.5)
+
+
+def test_train_views_with_augmentation(synth_data: Path, tiny_weights: dict[str, Path], tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """`extract --views 3 --augment`: view 0 and the CLIP features are those of the cache made without it; the
+    SlowFast features of views 1.. differ, the same in every run (and with other worker counts); the manifest
+    says so, and a cache made the other way is refused as stale."""
+    table, _ = load_annotations(synth_data / "annotations", "train")
+    clip_uid = sorted(table["clip_uid"].unique())[0]
+    data = subset_dataset(synth_data, tmp_path / "data", "train", {clip_uid: 4})
+    runs = {}
+    for name, augment, workers in (("plain", False, 0), ("aug", True, 0), ("again", True, 2)):
+        cfg = config(data, tmp_path / name, tiny_weights, split="train", views=3, augment=augment, workers=workers)
+        runs[name] = FeatureCache.open(extract(replace(cfg, limit=None)).split_dir)
+    keys = list(zip(runs["plain"].index["clip_uid"][:4], runs["plain"].index["action_idx"][:4], strict=False))
+
+    def feats(name: str, view: int, array: str = "slowfast") -> np.ndarray:
+        cache = runs[name]
+        return cache.gather(cache.positions(keys, view=view), array).astype(np.float32)
+
+    np.testing.assert_array_equal(feats("aug", 0), feats("plain", 0))
+    for view in (1, 2):
+        assert np.abs(feats("aug", view) - feats("plain", view)).max() > 1e-3
+        np.testing.assert_array_equal(feats("aug", view, "clip"), feats("plain", view, "clip"))
+        np.testing.assert_array_equal(feats("again", view), feats("aug", view))
+    assert runs["aug"].manifest.augment and not runs["plain"].manifest.augment
+    assert json.loads((tmp_path / "aug" / TINY.tag / "train" / "manifest.json").read_text())["augment"] is True
+
+    weights = ["--slowfast-weights", str(tiny_weights["slowfast"]), "--clip-weights", str(tiny_weights["clip"])]
+    base = ["extract", "--split", "train", "--data", str(data), "--encoders", "tiny", "-q", *weights]
+    assert main([*base, "--features", str(tmp_path / "plain"), "--views", "3", "--augment"]) == 2
+    err = capsys.readouterr().err
+    assert "stale feature cache" in err and "augment: false in the cache, true now" in err, err
+    assert main([*base, "--features", str(tmp_path / "g"), "--augment"]) == 2
+    assert "--augment: augments views 1.." in capsys.readouterr().err

@@ -19,7 +19,9 @@ HELP = "frozen SlowFast + CLIP features of every segment -> feature cache"
 EPILOG = """examples:
   ego4d-lta extract --split train --data data --slowfast-weights weights/ego4d_slowfast8x8.ckpt \\
       --clip-weights weights/ViT-B-16.bin
-  ego4d-lta extract --split val --data data/synth --encoders tiny   # synthetic data: random-init tiny encoders"""
+  ego4d-lta extract --split val --data data/synth --encoders tiny   # synthetic data: random-init tiny encoders
+  ego4d-lta extract --split train --views 4 --augment --data data \\
+      --slowfast-weights weights/ego4d_slowfast8x8.ckpt --clip-weights weights/ViT-B-16.bin   # report's crops"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,6 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-pretrained", default=None, metavar="TAG", help="open_clip pretrained tag (needs network)")
     p.add_argument("--shard", type=shard, default=(0, 1), metavar="I/N", help="do shard I of N (0-based)")
     p.add_argument("--views", type=int, default=1, help="windows per train segment: the centre + random positions")
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        help="views 1.. also get a random short side (256-320 for full), random crop and flip; view 0 stays the centre",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="segment windows per forward pass")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="decoding processes")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ...")
@@ -75,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         clip_pretrained=args.clip_pretrained,
         shard=args.shard,
         views=args.views,
+        augment=args.augment,
         batch_size=args.batch_size,
         workers=args.workers,
         device=args.device,

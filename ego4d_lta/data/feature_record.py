@@ -148,6 +148,8 @@ class CacheManifest:
     annotations_sha256: str
     views: int = 1
     """Windows per segment: the centre, then random positions (train only)."""
+    augment: bool = False
+    """Views 1.. were also randomly scaled, cropped and flipped (`extract --augment`); view 0 is the centre crop."""
     seed: int = 0
     shards: int = 1
     limit: int | None = None

@@ -53,6 +53,15 @@ def view_start(
     return window_start(segment, duration, cfg, rng)
 
 
+def view_augmentation(clip_uid: str, action_idx: int, view: int, seed: int) -> np.random.Generator | None:
+    """The generator of a view's spatial augmentation (`slowfast_input`'s random short side, crop and flip, as in
+    end-to-end training); None for view 0, which stays the centre crop. Its own stream: the view's temporal
+    position (`view_start`) is the same with and without augmentation."""
+    if view == 0:
+        return None
+    return np.random.default_rng([seed, zlib.crc32(clip_uid.encode()), action_idx, view, 1])
+
+
 class ClipPassDataset(IterableDataset):
     """Yields batches of extraction inputs, each clip decoded once; or `{"failed": uid, "error": msg}`.
 
@@ -60,6 +69,8 @@ class ClipPassDataset(IterableDataset):
     worker takes every num_workers-th clip. A batch holds up to `batch_size` windows, possibly from several clips:
     `"rows"` says where each belongs, `"clips"` which clips are complete once this batch is written. A clip that
     fails part-way is reported after its earlier windows; the failure marks all its rows as not usable.
+    With `augment`, views 1.. get the training augmentation of the SlowFast input (`view_augmentation`); the CLIP
+    images stay centre crops, as in end-to-end training (`VideoWindows`).
     """
 
     def __init__(
@@ -71,6 +82,7 @@ class ClipPassDataset(IterableDataset):
         image: ClipImageSpec,
         batch_size: int,
         seed: int = 0,
+        augment: bool = False,
     ) -> None:
         super().__init__()
         self.video_dir = Path(video_dir)
@@ -80,6 +92,7 @@ class ClipPassDataset(IterableDataset):
         self.image = image
         self.batch_size = batch_size
         self.seed = seed
+        self.augment = augment
 
     def __iter__(self):
         info = get_worker_info()
@@ -109,6 +122,7 @@ class ClipPassDataset(IterableDataset):
         path = self.video_dir / f"{clip_uid}.mp4"
         info = probe(path, clip_uid)
         sub = self.rows.iloc[row_numbers]
+        keys = list(zip(sub["action_idx"].astype(int), sub["view"].astype(int), strict=True))
         windows = [
             frame_indices(
                 view_start(clip_uid, int(a), int(v), (float(s), float(e)), info.duration, self.sampling, self.seed),
@@ -119,7 +133,8 @@ class ClipPassDataset(IterableDataset):
             for a, v, s, e in zip(sub["action_idx"], sub["view"], sub["start_sec"], sub["end_sec"], strict=True)
         ]
         for k, frames in stream_windows(path, windows, clip_uid):
-            pathways = slowfast_input(frames, self.sampling)
+            rng = view_augmentation(clip_uid, *keys[k], self.seed) if self.augment else None
+            pathways = slowfast_input(frames, self.sampling, rng)
             images = clip_input(frames, self.image.size, self.image.mean, self.image.std, self.image.frames)
             yield int(row_numbers[k]), pathways, images
 

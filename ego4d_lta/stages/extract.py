@@ -48,6 +48,8 @@ class ExtractConfig:
     """(i, n): this run does shard i of n (0 <= i < n); clips are dealt round-robin in sorted order."""
     views: int = 1
     """Windows per segment: view 0 is the centre, views 1.. random positions (train split only)."""
+    augment: bool = False
+    """Views 1.. also get a random short side (`train_jitter`), random crop and flip (the report's training crops)."""
     batch_size: int = 8
     workers: int = 2
     device: str = "auto"
@@ -94,6 +96,7 @@ def build_manifest(
         split=cfg.split,
         annotations_sha256=file_digest(annotations),
         views=cfg.views,
+        augment=cfg.augment,
         seed=cfg.seed,
         shards=cfg.shard[1],
         limit=cfg.limit,
@@ -110,6 +113,8 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     i, n = cfg.shard
     if cfg.views < 1 or (cfg.views > 1 and cfg.split != "train"):
         raise UserError(f"--views {cfg.views}: extra random views are for the train split only (use 1)")
+    if cfg.augment and cfg.views < 2:
+        raise UserError("--augment: augments views 1.. (view 0 stays the centre crop); needs --views 2 or more")
     annotations = cfg.data_dir / "annotations"
     taxonomy = load_taxonomy(taxonomy_path(annotations))
     split_file = split_path(annotations, cfg.split)
@@ -141,7 +146,9 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     todo = int(rows["clip_uid"].isin(set(pending)).sum())
 
     spec = ClipImageSpec(clip.image_size, clip.mean, clip.std, cfg.encoders.clip_frames)
-    dataset = ClipPassDataset(video_dir, rows, pending, cfg.encoders.sampling, spec, cfg.batch_size, cfg.seed)
+    dataset = ClipPassDataset(
+        video_dir, rows, pending, cfg.encoders.sampling, spec, cfg.batch_size, cfg.seed, cfg.augment
+    )
     workers = min(cfg.workers, len(pending))
     loader = DataLoader(
         dataset,
