@@ -183,3 +183,29 @@ def test_nan_or_inf_features_are_never_written_nor_read(tmp_path: Path, bad: flo
     with pytest.raises(FeatureCacheError, match=r"slowfast features of clip clip-b action 1 are NaN or inf"):
         cache.gather(np.arange(len(cache)), "slowfast")
     assert cache.gather(np.array([0, 1]), "slowfast").shape == (2, 6)  # the sound rows still read
+
+
+def test_blocks_are_on_disk_at_their_rows_when_their_clips_are_recorded(tmp_path: Path) -> None:
+    """`write_block` (the import's writes): each clip's rows at its offset, on disk once the clip is recorded (read
+    back by a fresh reader, not through the writer), and a resumed writer adds the rest; a block that does not fit
+    is refused with nothing written."""
+    split_dir, index = tmp_path / "val", _index()
+    writer = ShardWriter.open(split_dir, MANIFEST, (0, 1), index, DIMS)
+    for clip in ("clip-c", "clip-a"):  # out of index order
+        rows = np.flatnonzero(index["clip_uid"] == clip)
+        writer.write_block(int(rows[0]), _features(rows))
+    writer.clips_finished([("clip-c", None, None), ("clip-a", None, None)])
+    on_disk = np.load(shard(split_dir) / "clip.npy")
+    assert on_disk[:, 0, 0].tolist() == [1, 2, 3, 0, 0, 6, 7, 8, 9]
+    with pytest.raises(ValueError, match="do not fit"):
+        writer.write_block(7, _features(np.array([3, 4, 5])))  # past the last row
+    with pytest.raises(ValueError, match="do not fit"):
+        writer.write_block(3, {"slowfast": np.ones((2, 5), np.float16), "clip": np.ones((2, 2, 4), np.float16)})
+    del writer  # killed before clip-b: the next run resumes it
+    writer = ShardWriter.open(split_dir, MANIFEST, (0, 1), index, DIMS)
+    assert writer.pending_clips() == ["clip-b"]
+    writer.write_block(3, _features(np.array([3, 4])))
+    writer.clip_finished("clip-b")
+    writer.finish()
+    cache = FeatureCache.open(split_dir)
+    assert cache.gather(np.arange(len(cache)), "slowfast")[:, 0].tolist() == list(range(1, 10))

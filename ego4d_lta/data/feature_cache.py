@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +79,8 @@ class ShardWriter:
     finished: dict[str, dict]
     damaged: str | None = None
     """Why an existing shard was found damaged and started again from scratch (None: it was sound or new)."""
+    _files: dict = field(default_factory=dict)
+    """Array name -> its `.npy` opened for `write_block` (fsynced with each commit, closed by `finish`)."""
 
     @classmethod
     def open(
@@ -138,10 +140,19 @@ class ShardWriter:
             arr[rows] = features[name]
 
     def write_block(self, start: int, features: dict[str, np.ndarray]) -> None:
-        """Consecutive rows from `start` (a slice copy: cheaper than `write`'s scattered rows)."""
+        """Consecutive rows from `start`, written to the file (a positioned write: about twice as fast as filling
+        the fresh pages of the memmap, which fault one by one); they reach the disk with the next commit."""
         self._check_finite(features)
         for name, arr in self.arrays.items():
-            arr[start : start + len(features[name])] = features[name]
+            block = np.ascontiguousarray(features[name], dtype=arr.dtype)
+            if block.shape[1:] != arr.shape[1:] or not 0 <= start <= start + len(block) <= len(arr):
+                raise ValueError(f"{name}: rows {start}+{block.shape} do not fit the array {arr.shape}")
+            if name not in self._files:
+                self._files[name] = open(self.path / f"{name}.npy", "r+b", buffering=0)  # noqa: SIM115 (closed by finish)
+            data, offset = memoryview(block).cast("B"), arr.offset + start * block[:1].nbytes
+            while data:
+                written = os.pwrite(self._files[name].fileno(), data, offset)
+                data, offset = data[written:], offset + written
 
     def _check_finite(self, features: dict[str, np.ndarray]) -> None:
         for name in self.arrays:
@@ -159,6 +170,8 @@ class ShardWriter:
             return
         for arr in self.arrays.values():
             arr.flush()
+        for f in self._files.values():
+            os.fsync(f.fileno())
         entries = []
         for clip_uid, error, unusable in clips:
             entry = {"clip": clip_uid, "ok": error is None, **({"error": error} if error else {})}
@@ -174,6 +187,9 @@ class ShardWriter:
 
     def finish(self, limited: bool = False) -> dict:
         """Mark the shard complete (`limited`: only the first clips were asked for)."""
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
         failed = {c: e["error"] for c, e in self.finished.items() if not e["ok"]}
         done = {"rows": len(self.index), "clips": len(self.finished), "failed": failed, "limited": limited}
         write_json_atomic(self.path / "done.json", done, option=orjson.OPT_INDENT_2)
