@@ -128,3 +128,30 @@ def test_own_checkpoint_round_trip_and_clear_errors(tmp_path: Path, tiny_weights
     save_weights(SlowFastEncoder(wide_cfg, 32, 64), tmp_path / "wide.pt")
     with pytest.raises(UserError, match=r"wide.pt: tensor 'blocks.0.*' has shape \[64, 3, 1, 7, 7\], the model needs"):
         load_weights(a, tmp_path / "wide.pt")
+
+
+class _RunsCode:
+    """What a crafted checkpoint pickles: unpickling it would run `touch`."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_slowfast_file_cannot_run_code(tmp_path: Path) -> None:
+    """Official .ckpt files pickle a config beside the tensors: it is read as an inert stand-in, never run."""
+    from ego4d_lta.models.inert_unpickle import Inert, load_tensors
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "crafted.ckpt"
+    torch.save({"state_dict": {"model.foo": torch.ones(2)}, "hyper_parameters": _RunsCode(marker)}, path)
+    payload = load_tensors(path)
+    assert isinstance(payload["hyper_parameters"], Inert) and not marker.exists()
+    assert torch.equal(payload["state_dict"]["model.foo"], torch.ones(2))
+    with pytest.raises(UserError):  # and the loader refuses it as SlowFast weights, still without running it
+        load_weights(SlowFastEncoder(SLOWFAST_PRESETS["tiny"], 32, 64), path)
+    assert not marker.exists()

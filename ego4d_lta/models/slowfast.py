@@ -24,6 +24,7 @@ with warnings.catch_warnings():  # fvcore (via pytorchvideo) scripts a loss at i
     from pytorchvideo.models.slowfast import create_slowfast
 
 from ego4d_lta.base.errors import UserError
+from ego4d_lta.models.inert_unpickle import load_tensors
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,8 @@ def load_weights(encoder: SlowFastEncoder, path: Path | str) -> str:
     if not path.is_file():
         raise UserError(f"{path}: SlowFast weights file not found")
     try:
-        # Official Lightning files pickle their fvcore config next to the tensors: trusted files, full unpickling.
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        # Official Lightning files pickle their fvcore config next to the tensors: read them without running it.
+        payload = load_tensors(path)
     except Exception as e:  # any unreadable file is the user's to fix
         raise UserError(f"{path}: not a torch checkpoint ({type(e).__name__}: {str(e)[:80]})") from None
     if not isinstance(payload, dict):
