@@ -36,7 +36,12 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 JOB_LIMIT_S = 1200  # one wait on a loaded 2-core machine (each attempt: 4 torch imports of ~60 s CPU each)
 PENDING_LIMIT_S = 300  # a job the cluster cannot run fails the test with Slurm's reason, not after JOB_LIMIT_S
-NO_DROPOUT = ["model.dropout=0.0", "model.position_dropout=0.0", "model.head_dropout=0.0"]
+NO_DROPOUT = [
+    "model.dropout=0.0",
+    "model.position_dropout=0.0",
+    "model.head_dropout=0.0",
+    "model.slowfast_input_dropout=0.0",
+]
 SETS = ["train.epochs=2", *NO_DROPOUT]
 RANK_LINE = re.compile(r"\[rank (\d+)/(\d+) local (\d+) node (\d+) host (\S+)\]")
 STUCK: list[str] = []  # why a job of this module could not run: the later tests fail at once with the reason
