@@ -63,4 +63,5 @@ class _PickleModule:
 
 def load_tensors(path: Path | str) -> Any:
     """The checkpoint at `path`, on the CPU, with every non-tensor object from the file replaced by `Inert`."""
+    # torch refuses a pickle_module together with weights_only=True; here _PickleModule is what restricts the globals
     return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_PickleModule)
