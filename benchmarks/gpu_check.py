@@ -17,10 +17,13 @@ paths and the other benchmarks' helpers:
 each with the peak GPU memory it took (GiB; null on a CPU), and from them the projected wall time of the whole
 pipeline (extract every LTA segment, `--epochs` epochs, predict test) on one node of `--gpus` GPUs, with the
 segment counts it assumes. Progress goes to stderr. `--quick --device cpu` runs the same paths at tiny shapes
-(tiny encoders, 86x64 clips, small batches; ~1 min of CPU): tests/test_gpu_check.py runs it. Not yet run on a GPU.
+(tiny encoders, 86x64 clips, small batches; ~1 min of CPU): tests/test_gpu_check.py runs it. `--smoke --device cpu`
+runs the GPU run's full shapes at the fewest counts (~10 min of CPU): the pre-flight before a GPU slot. Not yet run
+on a GPU.
 
     python benchmarks/gpu_check.py [--device cuda] [--workers N] [--out gpu_check.json]
     python benchmarks/gpu_check.py --quick --device cpu
+    python benchmarks/gpu_check.py --smoke --device cpu
 """
 
 from __future__ import annotations
@@ -57,10 +60,12 @@ from ego4d_lta.runtime.inference import predict_windows
 from ego4d_lta.runtime.inputs import RunInputs, feature_dims
 from ego4d_lta.stages.extract import ExtractConfig, extract
 
-VAL_SEGMENTS = 12_303
-"""Real: the actions of the 208 Ego4D LTA v1 val clips (../shared/data/antgpt_v1_val/val_chains.json)."""
-ASSUMED_SEGMENTS = {"train": 3 * VAL_SEGMENTS, "val": VAL_SEGMENTS, "test": VAL_SEGMENTS}
-"""Assumed: train 3x val and test as large as val (the splits' share of hours); windows ~ segments."""
+ASSUMED_SEGMENTS = {"train": 63_956, "val": 33_149, "test": 33_149}
+"""Ego4D LTA v2 (the challenge's version), one segment per action of fho_lta_{train,val}.json: train 63,956 as printed
+from the real file by durandtibo/arctix (docs/docs/datasets/ego4d.md, ec32972) and by a second, unattributed
+write-up that gives val 33,149 (the two add up to its 97,105). The test count is not published: assumed as large
+as val. Windows ~ segments (each clip has 27 fewer windows than actions: an upper bound). For scale, v1 had
+23,610 train and 15,587 val actions (facebookresearch/EgocentricUserAdaptation's notebooks)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ class Sizes:
 
 FULL = Sizes("full", (426, 320), 32, 36, 32, 10, 18_000, (64, 512), 30, 4, 4)
 QUICK = Sizes("tiny", (86, 64), 2, 29, 4, 1, 120, (8, 32), 3, 1, 1)
+SMOKE = Sizes("full", (426, 320), 1, 29, 4, 1, 1_200, (64, 512), 1, 1, 1)
+"""The GPU run's shapes (R101, ViT-B/16, 426x320, batch 64 and 512) at the fewest counts: a CPU checks the full-size
+paths with it (~10 min on 2 cores) before a short GPU slot is spent on them."""
 
 
 def peak_gib(device: torch.device, fn: Callable[[], object]) -> tuple[object, float | None]:
@@ -106,7 +114,7 @@ def save_encoders(root: Path, encoders: str) -> tuple[Path, Path]:
 
 
 def check(args: argparse.Namespace) -> dict:
-    sizes = QUICK if args.quick else FULL
+    sizes = QUICK if args.quick else SMOKE if args.smoke else FULL
     device = device_for(WorldInfo(), args.device)
     torch.set_flush_denormal(True)  # as `ego4d-lta train` does
     workers = args.workers if args.workers is not None else (1 if args.quick else max(1, (os.cpu_count() or 2) - 2))
@@ -119,6 +127,7 @@ def check(args: argparse.Namespace) -> dict:
         "host": platform.node(),
         "torch": torch.__version__,
         "quick": args.quick,
+        "smoke": args.smoke,
         "encoders": sizes.encoders,
         "precision": "bf16" if device.type == "cuda" else "fp32",
     }
@@ -294,7 +303,7 @@ def project(out: dict, gpus: int, epochs: int) -> dict:
         "gpus": gpus,
         "epochs": epochs,
         "assumed_segments": dict(seg),
-        "assumption": "val: the real Ego4D LTA v1 val count; train 3x val, test = val (assumed); windows ~ segments; "
+        "assumption": "train and val: Ego4D LTA v2's action counts; test = val (assumed); windows ~ segments; "
         f"each GPU with {out['extract_workers']} decode workers as here; linear DDP scaling",
         "extract_min": round(extract_min, 2),
         "train_min": round(train_min, 2),
@@ -317,11 +326,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--quick", action="store_true", help="tiny shapes: the same code paths in a minute or two")
+    ap.add_argument("--smoke", action="store_true", help="full shapes, fewest counts: a CPU pre-flight of the GPU run")
     ap.add_argument("--workers", type=int, default=None, help="decode workers (default: cores - 2; quick: 1)")
     ap.add_argument("--gpus", type=int, default=8, help="GPUs of the node the projection is for")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
+    if args.quick and args.smoke:
+        ap.error("--quick and --smoke are two different sizes: pick one")
     with contextlib.redirect_stdout(sys.stderr):  # the project's own prints: stdout holds only the JSON
         result = check(args)
     bad = [k for k, v in flat(result).items() if isinstance(v, float) and not math.isfinite(v)]

@@ -17,7 +17,7 @@ export HF_HUB_OFFLINE=1
 export PYTHONUNBUFFERED=1
 # Let the test processes cache the bytecode of what they import (the project, the tests) like a user's would.
 unset PYTHONDONTWRITEBYTECODE
-.venv/bin/ruff check ego4d_lta tests benchmarks
+.venv/bin/ruff check ego4d_lta tests benchmarks scripts
 phase ruff
 # The Slurm tests (tests/test_slurm.py) run on a real local cluster: as root, this brings one up in the background
 # while the other tests start (the tests wait for it) and takes it down at the end; a cluster that is already up
