@@ -1,9 +1,9 @@
 """Every GPU figure a cluster user plans by, in one run: one JSON object on stdout (issue 15).
 
-On one GPU, installing nothing (the project's .venv) and downloading nothing, it makes its own data at the real
-shapes (426x320 30-fps clips as `ego4d-lta resize` writes them; random-init SlowFast R101 8x8 and CLIP ViT-B/16
-saved to files; a feature cache of random features in the real format) and times, with the project's own code
-paths and the other benchmarks' helpers:
+On one GPU, installing nothing (the project's .venv, or a wheelhouse's folder) and downloading nothing, it makes
+its own data at the real shapes (426x320 30-fps clips as `ego4d-lta resize` writes them; random-init SlowFast R101
+8x8 and CLIP ViT-B/16 saved to files; a feature cache of random features in the real format) and times, with the
+project's own code paths and the other benchmarks' helpers:
   encoders     SlowFast clips/s and CLIP images/s bare, and both together (segments/s), bf16 autocast
                (bench_extract.bare_throughput)
   extract      `stages.extract.extract` end to end (decode in `--workers` DataLoader workers, transforms, both encoders,
@@ -16,10 +16,12 @@ paths and the other benchmarks' helpers:
   predict      `runtime.inference.predict_windows` (what `predict` runs) on the cache, windows/s
 each with the peak GPU memory it took (GiB; null on a CPU), and from them the projected wall time of the whole
 pipeline (extract every LTA segment, `--epochs` epochs, predict test) on one node of `--gpus` GPUs, with the
-segment counts it assumes. Progress goes to stderr. `--quick --device cpu` runs the same paths at tiny shapes
-(tiny encoders, 86x64 clips, small batches; ~1 min of CPU): tests/test_gpu_check.py runs it. `--smoke --device cpu`
-runs the GPU run's full shapes at the fewest counts (~10 min of CPU): the pre-flight before a GPU slot. Not yet run
-on a GPU.
+segment counts it assumes. Progress goes to stderr. `--out FILE` is rewritten after every stage; a stage that
+fails is recorded under "errors" (exit 1) while the others still run. `--quick --device cpu` runs the same paths
+at tiny shapes (tiny encoders, 86x64 clips, small batches; ~1 min of CPU): tests/test_gpu_check.py runs it.
+`--smoke --device cpu` runs the GPU run's full shapes at the fewest counts (13 min of a loaded 2-core CPU; its
+end-to-end stage needs over 20 GB of memory): the pre-flight before a GPU slot. On a GPU node without network,
+scripts/wheelhouse.py brings what it lacks (docs/slurm.md). Not yet run on a GPU.
 
     python benchmarks/gpu_check.py [--device cuda] [--workers N] [--out gpu_check.json]
     python benchmarks/gpu_check.py --quick --device cpu
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import math
 import os
@@ -37,6 +40,7 @@ import platform
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,11 +88,12 @@ class Sizes:
     video_steps: int
 
 
-FULL = Sizes("full", (426, 320), 32, 36, 32, 10, 18_000, (64, 512), 30, 4, 4)
+FULL = Sizes("full", (426, 320), 32, 36, 32, 10, 18_000, (64, 512), 30, 2, 4)
+"""End to end at 2 windows a step (16 R101 clips): one window trained in fp32 on a CPU took over 20 GB."""
 QUICK = Sizes("tiny", (86, 64), 2, 29, 4, 1, 120, (8, 32), 3, 1, 1)
 SMOKE = Sizes("full", (426, 320), 1, 29, 4, 1, 1_200, (64, 512), 1, 1, 1)
 """The GPU run's shapes (R101, ViT-B/16, 426x320, batch 64 and 512) at the fewest counts: a CPU checks the full-size
-paths with it (~10 min on 2 cores) before a short GPU slot is spent on them."""
+paths with it before a short GPU slot is spent on them."""
 
 
 def peak_gib(device: torch.device, fn: Callable[[], object]) -> tuple[object, float | None]:
@@ -131,6 +136,7 @@ def check(args: argparse.Namespace) -> dict:
         "encoders": sizes.encoders,
         "precision": "bf16" if device.type == "cuda" else "fp32",
     }
+    stage = Stages(out, args.out)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         sf_weights, clip_weights = save_encoders(root, sizes.encoders)
@@ -149,38 +155,70 @@ def check(args: argparse.Namespace) -> dict:
             device=args.device,
             progress=False,
         )
-
-        log("encoders, bare")
-        out.update(bare_encoders(ecfg, sizes, device))
-        bare = out["encoders_segments_per_s"]
-
-        log(f"extraction, {workers} decode workers")
-        summary, mem = peak_gib(device, lambda: extract(ecfg))
-        free(device)
-        out["extract_segments"] = summary.done_now
-        out["extract_workers"] = workers
-        out["extract_batch"] = sizes.extract_batch
-        out["extract_segments_per_s"] = round(summary.segments_per_second, 2)
-        out["extract_vs_bare"] = round(summary.segments_per_second / bare, 3)
-        out["extract_peak_gib"] = mem
-
-        log("decode, one core")
-        out.update(decode_per_core(data / "clips" / "bench.mp4", sizes, ecfg))
-
-        log("training from the cache")
         cache = root / "cache"
-        random_cache(cache, train_config(sizes, 64), windows=sizes.cache_windows)  # bench_train's, real format
+        stage("encoders, bare", lambda: bare_encoders(ecfg, sizes, device))
+        stage(f"extraction, {workers} decode workers", lambda: extract_rate(ecfg, sizes, device, out))
+        stage("decode, one core", lambda: decode_per_core(data / "clips" / "bench.mp4", sizes, ecfg))
+        stage("a cache of random features", lambda: random_cache(cache, train_config(sizes, 64), sizes.cache_windows))
         for name, batch in zip(("train_cache_b64", "train_cache_b512"), sizes.cache_batches, strict=True):
-            rate, mem = train_cache(cache, sizes, batch, device)
-            out[name] = {"batch": batch, "windows_per_s": round(rate, 1), "peak_gib": mem}
-        log("predict")
-        out.update(predict_rate(cache, sizes, device))
-
-        log("training end to end from video")
-        out.update(train_video(data, sizes, sf_weights, clip_weights, workers, device))
-    out["projection"] = project(out, args.gpus, args.epochs)
+            stage(
+                f"training from the cache, batch {batch}",
+                lambda n=name, b=batch: train_cache(cache, sizes, n, b, device),
+            )
+        stage("predict", lambda: predict_rate(cache, sizes, device))
+        stage(
+            "training end to end from video",
+            lambda: train_video(data, sizes, sf_weights, clip_weights, workers, device),
+        )
+    stage("projection", lambda: {"projection": project(out, args.gpus, args.epochs)})
     out["seconds"] = round(time.perf_counter() - started, 1)
+    stage.save()
     return out
+
+
+class Stages:
+    """Runs the check's stages one after another, adding each one's figures to `out` and writing `out` to the --out
+    file after each (a GPU slot is short: a stage that fails or a run cut off at its time limit must not cost the
+    figures already taken). A failed stage is logged with its traceback and recorded under "errors"."""
+
+    def __init__(self, out: dict, path: Path | None) -> None:
+        self.out, self.path = out, path
+
+    def __call__(self, name: str, fn: Callable[[], dict | None]) -> None:
+        log(name)
+        failed = False
+        try:
+            self.out.update(fn() or {})
+        except Exception as e:  # recorded, and the exit status says so
+            traceback.print_exc(file=sys.stderr)
+            self.out.setdefault("errors", {})[name] = f"{type(e).__name__}: {e}"[:500]
+            failed = True
+        if failed:  # out of the except block, whose traceback held the stage's tensors
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # what an out-of-memory stage held goes back for the next one
+        self.save()
+
+    def save(self) -> None:
+        if self.path is not None:
+            part = self.path.with_name(self.path.name + ".part")
+            part.write_text(json.dumps(self.out, indent=1) + "\n")
+            part.replace(self.path)
+
+
+def extract_rate(ecfg: ExtractConfig, sizes: Sizes, device: torch.device, out: dict) -> dict:
+    """`stages.extract.extract` end to end, and its rate over the bare encoders' (measured just before)."""
+    summary, mem = peak_gib(device, lambda: extract(ecfg))
+    free(device)
+    rate, bare = summary.segments_per_second, out.get("encoders_segments_per_s")  # None if that stage failed
+    return {
+        "extract_segments": summary.done_now,
+        "extract_workers": ecfg.workers,
+        "extract_batch": sizes.extract_batch,
+        "extract_segments_per_s": round(rate, 2),
+        "extract_vs_bare": round(rate / bare, 3) if bare else None,
+        "extract_peak_gib": mem,
+    }
 
 
 def bare_encoders(ecfg: ExtractConfig, sizes: Sizes, device: torch.device) -> dict:
@@ -242,14 +280,14 @@ def cache_model(cfg, training: bool, device: torch.device):
     return inputs, ForecastingModel(build_forecaster(cfg.model, dims, tax.num_verbs, tax.num_nouns)).to(device)
 
 
-def train_cache(data: Path, sizes: Sizes, batch: int, device: torch.device) -> tuple[float, float | None]:
+def train_cache(data: Path, sizes: Sizes, name: str, batch: int, device: torch.device) -> dict:
     """bench_train's cache path: timed optimizer steps on the cache's windows (the config's loader workers)."""
     cfg = train_config(sizes, batch)
     cfg.data.data_dir = str(data)
     inputs, model = cache_model(cfg, True, device)
     rate, mem = peak_gib(device, lambda: time_steps(model, inputs.dataset, cfg, device, sizes.cache_steps))
     free(device)
-    return rate, mem
+    return {name: {"batch": batch, "windows_per_s": round(rate, 1), "peak_gib": mem}}
 
 
 def predict_rate(data: Path, sizes: Sizes, device: torch.device) -> dict:
@@ -330,7 +368,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="decode workers (default: cores - 2; quick: 1)")
     ap.add_argument("--gpus", type=int, default=8, help="GPUs of the node the projection is for")
     ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here, after each stage")
     args = ap.parse_args()
     if args.quick and args.smoke:
         ap.error("--quick and --smoke are two different sizes: pick one")
@@ -339,10 +377,10 @@ def main() -> None:
     bad = [k for k, v in flat(result).items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:
         log(f"not finite: {bad}")
-    text = json.dumps(result, indent=1)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    print(json.dumps(result, indent=1))  # --out was written after each stage
+    if result.get("errors"):
+        log(f"failed stages: {', '.join(result['errors'])}")
+        sys.exit(1)
 
 
 def flat(obj: dict, prefix: str = "") -> dict:

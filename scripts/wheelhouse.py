@@ -1,16 +1,20 @@
 """Wheels of ego4d-lta's dependencies for a machine that reaches no package index but has a Python with torch (a
-cluster's compute nodes, a GPU box behind a firewall): resolved and downloaded here, for that machine's Python
-version and platform, at the tested versions of constraints.txt where it pins them, leaving out what the target
-already has (and everything below it: a target's own torch keeps its own CUDA libraries). Packages published only
-as source (pytorchvideo, fvcore, iopath) are built here into pure-Python wheels; ego4d-lta's own wheel is added.
+cluster's compute nodes, a GPU box behind a firewall), made here, where PyPI is reachable.
 
-    python scripts/wheelhouse.py --python 3.12 --have target-packages.txt --out wheelhouse
-    # on the target (no network):
-    python -m pip install --no-index --no-deps --target ~/lta-site wheelhouse/*.whl
-    export PYTHONPATH=~/lta-site PATH=~/lta-site/bin:$PATH   # `ego4d-lta` and the package
+pip resolves the dependencies for the node's Python, CPU and glibc at the versions of constraints.txt, with the
+node's own versions (from `--have`) pinned in their place; what the node has is left out, with everything only it
+needs (the node's torch keeps its own CUDA libraries). Packages published only as source (pytorchvideo, fvcore,
+iopath) are built here into pure-Python wheels, and ego4d-lta's own wheel is added.
 
-`--have` takes what `python -m pip freeze` (or `pip list`) prints there, or bare names separated by lines or commas.
-Prints each wheel and the total size; exit 2 on a bad argument or a package with no wheel for the target.
+    .venv/bin/python scripts/wheelhouse.py --python 3.12 --have node-packages.txt --out wheelhouse
+    # on the node (no network):
+    python -m pip install --no-index --no-deps --target ~/ego4d-lta-site wheelhouse/*.whl
+    export PYTHONPATH=~/ego4d-lta-site PATH=~/ego4d-lta-site/bin:$PATH   # `ego4d-lta` and the package
+
+`--have` takes what `python -m pip freeze` (or `pip list`) prints on the node, or bare names (lines or commas).
+pip evaluates dependency markers with the Python that runs it, so the resolution runs under a Python of the node's
+version: this one, `--resolver-python`, or `pythonX.Y` on PATH. Exit 2, with one line, on a bad argument, a
+conflict with the node's versions, or a package with no wheel for the node.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,69 +30,112 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-PLATFORMS = [f"manylinux_2_{n}_x86_64" for n in range(39, 16, -1)] + ["manylinux2014_x86_64", "manylinux1_x86_64"]
-"""Every manylinux tag a recent x86-64 Linux accepts: pip matches the tags one by one."""
 NOISE = "is ignored: it is neither a file nor a directory"
 
 
+class UsageError(Exception):
+    """A bad argument or an environment the wheelhouse cannot be made for: one line, exit 2."""
+
+
 @dataclass(frozen=True)
-class Wheel:
+class Resolved:
+    """One package of pip's resolution (its --report), with what it needs."""
+
     name: str
     version: str
-    url: str
+    requires: tuple[str, ...]
+    is_wheel: bool
+
+
+@dataclass(frozen=True)
+class Target:
+    python: str
+    arch: str
+    glibc: tuple[int, int]
+    resolver: str
+    """A Python of the target's version that runs pip."""
+
+    def marker_env(self) -> dict[str, str]:
+        return {
+            "python_version": self.python,
+            "python_full_version": f"{self.python}.0",
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "platform_machine": self.arch,
+            "os_name": "posix",
+        }
+
+    def pip_flags(self) -> list[str]:
+        """Wheels for this Python, CPU and glibc: every manylinux tag a node with this glibc accepts."""
+        major, minor = self.glibc
+        tags = [f"manylinux_{major}_{n}_{self.arch}" for n in range(minor, 16, -1)] + [f"manylinux2014_{self.arch}"]
+        flags = ["--only-binary=:all:", "--python-version", self.python, "--implementation", "cp"]
+        return flags + [arg for tag in tags for arg in ("--platform", tag)]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--python", required=True, help="the target's Python version, e.g. 3.12")
-    ap.add_argument("--platform", action="append", help="a wheel platform tag (repeatable; default: x86-64 manylinux)")
-    ap.add_argument("--have", type=Path, help="the target's packages: left out, with what only they need")
+    ap.add_argument("--python", required=True, help="the node's Python version, e.g. 3.12")
+    ap.add_argument("--have", type=Path, help="the node's packages (pip freeze): left out, and their versions kept")
+    ap.add_argument("--arch", default="x86_64", choices=["x86_64", "aarch64"], help="the node's CPU")
+    ap.add_argument(
+        "--glibc", default="2.28", help="the node's glibc (python -c 'import platform; print(platform.libc_ver())')"
+    )
+    ap.add_argument("--resolver-python", help="a Python of the node's version to run pip's resolution with")
     ap.add_argument("--dev", action="store_true", help="also the test dependencies (pytest, hypothesis, ...)")
-    ap.add_argument("--out", type=Path, required=True, help="folder for the wheels (made; must be empty if it exists)")
+    ap.add_argument("--out", type=Path, required=True, help="a new or empty folder for the wheels")
     args = ap.parse_args()
-    if not re.fullmatch(r"3\.\d+", args.python):
-        return fail(f"--python {args.python!r}: give a major.minor version such as 3.12")
-    if args.out.exists() and any(args.out.iterdir()):
-        return fail(f"{args.out}: not empty; the wheelhouse goes into a new or empty folder")
+    created = False
     try:
-        have = read_have(args.have) if args.have else set()
-    except ValueError as e:
-        return fail(str(e))
-    platforms = args.platform or PLATFORMS
-    wanted = top_level(args.dev)
-    missing = [r for r in wanted if canonicalize_name(r.name) not in have]
-    if not missing:
-        print("the target already has every dependency: nothing to download")
-        return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        built = Path(tmp) / "built"
-        built.mkdir()
-        report = resolve(missing, args.python, platforms, built, Path(tmp))
-        if isinstance(report, str):
-            return fail(report)
-        needed = closure(report, {canonicalize_name(r.name) for r in missing}, have, args.python)
-        for wheel in sorted(needed.values(), key=lambda w: w.name):
-            local = [p for p in built.glob("*.whl") if canonicalize_name(p.name.split("-")[0]) == wheel.name]
-            if local:
-                local[0].rename(args.out / local[0].name)
-            else:
-                error = download(wheel, args.python, platforms, args.out)
-                if error:
-                    return fail(error)
-    project = pip("wheel", "--no-deps", "--quiet", "-w", str(args.out), str(ROOT))
-    if project.returncode != 0:
-        return fail("ego4d-lta's own wheel did not build:\n" + quiet(project.stderr))
+        target = make_target(args)
+        if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+            raise UsageError(f"--out {args.out}: not an empty folder; the wheelhouse goes into a new or empty one")
+        have = read_have(args.have) if args.have else {}
+        args.out.mkdir(parents=True, exist_ok=True)
+        created = True
+        count = build(target, top_level(args.dev), have, args.out)
+    except UsageError as e:
+        if created:
+            shutil.rmtree(args.out)  # no half-filled wheelhouse: a rerun starts clean
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     total = 0
     for path in sorted(args.out.glob("*.whl")):
         total += path.stat().st_size
         print(f"{path.stat().st_size / 2**20:8.2f} MiB  {path.name}")
-    print(f"{len(needed) + 1} wheels (ego4d-lta's own included), {total / 2**20:.1f} MiB in {args.out}")
+    print(f"{count} wheels (ego4d-lta's own included), {total / 2**20:.1f} MiB in {args.out}")
     return 0
+
+
+def make_target(args: argparse.Namespace) -> Target:
+    if not re.fullmatch(r"3\.\d+", args.python):
+        raise UsageError(f"--python {args.python!r}: give a major.minor version such as 3.12")
+    glibc = re.fullmatch(r"(\d+)\.(\d+)", args.glibc)
+    if not glibc or int(glibc[1]) != 2 or int(glibc[2]) < 17:
+        raise UsageError(f"--glibc {args.glibc!r}: give the node's glibc version, 2.17 or newer, such as 2.28")
+    return Target(args.python, args.arch, (2, int(glibc[2])), resolver_python(args.python, args.resolver_python))
+
+
+def resolver_python(version: str, given: str | None) -> str:
+    if given is None and f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return sys.executable
+    candidate = given or shutil.which(f"python{version}")
+    if candidate:
+        done = subprocess.run(
+            [candidate, "-c", "import sys, pip; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+        )
+        if done.returncode == 0 and done.stdout.strip() == version:
+            return candidate
+    raise UsageError(
+        f"no Python {version} with pip to resolve with (pip evaluates markers with the Python that runs it): "
+        f"pass --resolver-python PATH, or put python{version} on PATH"
+    )
 
 
 def top_level(dev: bool) -> list[Requirement]:
@@ -97,120 +145,142 @@ def top_level(dev: bool) -> list[Requirement]:
     return [Requirement(s) for s in specs]
 
 
-def read_have(path: Path) -> set[str]:
-    """Names from a pip freeze / pip list output or a plain list (lines or commas); versions are ignored."""
+def read_have(path: Path) -> dict[str, str | None]:
+    """Name -> version (None where not given) from a pip freeze / pip list output or a plain list of names."""
     try:
         text = path.read_text()
     except OSError as e:
-        raise ValueError(f"--have {path}: {e.strerror}") from None
-    names = set()
-    for item in re.split(r"[\n,]", text):
-        item = item.strip().rstrip(".")
-        if not item or item.startswith(("#", "-", "Package")):  # comments, `-e` lines, pip list's header
+        raise UsageError(f"--have {path}: {e.strerror}") from None
+    have: dict[str, str | None] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "-", "Package")):  # comments, `-e` lines, pip list's header
             continue
-        name = re.split(r"[\s=<>@;\[]", item, maxsplit=1)[0]
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-            raise ValueError(f"--have {path}: {item!r} is not a package name or a pip freeze line")
-        names.add(canonicalize_name(name))
-    return names
+        listed = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s+(\d\S*)", line)  # pip list: "name   1.2.3"
+        items = [line] if listed or parses(line) else [i.strip().rstrip(".") for i in line.split(",")]  # names, names
+        for item in filter(None, items):
+            if listed:
+                have[canonicalize_name(listed[1])] = listed[2].split("+")[0]
+                continue
+            try:
+                req = Requirement(item)
+            except InvalidRequirement:
+                raise UsageError(f"--have {path}: {item!r} is not a package name or a pip freeze line") from None
+            pins = [s.version for s in req.specifier if s.operator in ("==", "===")]
+            have[canonicalize_name(req.name)] = pins[0].split("+")[0] if pins else None  # 2.11.0+cu130 -> 2.11.0
+    return have
 
 
-def pip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+def parses(line: str) -> bool:
+    try:
+        Requirement(line)
+    except InvalidRequirement:
+        return False
+    return True
 
 
-def target_flags(python: str, platforms: list[str]) -> list[str]:
-    flags = ["--only-binary=:all:", "--python-version", python, "--implementation", "cp"]
-    for p in platforms:
-        flags += ["--platform", p]
-    return flags
+def build(target: Target, wanted: list[Requirement], have: dict[str, str | None], out: Path) -> int:
+    """Fills `out`; the number of wheels."""
+    missing = [r for r in wanted if canonicalize_name(r.name) not in have]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        built, count = work / "built", 0
+        built.mkdir()
+        if missing:
+            # Everything is resolved, so that the node's versions are checked against what the project asks for.
+            constraints = write_constraints(work / "constraints.txt", have)
+            report = resolve(target, wanted, constraints, built, work)
+            for pkg in closure(report, missing, set(have), target.marker_env()):
+                local = [p for p in built.glob("*.whl") if canonicalize_name(p.name.split("-")[0]) == pkg.name]
+                if local:
+                    shutil.move(local[0], out / local[0].name)
+                else:
+                    spec = f"{pkg.name}=={pkg.version}"
+                    pip(target, "download", "--no-deps", "-d", str(out), *target.pip_flags(), spec)
+                count += 1
+        source = work / "project"  # a clean copy: an in-tree build could carry stale modules from build/
+        shutil.copytree(ROOT / "ego4d_lta", source / "ego4d_lta", ignore=shutil.ignore_patterns("__pycache__"))
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy(ROOT / name, source / name)
+        pip(target, "wheel", "--no-deps", "-w", str(out), str(source), resolver=sys.executable)
+    return count + 1
 
 
-def resolve(reqs: list[Requirement], python: str, platforms: list[str], built: Path, tmp: Path) -> dict | str:
-    """pip's resolution for the target (a dry run: metadata only), the pins of constraints.txt applied; the report,
-    or why not. A target resolution takes wheels only, so the packages published only as source are found by a
-    resolution for this machine first and built here into wheels, which must be pure Python."""
-    constraints = ["-c", str(ROOT / "constraints.txt")]
+BUILT_FOR_ONE_TORCH = {"torchvision", "torchaudio"}
+"""Each release of these is built for one torch release: where the node has its own torch, pip picks theirs."""
+
+
+def write_constraints(path: Path, have: dict[str, str | None]) -> Path:
+    """constraints.txt, with the node's own version in place of the pin of each package it has."""
+    drop = set(have) | (BUILT_FOR_ONE_TORCH if "torch" in have else set())
+    lines = []
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        spec = line.split("#")[0].strip()
+        if spec and canonicalize_name(re.split(r"[=<>!~ ;\[]", spec, maxsplit=1)[0]) in drop:
+            continue
+        lines.append(line)
+    lines += [f"{name}=={version}" for name, version in sorted(have.items()) if version]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def resolve(target: Target, reqs: list[Requirement], constraints: Path, built: Path, work: Path) -> list[Resolved]:
+    """pip's resolution for the node (a dry run: metadata only). A resolution for a foreign platform takes wheels
+    only, so the packages published only as source are found by one for this machine first and built here."""
     reqs_text = [str(r) for r in reqs]
-    here = dry_run(tmp, [*constraints, *reqs_text])
-    if isinstance(here, str):
-        return here
-    for item in here["install"]:
-        if item["download_info"]["url"].endswith(".whl"):
-            continue
-        meta = item["metadata"]
-        made = pip("wheel", "--no-deps", "--quiet", "-w", str(built), f"{meta['name']}=={meta['version']}")
-        if made.returncode != 0:
-            return f"{meta['name']}=={meta['version']}: published only as source, and it did not build here:\n" + quiet(
-                made.stderr
-            )
+    for pkg in dry_run(target, work, ["-c", str(constraints), *reqs_text], sys.executable):
+        if not pkg.is_wheel:
+            pip(target, "wheel", "--no-deps", "-w", str(built), f"{pkg.name}=={pkg.version}", resolver=sys.executable)
     compiled = [p.name for p in built.glob("*.whl") if not p.name.endswith("-none-any.whl")]
     if compiled:
-        return f"{', '.join(compiled)}: built here from source, but compiled for this machine, not the target"
-    return dry_run(tmp, ["--find-links", str(built), *constraints, *target_flags(python, platforms), *reqs_text])
+        raise UsageError(f"{', '.join(compiled)}: built here from source, but compiled for this machine, not the node")
+    flags = ["--find-links", str(built), "-c", str(constraints), *target.pip_flags()]
+    return dry_run(target, work, [*flags, *reqs_text], target.resolver)
 
 
-def dry_run(tmp: Path, args: list[str]) -> dict | str:
-    report = tmp / "report.json"
-    done = pip("install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report),
-               "--target", str(tmp / "target"), *args)  # fmt: skip
-    if done.returncode != 0:
-        return "pip could not resolve:\n" + quiet(done.stderr)
-    return json.loads(report.read_text())
+def dry_run(target: Target, work: Path, args: list[str], resolver: str) -> list[Resolved]:
+    report = work / "report.json"
+    pip(target, "install", "--dry-run", "--ignore-installed", "--report", str(report), "--target", str(work / "t"),
+        *args, resolver=resolver)  # fmt: skip
+    return [
+        Resolved(
+            canonicalize_name(item["metadata"]["name"]),
+            item["metadata"]["version"],
+            tuple(item["metadata"].get("requires_dist", [])),
+            item["download_info"]["url"].endswith(".whl"),
+        )
+        for item in json.loads(report.read_text())["install"]
+    ]
 
 
-def pinned(name: str) -> str:
-    """name==version from constraints.txt, or the bare name."""
-    for line in (ROOT / "constraints.txt").read_text().splitlines():
-        req = line.split("#")[0].strip()
-        if req and canonicalize_name(re.split(r"[=<>!~ ]", req, maxsplit=1)[0]) == canonicalize_name(name):
-            return req
-    return name
-
-
-def closure(report: dict, roots: set[str], have: set[str], python: str) -> dict[str, Wheel]:
-    """The resolved packages reachable from `roots` without passing through one the target has."""
-    items = {canonicalize_name(i["metadata"]["name"]): i for i in report["install"]}
-    env = {
-        "python_version": python,
-        "python_full_version": f"{python}.0",
-        "implementation_name": "cpython",
-        "platform_python_implementation": "CPython",
-        "sys_platform": "linux",
-        "platform_system": "Linux",
-        "platform_machine": "x86_64",
-        "os_name": "posix",
-        "extra": "",
-    }
-    needed: dict[str, Wheel] = {}
-    todo = [r for r in roots if r in items]
+def closure(resolved: list[Resolved], roots: list[Requirement], have: set[str], env: dict[str, str]) -> list[Resolved]:
+    """The resolved packages the roots need on the node, with their extras followed, stopping at what it has. A
+    needed package missing from the resolution (pip judged its marker with another Python) is an error."""
+    by_name = {p.name: p for p in resolved}
+    needed: dict[str, Resolved] = {}
+    seen: set[tuple[str, str]] = set()
+    todo = [(canonicalize_name(r.name), frozenset(r.extras)) for r in roots]
     while todo:
-        name = todo.pop()
-        if name in needed or name in have:
+        name, extras = todo.pop()
+        if name in have or all((name, e) in seen for e in extras | {""}):
             continue
-        meta = items[name]["metadata"]
-        needed[name] = Wheel(name, meta["version"], items[name]["download_info"]["url"])
-        for spec in meta.get("requires_dist", []):
+        if name not in by_name:
+            raise UsageError(f"{name} is needed on the node but pip did not resolve it (resolved with another Python?)")
+        seen.update((name, e) for e in extras | {""})
+        pkg = needed[name] = by_name[name]
+        for spec in pkg.requires:
             req = Requirement(spec)
-            dep = canonicalize_name(req.name)
-            if dep in items and (req.marker is None or req.marker.evaluate(env)):
-                todo.append(dep)
-    return needed
+            if req.marker is None or any(req.marker.evaluate({**env, "extra": e}) for e in extras | {""}):
+                todo.append((canonicalize_name(req.name), frozenset(req.extras)))
+    return sorted(needed.values(), key=lambda p: p.name)
 
 
-def download(wheel: Wheel, python: str, platforms: list[str], out: Path) -> str | None:
-    done = pip("download", "--no-deps", "--quiet", "-d", str(out), *target_flags(python, platforms),
-               f"{wheel.name}=={wheel.version}")  # fmt: skip
-    return None if done.returncode == 0 else f"{wheel.name}=={wheel.version}: download failed:\n" + quiet(done.stderr)
-
-
-def quiet(stderr: str) -> str:
-    return "\n".join(line for line in stderr.splitlines() if NOISE not in line)[-2000:]
-
-
-def fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+def pip(target: Target, *args: str, resolver: str | None = None) -> None:
+    done = subprocess.run([resolver or target.resolver, "-m", "pip", *args, "--quiet"], capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if NOISE not in line and line.strip()]
+        why = next((line for line in lines if line.startswith("ERROR")), lines[-1] if lines else "no message")
+        raise UsageError(f"pip {args[0]}: {why.removeprefix('ERROR: ')}")
 
 
 if __name__ == "__main__":

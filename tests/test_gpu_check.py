@@ -48,6 +48,7 @@ def test_quick_cpu_mode_prints_one_json_object_with_every_field(tmp_path: Path) 
     result = json.loads(done.stdout)  # stdout is the JSON object and nothing else
     assert result == json.loads(out.read_text())
     assert result["quick"] is True and result["device"] == "cpu" and result["gpu"] is None
+    assert "errors" not in result and not list(tmp_path.glob("*.part"))
     for key in RATES:
         assert isinstance(result[key], float) and math.isfinite(result[key]) and result[key] > 0, key
     for key in PEAKS:
@@ -64,3 +65,27 @@ def test_quick_cpu_mode_prints_one_json_object_with_every_field(tmp_path: Path) 
     assert p["total_min"] == pytest.approx(parts, abs=0.02) and min(p["extract_min"], p["train_min"]) > 0
     segments = sum(p["assumed_segments"].values())
     assert p["extract_min"] == pytest.approx(segments / (8 * result["extract_segments_per_s"]) / 60, rel=0.01)
+
+
+def test_a_failed_stage_costs_only_its_own_figures(tmp_path: Path) -> None:
+    """A GPU slot is short: the figures taken before a failing stage, and after it, are on disk."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from gpu_check import Stages
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    out, path = {"device": "cuda"}, tmp_path / "check.json"
+    stage = Stages(out, path)
+    stage("encoders", lambda: {"slowfast_clips_per_s": 812.5})
+    assert json.loads(path.read_text()) == {"device": "cuda", "slowfast_clips_per_s": 812.5}
+
+    def out_of_memory() -> dict:
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    stage("training from the cache, batch 512", out_of_memory)
+    stage("predict", lambda: {"predict_windows_per_s": 9000.0})
+    saved = json.loads(path.read_text())
+    assert saved["slowfast_clips_per_s"] == 812.5 and saved["predict_windows_per_s"] == 9000.0
+    assert saved["errors"] == {"training from the cache, batch 512": "RuntimeError: CUDA out of memory. Tried to "
+                               "allocate 20.00 GiB"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["check.json"]  # written whole each time, no leftovers
