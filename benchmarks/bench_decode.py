@@ -31,14 +31,14 @@ from ego4d_lta.data.video import SamplingConfig, decode_frames, frame_indices, s
 CFG = SamplingConfig()
 
 
-def write_clip(path: Path, seconds: int, width: int = 426, height: int = 320) -> None:
+def write_clip(path: Path, seconds: int, width: int = 426, height: int = 320, crf: int = 23) -> None:
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 255, (height * 2, width * 2, 3), dtype=np.uint8)
     texture = (texture.astype(np.float32) * 0.3 + np.linspace(0, 170, width * 2)[None, :, None]).astype(np.uint8)
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.options = {"g": "60", "crf": "23", "preset": "veryfast"}
+        stream.codec_context.options = {"g": "60", "crf": str(crf), "preset": "veryfast"}
         for i in range(seconds * 30):
             y = int((80 + 60 * np.sin(i / 40)) * height / 320)  # the motion scales with the frame
             x = int((100 + 90 * np.cos(i / 55)) * width / 426)

@@ -226,11 +226,12 @@ def write_constraints(path: Path, have: dict[str, str | None]) -> Path:
 
 def resolve(target: Target, reqs: list[Requirement], constraints: Path, built: Path, work: Path) -> list[Resolved]:
     """pip's resolution for the node (a dry run: metadata only). A resolution for a foreign platform takes wheels
-    only, so the packages published only as source are found by one for this machine first and built here."""
+    only, so the packages published only as source are found by one for this machine first (under the same
+    Python: the node's versions may not exist for another) and built here."""
     reqs_text = [str(r) for r in reqs]
-    for pkg in dry_run(target, work, ["-c", str(constraints), *reqs_text], sys.executable):
+    for pkg in dry_run(target, work, ["-c", str(constraints), *reqs_text], target.resolver):
         if not pkg.is_wheel:
-            pip(target, "wheel", "--no-deps", "-w", str(built), f"{pkg.name}=={pkg.version}", resolver=sys.executable)
+            pip(target, "wheel", "--no-deps", "-w", str(built), f"{pkg.name}=={pkg.version}")
     compiled = [p.name for p in built.glob("*.whl") if not p.name.endswith("-none-any.whl")]
     if compiled:
         raise UsageError(f"{', '.join(compiled)}: built here from source, but compiled for this machine, not the node")
