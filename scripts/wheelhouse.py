@@ -91,18 +91,22 @@ def main() -> int:
     ap.add_argument("--dev", action="store_true", help="also the test dependencies (pytest, hypothesis, ...)")
     ap.add_argument("--out", type=Path, required=True, help="a new or empty folder for the wheels")
     args = ap.parse_args()
-    created = False
+    made = filled = False
     try:
         target = make_target(args)
         if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
             raise UsageError(f"--out {args.out}: not an empty folder; the wheelhouse goes into a new or empty one")
         have = read_have(args.have) if args.have else {}
+        made = not args.out.exists()
         args.out.mkdir(parents=True, exist_ok=True)
-        created = True
+        filled = True
         count = build(target, top_level(args.dev), have, args.out)
     except UsageError as e:
-        if created:
-            shutil.rmtree(args.out)  # no half-filled wheelhouse: a rerun starts clean
+        if filled:  # no half-filled wheelhouse: a rerun starts clean (only what this run put there goes)
+            for path in args.out.iterdir():
+                path.unlink()
+            if made:
+                args.out.rmdir()
         print(f"error: {e}", file=sys.stderr)
         return 2
     total = 0
@@ -127,10 +131,12 @@ def resolver_python(version: str, given: str | None) -> str:
         return sys.executable
     candidate = given or shutil.which(f"python{version}")
     if candidate:
-        done = subprocess.run(
-            [candidate, "-c", "import sys, pip; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
-        )
-        if done.returncode == 0 and done.stdout.strip() == version:
+        try:
+            code = "import sys, pip; print('%d.%d' % sys.version_info[:2])"
+            done = subprocess.run([candidate, "-c", code], capture_output=True, text=True)
+        except OSError:  # not there, not a program
+            done = None
+        if done is not None and done.returncode == 0 and done.stdout.strip() == version:
             return candidate
     raise UsageError(
         f"no Python {version} with pip to resolve with (pip evaluates markers with the Python that runs it): "
@@ -156,7 +162,7 @@ def read_have(path: Path) -> dict[str, str | None]:
         line = line.strip()
         if not line or line.startswith(("#", "-", "Package")):  # comments, `-e` lines, pip list's header
             continue
-        listed = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s+(\d\S*)", line)  # pip list: "name   1.2.3"
+        listed = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s+(\d\S*)(\s+\S.*)?", line)  # pip list: name 1.2 [path]
         items = [line] if listed or parses(line) else [i.strip().rstrip(".") for i in line.split(",")]  # names, names
         for item in filter(None, items):
             if listed:
@@ -169,6 +175,20 @@ def read_have(path: Path) -> dict[str, str | None]:
             pins = [s.version for s in req.specifier if s.operator in ("==", "===")]
             have[canonicalize_name(req.name)] = pins[0].split("+")[0] if pins else None  # 2.11.0+cu130 -> 2.11.0
     return have
+
+
+def unpublished_hint(message: str, have: dict[str, str | None]) -> str:
+    """Where pip cannot use a version the node has: it may be one PyPI lacks (a vendor's or a source build), or
+    one the project does not accept."""
+    pip_gave_up = ("No matching distribution", "Could not find a version", "Cannot install")
+    if not any(words in message for words in pip_gave_up):
+        return ""
+    named = [n for n, v in have.items() if v and re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", message, re.I)]
+    if not named:
+        return ""
+    name = named[0]
+    return (f" ({name}=={have[name]} is the node's: if PyPI lacks that version, list {name} in --have without it; "
+            "else it is not one the project accepts)")  # fmt: skip
 
 
 def parses(line: str) -> bool:
@@ -189,7 +209,10 @@ def build(target: Target, wanted: list[Requirement], have: dict[str, str | None]
         if missing:
             # Everything is resolved, so that the node's versions are checked against what the project asks for.
             constraints = write_constraints(work / "constraints.txt", have)
-            report = resolve(target, wanted, constraints, built, work)
+            try:
+                report = resolve(target, wanted, constraints, built, work)
+            except UsageError as e:
+                raise UsageError(f"{e}{unpublished_hint(str(e), have)}") from None
             for pkg in closure(report, missing, set(have), target.marker_env()):
                 local = [p for p in built.glob("*.whl") if canonicalize_name(p.name.split("-")[0]) == pkg.name]
                 if local:
@@ -206,13 +229,16 @@ def build(target: Target, wanted: list[Requirement], have: dict[str, str | None]
     return count + 1
 
 
-BUILT_FOR_ONE_TORCH = {"torchvision", "torchaudio"}
-"""Each release of these is built for one torch release: where the node has its own torch, pip picks theirs."""
+BUILT_FOR_ONE_TORCH = "torchvision"
+"""Each of its releases is built for one torch release: where the node has its own torch, pip picks the match."""
 
 
 def write_constraints(path: Path, have: dict[str, str | None]) -> Path:
     """constraints.txt, with the node's own version in place of the pin of each package it has."""
-    drop = set(have) | (BUILT_FOR_ONE_TORCH if "torch" in have else set())
+    if "torch" in have and have["torch"] is None and BUILT_FOR_ONE_TORCH not in have:
+        raise UsageError("--have lists torch without its version and no torchvision: give torch's (torch==X.Y.Z), "
+                         "since each torchvision release is built for one torch release")  # fmt: skip
+    drop = set(have) | ({BUILT_FOR_ONE_TORCH} if "torch" in have else set())
     lines = []
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         spec = line.split("#")[0].strip()

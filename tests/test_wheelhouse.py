@@ -99,8 +99,10 @@ def test_package_lists_in_every_form_pip_prints(tmp_path: Path) -> None:
     )
     assert wheelhouse.read_have(freeze) == {"torch": "2.11.0", "numpy": None, "typing-extensions": None, "pkg": "1.0"}
     listing = tmp_path / "list.txt"
-    listing.write_text("Package    Version\n---------- -------\nopen_clip_torch 3.3.0\nPyYAML     6.0.4\n")
-    assert wheelhouse.read_have(listing) == {"open-clip-torch": "3.3.0", "pyyaml": "6.0.4"}
+    listing.write_text(
+        "Package    Version\n---------- -------\nopen_clip_torch 3.3.0\nPyYAML     6.0.4\nmine 0.1 /src/mine\n"
+    )
+    assert wheelhouse.read_have(listing) == {"open-clip-torch": "3.3.0", "pyyaml": "6.0.4", "mine": "0.1"}
     bare = tmp_path / "names.txt"
     bare.write_text("absl-py, accelerate, zipp.\n")
     assert wheelhouse.read_have(bare) == {"absl-py": None, "accelerate": None, "zipp": None}
@@ -127,7 +129,38 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path: Path) -> None:
         )
         assert done.returncode == 2, (args, done.stderr)
         assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
-        assert not (tmp_path / "o").exists()  # nothing half-made
+        assert not (tmp_path / "o").exists() and (full / "x.whl").exists()  # nothing made, nothing of theirs gone
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_run_that_fails_half_way_leaves_no_wheels_and_the_users_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existed: bool
+) -> None:
+    out = tmp_path / "house"
+    if existed:
+        out.mkdir()
+
+    def fails_after_one_wheel(target, wanted, have, folder: Path) -> int:
+        (folder / "av-18.1.0-cp311-abi3-manylinux_2_28_x86_64.whl").write_bytes(b"half")
+        raise wheelhouse.UsageError("pip download: No matching distribution found for rapidfuzz==3.14.6")
+
+    monkeypatch.setattr(wheelhouse, "build", fails_after_one_wheel)
+    monkeypatch.setattr(sys, "argv", ["wheelhouse.py", "--python", THIS, "--out", str(out)])
+    assert wheelhouse.main() == 2
+    assert out.exists() == existed and (not existed or not any(out.iterdir()))
+
+
+def test_a_bare_torch_is_refused_and_an_unpublished_node_version_gets_a_hint(tmp_path: Path) -> None:
+    with pytest.raises(wheelhouse.UsageError, match="torch without its version"):
+        wheelhouse.write_constraints(tmp_path / "c.txt", {"torch": None})
+    wheelhouse.write_constraints(tmp_path / "c.txt", {"torch": None, "torchvision": None})  # the node has both
+    have = {"torch": "2.6.0a0", "numpy": "2.5.2", "torchvision": None}
+    message = "pip install: No matching distribution found for torch==2.6.0a0"
+    assert "torch==2.6.0a0 is the node's" in wheelhouse.unpublished_hint(message, have)
+    vendor = "pip install: Cannot install torch<3 and >=2.4 because these package versions have conflicting ..."
+    assert "list torch in --have without it" in wheelhouse.unpublished_hint(vendor, have)
+    assert wheelhouse.unpublished_hint("pip install: Cannot install av>=17 because ...", have) == ""  # not the node's
+    assert wheelhouse.unpublished_hint("No matching distribution found for torchvision==0.1", have) == ""
 
 
 def test_the_roots_are_the_projects_dependencies() -> None:
