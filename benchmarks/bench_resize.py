@@ -1,7 +1,7 @@
 """What `ego4d-lta resize` costs: CPU seconds per hour of source video, against decoding the source alone.
 
-Re-encoding every clip to 320p is the step a user waits on longest on real data (CPU-bound, before any GPU
-work), so the README's cost table needs its rate. A synthetic source clip at an Ego4D-like resolution (default
+Re-encoding every clip to 320p is the CPU step a user waits on before any GPU work, so the README's cost table
+needs its rate. A synthetic source clip at an Ego4D-like resolution (default
 1920x1080, 30 fps, textured panning content at a high bitrate) goes through `stages.resize.resize_clip`, once
 per x264 preset; the floor is a bare PyAV decode of the same clip (the one part no setting can skip). CPU time
 is `process_time` (all threads), so a loaded machine inflates wall time, not the figures.
