@@ -16,21 +16,14 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import av
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_decode import write_clip
+from bench_decode import cpu, write_clip
 
 from ego4d_lta.stages.resize import ResizeConfig, resize_clip
-
-
-def cpu_seconds(fn) -> float:
-    start = time.process_time()
-    fn()
-    return time.process_time() - start
 
 
 def decode_only(path: Path) -> None:
@@ -54,13 +47,13 @@ def main() -> None:
         mbps = src.stat().st_size * 8 / args.seconds / 1e6
         print(f"source: {width}x{height}, 30 fps, {args.seconds} s, {mbps:.1f} Mbit/s")
         decode_only(src)  # warm the page cache and the codec
-        floor = cpu_seconds(lambda: decode_only(src))
+        floor = cpu(lambda: decode_only(src))
         print(f"decode only        {frames / floor:7.1f} frames/s per core   {floor / args.seconds:6.2f} "
               "core-hours per hour of video")  # fmt: skip
         first = None
         for preset in args.presets.split(","):
             dst = Path(tmp) / f"{preset}.mp4"
-            spent = cpu_seconds(lambda d=dst, p=preset: resize_clip(src, d, ResizeConfig(preset=p)))
+            spent = cpu(lambda d=dst, p=preset: resize_clip(src, d, ResizeConfig(preset=p)))
             first = first or spent
             out_mbps = dst.stat().st_size * 8 / args.seconds / 1e6
             print(f"resize {preset:<11} {frames / spent:7.1f} frames/s per core   {spent / args.seconds:6.2f} "
