@@ -3,9 +3,9 @@
 Two pools of `--pool` samples per window (P = 2 x pool sequences of Z = 20 (verb, noun) over Ego4D's 117 verbs
 and 521 nouns, drawn from a peaked distribution as a model's samples are), `--windows` windows:
   before  the vectorised numpy Levenshtein table (`metrics.prefix_edit_distances`) over the upper triangle's pairs,
-          as `ensemble.pair_distances` computed them until rapidfuzz (kept here as the reference)
-  after   `ensemble.pair_distances` (rapidfuzz `process.cdist`)
-Both feed `ensemble.select`; the script fails unless distances and selections are identical.
+          as `selection.pair_distances` computed them until rapidfuzz (kept here as the reference)
+  after   `selection.pair_distances` (rapidfuzz `process.cdist`)
+Both feed `selection.select`; the script fails unless distances and selections are identical.
 Figures are ms per window of CPU time (one thread: the time on one core however loaded the machine is), the best
 of `--repeat` runs. The last line is `ratio=<before / after>` of
 the whole per-window cost (distances + selection).
@@ -22,7 +22,7 @@ import numpy as np
 
 from ego4d_lta.challenge.metrics import action_tokens, prefix_edit_distances
 from ego4d_lta.challenge.rules import K, Z
-from ego4d_lta.workflow.ensemble import pair_distances, select
+from ego4d_lta.challenge.selection import pair_distances, select
 
 VERBS, NOUNS = 117, 521
 

@@ -20,6 +20,9 @@ from ego4d_lta.base.output_guard import check_name
 CONFIG_DIR = Path(__file__).with_name("configs")
 MAX_INT = 2**31 - 1
 """Every integer setting fits here (seeds, epochs, steps, widths); anything bigger is a typo or an attack."""
+MAX_SAMPLES = 1000
+"""Most model samples per window in the pool the K are chosen from (`generate.samples`): its distances grow as the
+square of the pool."""
 
 
 @dataclass
@@ -122,6 +125,20 @@ class GenerateConfig:
     observed_bonus: float = 0.0
     """Added to the log-score of the window's observed verbs and nouns (observed pairs for `joint`) before
     sampling; only where the inputs carry observed labels (the `labels` variant)."""
+    samples: int = 0
+    """0: the K sequences are the strategy's, as drawn (the report's). N > 0: the K are chosen as a set
+    (`challenge.selection`) from a pool of the strategy's K, N more samples of the model (each step's (verb, noun)
+    drawn together over the training pairs where the run has them, at `sample_temperature`) and the sequences
+    `candidates` replays from the observed actions: the K that minimise the expected best-of-K distance to the N
+    samples (weight 1 - `observed_weight`) and the observed candidates (weight `observed_weight`)."""
+    sample_temperature: float = 1.0
+    """Temperature of the N samples that stand for the model's distribution of futures."""
+    candidates: list[str] = field(default_factory=lambda: ["rotations", "repeat_last"])
+    """Sequences replayed from the observed actions that join the pool (`challenge.selection.OBSERVED_CANDIDATES`);
+    only where the inputs carry observed labels (the annotations' or a recognitions file's)."""
+    observed_weight: float = 0.0
+    """Share of the pool's weight on the observed candidates, in [0, 1) (0: they can be chosen, but only the model's
+    samples say where the future goes)."""
 
 
 @dataclass
@@ -291,8 +308,13 @@ def check(cfg: Config) -> None:
         raise UserError(f"generate.strategy {cfg.generate.strategy!r}: choose {', '.join(strategies)}")
     if not 0 < cfg.generate.top_p <= 1:
         raise UserError(f"generate.top_p must be in (0, 1], got {cfg.generate.top_p}")
-    if not 0.01 <= cfg.generate.temperature <= 100:
-        raise UserError(f"generate.temperature must be in [0.01, 100], got {cfg.generate.temperature}")
+    for key in ("temperature", "sample_temperature"):
+        if not 0.01 <= getattr(cfg.generate, key) <= 100:
+            raise UserError(f"generate.{key} must be in [0.01, 100], got {getattr(cfg.generate, key)}")
+    if not 0 <= cfg.generate.samples <= MAX_SAMPLES:
+        raise UserError(f"generate.samples must be in 0..{MAX_SAMPLES}, got {cfg.generate.samples}")
+    if not 0 <= cfg.generate.observed_weight < 1:
+        raise UserError(f"generate.observed_weight must be in [0, 1), got {cfg.generate.observed_weight}")
     if not 0 < cfg.optim.lr <= 10:
         raise UserError(f"optim.lr must be in (0, 10], got {cfg.optim.lr}")
     if not 0 <= cfg.optim.weight_decay <= 10:

@@ -12,11 +12,12 @@ import pytest
 
 from ego4d_lta.challenge.annotations import load_annotations
 from ego4d_lta.challenge.rules import K, Z
+from ego4d_lta.challenge.selection import pair_distances, select
 from ego4d_lta.challenge.submission import build_submission, write_submission
 from ego4d_lta.challenge.validate import validate_file
 from ego4d_lta.challenge.windows import make_windows
 from ego4d_lta.cli import main
-from ego4d_lta.workflow.ensemble import ensemble, pair_distances, select
+from ego4d_lta.workflow.ensemble import ensemble
 
 
 @pytest.fixture(scope="module")

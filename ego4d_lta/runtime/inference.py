@@ -16,6 +16,7 @@ from torch import nn
 
 from ego4d_lta.challenge.metrics import Scores, score
 from ego4d_lta.challenge.rules import K, Z
+from ego4d_lta.challenge.selection import observed_candidates, observed_positions, pair_distances, select
 from ego4d_lta.config import GenerateConfig
 from ego4d_lta.data.window_datasets import eval_batches
 from ego4d_lta.models.decoder import generate, sampling_noise
@@ -68,6 +69,7 @@ def predict_windows(
     """Every window's K verb and noun sequences (all processes get the merged result); with `pool`, also that many
     more samples per window from the same logits and strategy (their own noise stream)."""
     n = len(dataset)
+    observed_positions(gen.candidates, 8, Z)  # an unknown candidate kind is refused before any work
     noise = torch.from_numpy(sampling_noise(gen.seed, n, K, Z))
     pool_noise = torch.from_numpy(sampling_noise([gen.seed, pool], n, pool, Z)) if pool else None
     was_training = model.training
@@ -83,6 +85,8 @@ def predict_windows(
         options = dict(pairs=pairs, observed=observed, observed_bonus=gen.observed_bonus)
         sample = (gen.strategy, gen.temperature, gen.top_p)
         heads = [generate(verb_logits, noun_logits, noise[indices], *sample, **options)]
+        if gen.samples:
+            heads[0] = choose_set(verb_logits, noun_logits, heads[0], observed, gen, pairs, indices)
         if pool_noise is not None:
             heads.append(generate(verb_logits, noun_logits, pool_noise[indices], *sample, **options))
         arrays = [x.cpu().numpy().astype(np.int32) for pair in heads for x in pair]  # verb, noun[, pool v, pool n]
@@ -104,6 +108,43 @@ def predict_windows(
     if not (seen == 1).all():
         raise RuntimeError(f"inference covered {int((seen == 1).sum())} of {n} windows exactly once")
     return Predictions(out[0], out[1], missing, *out[2:])
+
+
+def window_noise(seed: int, indices: list[int], samples: int) -> torch.Tensor:
+    """(B, 2, samples, Z) uniforms for the set selection's model samples, one stream per window index: a window's
+    draws do not depend on its batch, and no split-sized array is made."""
+    rows = [np.random.default_rng([seed, 1, samples, i]).random((2, samples, Z), dtype=np.float32) for i in indices]
+    return torch.from_numpy(np.stack(rows))
+
+
+def choose_set(
+    verb_logits: torch.Tensor,
+    noun_logits: torch.Tensor,
+    drawn: tuple[torch.Tensor, torch.Tensor],
+    observed: tuple[torch.Tensor, torch.Tensor] | None,
+    gen: GenerateConfig,
+    pairs: torch.Tensor | None,
+    indices: list[int],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """K sequences per window chosen as a set (`challenge.selection`) from the pool of the strategy's `drawn` K
+    (candidates only), `gen.samples` model samples and the observed candidates (the evidence, weighted)."""
+    strategy = "joint" if pairs is not None and len(pairs) else "nucleus"
+    options = dict(pairs=pairs, observed=observed, observed_bonus=gen.observed_bonus)
+    noise = window_noise(gen.seed, indices, gen.samples)
+    sampled = generate(verb_logits, noun_logits, noise, strategy, gen.sample_temperature, gen.top_p, **options)
+    verbs = [drawn[0].cpu().numpy(), sampled[0].cpu().numpy()]
+    nouns = [drawn[1].cpu().numpy(), sampled[1].cpu().numpy()]
+    weights = [np.zeros(K), np.full(gen.samples, 1.0 / gen.samples)]
+    if observed is not None and gen.candidates:
+        obs_verb, obs_noun = observed_candidates(observed[0].numpy(), observed[1].numpy(), gen.candidates, Z)
+        verbs.append(obs_verb)
+        nouns.append(obs_noun)
+        c = obs_verb.shape[1]
+        weights = [weights[0], weights[1] * (1 - gen.observed_weight), np.full(c, gen.observed_weight / c)]
+    verb, noun = np.concatenate(verbs, 1), np.concatenate(nouns, 1)
+    chosen, _ = select(pair_distances(verb, noun, noun_logits.shape[-1]), np.concatenate(weights), K)
+    rows = np.arange(len(verb))[:, None]
+    return torch.from_numpy(verb[rows, chosen]), torch.from_numpy(noun[rows, chosen])
 
 
 def score_predictions(preds: Predictions, labels, num_nouns: int) -> Scores:

@@ -1,13 +1,10 @@
 """`ego4d-lta ensemble`: several submissions -> one K = 5 submission, by a medoid-style selection per window.
 
-The challenge scores the best of K sequences, so averaging logits or voting per position would not do: what
-helps is K sequences that cover where the inputs' samples concentrate. Per window, the pool is every input's
-(verb, noun) sequence pairs, K of a submission or N of a pool (`predict --pool N`: more samples of the same run,
-a better estimate of where they concentrate), each weighing its input's weight / its count. We choose K pairs that
-minimise the pool's expected min-over-chosen distance, E_{y ~ pool} min_{s in chosen} d(s, y), where
-d = Levenshtein(verb) + Levenshtein(noun) + Levenshtein(action): the challenge's three heads, pairs kept whole.
-Like k-medoids (PAM): greedy build (add the pair that lowers it most, K times), then swaps while one lowers it;
-per window the best of that and each submission's own K pairs, so the result is never worse than any of them.
+Per window, the pool is every input's (verb, noun) sequence pairs, K of a submission or N of a pool (`predict
+--pool N`: more samples of the same run, a better estimate of where they concentrate), each weighing its input's
+weight / its count; the K are chosen as a set (`challenge.selection`: the expected best-of-K distance to the pool,
+minimised), and per window kept only where that beats each submission's own K pairs, so the result is never worse
+than any of them by that measure.
 """
 
 from __future__ import annotations
@@ -18,19 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
 
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.challenge.annotations import Taxonomy, load_annotations
-from ego4d_lta.challenge.metrics import action_tokens
 from ego4d_lta.challenge.rules import K
+from ego4d_lta.challenge.selection import pair_distances, select
 from ego4d_lta.challenge.submission import CheckResult, build_submission, check_submission, read_submission
 from ego4d_lta.challenge.validate import write_checked
 from ego4d_lta.challenge.windows import make_windows
 
-PARALLEL_POOL = 512
-"""Pool size (sequences per window) from which `cdist` runs on every core; below, threads cost more than they save."""
 CHUNK_DISTANCES = 1_000_000
 """Pool distances (windows x P x P) per block: with `select`'s swap arrays (K + 2 times as big, float64) ~60 MB."""
 
@@ -80,72 +73,6 @@ def samples_per_window(obj: object) -> int:
         len(v["verb"]) for v in obj.values() if isinstance(v, dict) and isinstance(v.get("verb"), list)
     ).most_common(1)
     return counts[0][0] if counts and counts[0][0] > K else K
-
-
-def pair_distances(verb: np.ndarray, noun: np.ndarray, num_nouns: int) -> np.ndarray:
-    """(n, P, Z) paired sequences -> (n, P, P) distances: Levenshtein of verb + noun + action, whole length.
-
-    rapidfuzz's `cdist` (bit-parallel Levenshtein in C++, over integer sequences as lists) per window and head:
-    ~3 ms per window for P = 100 against ~40 ms for the vectorised numpy table (benchmarks/bench_ensemble_speed.py).
-    Its threads only pay off for large pools (measured: none at P = 100, a little at P = 1000)."""
-    n, p, _ = verb.shape
-    heads = (verb, noun, action_tokens(verb, noun, num_nouns))
-    workers = 1 if p < PARALLEL_POOL else -1
-    out = np.zeros((n, p, p), dtype=np.int64)
-    for w in range(n):
-        for seq in heads:
-            rows = seq[w].tolist()  # the same object twice: cdist computes a symmetric scorer's triangle once
-            out[w] += process.cdist(rows, rows, scorer=Levenshtein.distance, dtype=np.int32, workers=workers)
-    return out
-
-
-def select(
-    dist: np.ndarray, weights: np.ndarray, k: int, own_sets: Sequence[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Choose k of P pool items per window. dist: (n, P, P); weights: (P,) summing to 1.
-
-    Returns the chosen indices (n, k) and each window's objective; `own_sets` are index arrays (k,) of
-    alternatives (the inputs' own sets) that a window keeps when greedy does not beat them.
-    """
-    n, p, _ = dist.shape
-    d = dist.astype(np.float64)
-    current = np.full((n, p), np.inf)  # distance of each pool item to its nearest chosen one
-    chosen = np.zeros((n, k), dtype=np.int64)
-    taken = np.zeros((n, p), dtype=bool)
-    rows = np.arange(n)
-    for step in range(k):
-        cost = (np.minimum(current[:, None, :], d) * weights).sum(-1)  # (n, candidate)
-        cost[taken] = np.inf
-        pick = cost.argmin(1)
-        chosen[:, step], taken[rows, pick] = pick, True
-        current = np.minimum(current, d[rows, pick])
-    chosen = _swap(d, weights, chosen)
-    best = (d[rows[:, None], chosen].min(1) * weights).sum(-1)
-    for own in own_sets:
-        own_cost = (d[:, own].min(1) * weights).sum(-1)
-        better = own_cost < best
-        chosen[better], best[better] = own, own_cost[better]
-    return chosen, best
-
-
-def _swap(d: np.ndarray, weights: np.ndarray, chosen: np.ndarray, rounds: int = 10) -> np.ndarray:
-    """PAM's swap phase: per window, replace a chosen item by another while that lowers the cost."""
-    n, k = chosen.shape
-    rows = np.arange(n)
-    chosen = chosen.copy()
-    for _ in range(rounds):
-        near = d[rows[:, None], chosen]  # (n, k, P): each chosen item's distance to the pool
-        others = np.stack([np.delete(near, s, axis=1).min(1, initial=np.inf) for s in range(k)], 1)  # without slot s
-        cost = (np.minimum(others[:, :, None, :], d[:, None, :, :]) * weights).sum(-1)  # (n, slot, candidate)
-        cost[rows[:, None], :, chosen] = np.inf  # a candidate already chosen is no swap
-        now = (near.min(1) * weights).sum(-1)
-        flat = cost.reshape(n, -1).argmin(1)
-        slot, cand = np.divmod(flat, d.shape[1])
-        better = cost[rows, slot, cand] < now - 1e-9
-        if not better.any():
-            break
-        chosen[rows[better], slot[better]] = cand[better]
-    return chosen
 
 
 def ensemble(
