@@ -113,6 +113,28 @@ def test_labels_preset_trains_from_annotations_and_predicts_val_and_test(
     preds = json.loads(out.read_text())
     after_7 = CYCLE[8 % 5]  # testa's window 7 observed actions 0..7: the next one is CYCLE[8 % 5]
     assert preds["testa_7"]["verb"][0][0] == after_7[0] or preds["testa_7"]["verb"][1][0] == after_7[0]
+    assert json.loads(out.with_suffix(".meta.json").read_text())["recognitions"]["windows_covered"] == 2
+
+    # a recognitions file is an input: never written over, and one that covers nothing is refused, not ignored
+    for argv in (
+        [*test, "--recognitions", str(recog), "--out", str(recog)],
+        ["ensemble", str(out), str(sub), "-o", str(recog), "--split", "test", "--data", str(cycle_data)],
+    ):
+        before = recog.read_bytes()
+        assert cli(argv) == 2 and recog.read_bytes() == before
+        assert "recog.json" in capsys.readouterr().err
+    empty = tmp_path / "empty.json"
+    for content in ({}, {"val0_x": {"verb": 0, "noun": 0}}):
+        empty.write_text(json.dumps(content))
+        assert cli([*predict, "--recognitions", str(empty)]) == 2
+        assert (
+            "covers no val window's 8 observed segments; keys are '<clip_uid>_<action_idx>'" in capsys.readouterr().err
+        )
+    # on val a file replaces the annotations whole: a window it does not cover gets the fallback, counted
+    val_recog = {f"val0_{i}": {"verb": CYCLE[i % 5][0], "noun": CYCLE[i % 5][1]} for i in range(40)}
+    empty.write_text(json.dumps(val_recog))
+    assert cli([*predict, "--recognitions", str(empty)]) == 0
+    assert "windows had no features or recognitions (clips val1, val2, val3, val4)" in capsys.readouterr().err
 
 
 def test_recognitions_replace_the_annotations_and_bad_files_are_one_line(cycle_data: Path, tmp_path: Path) -> None:

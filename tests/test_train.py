@@ -20,6 +20,7 @@ from conftest import learnt, weights
 
 from ego4d_lta.base.denormals import flush_denormals
 from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.hashing import file_digest
 from ego4d_lta.challenge.annotations import load_annotations
 from ego4d_lta.challenge.baselines import BASELINES
 from ego4d_lta.challenge.metrics import score
@@ -244,6 +245,44 @@ def test_predict_cli_warns_about_fallbacks_and_errors_are_one_line(
         assert main(args) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_video_run_replays_recognised_actions_through_the_set_selection(
+    demo_report: dict, demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`--recognitions` on a video run: refused without the set selection; with it, the recognised observed actions
+    join the pool (most chosen sequences are replays when they carry the weight) and the sidecar records the file."""
+    table, _ = load_annotations(demo_dir / "data" / "annotations", "val")
+    windows = make_windows(table)
+    recog = tmp_path / "recog.json"
+    keys = [f"{u}_{a}" for u, a in zip(table["clip_uid"], table["action_idx"], strict=True)]
+    dropped = int(windows.observed[0, 0])  # a clip's first segment: observed by that clip's first window only
+    rows = zip(keys, table["verb"], table["noun"], strict=True)
+    recog.write_text(
+        json.dumps({k: {"verb": int(v), "noun": int(n)} for i, (k, v, n) in enumerate(rows) if i != dropped})
+    )
+    uncovered = (windows.observed == dropped).any(1)
+    assert uncovered.sum() == 1
+    run, out = str(demo_dir / "runs" / "tiny"), tmp_path / "val.json"
+    base = ["predict", "--split", "val", "--run", run, "--out", str(out), "-q", "--recognitions", str(recog)]
+    assert main(base) == 2
+    assert "add --set generate.samples=50" in capsys.readouterr().err
+    assert main([*base, "--out", str(recog), "--set", "generate.samples=8"]) == 2  # never over its input
+    assert "is one of this command's inputs" in capsys.readouterr().err
+    assert main([*base, "--set", "generate.samples=8", "--set", "generate.observed_weight=0.9"]) == 0
+    assert "1 of" in capsys.readouterr().err  # the window without its first segment: named in a warning
+    meta = json.loads(out.with_suffix(".meta.json").read_text())
+    assert meta["recognitions"]["sha256"] == file_digest(recog)
+    assert meta["recognitions"]["windows"] - meta["recognitions"]["windows_covered"] == 1
+    submission = json.loads(out.read_text())
+    verb = table["verb"].to_numpy()[windows.observed]
+    replays = 0
+    for w, key in enumerate(windows.keys):
+        if uncovered[w]:
+            continue
+        rotations = {tuple(verb[w][(j + np.arange(Z)) % 8]) for j in range(8)}
+        replays += sum(tuple(seq) in rotations for seq in submission[key]["verb"])
+    assert replays >= 3 * (len(windows) - 1), replays  # most of the K are the recognised replays
 
 
 def _free_port() -> int:

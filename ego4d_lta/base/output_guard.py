@@ -18,8 +18,9 @@ import orjson
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.jsonio import printable
 
-KINDS = ("submission", "sidecar", "png", "markdown")
-"""What a command writes: a submission or pool JSON, predict's `<name>.meta.json`, a plot, report.md."""
+KINDS = ("submission", "sidecar", "png", "markdown", "recognitions")
+"""What a command writes: a submission or pool JSON, predict's `<name>.meta.json`, a plot, report.md, a recognitions
+file (segment key -> recognised verb and noun ids)."""
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._+-]+")
@@ -93,6 +94,8 @@ def file_kind(path: Path) -> str | None:
     if isinstance(obj.get("submission"), str) and "split" in obj:
         return "sidecar"
     first = next(iter(obj.values()), None) if obj else {}
+    if isinstance(first, dict) and type(first.get("verb")) is int and type(first.get("noun")) is int:
+        return "recognitions"
     if not obj or (isinstance(first, dict) and "verb" in first and "noun" in first):
         return "submission"
     return None

@@ -47,7 +47,7 @@ def load_recognitions(path: Path | str, taxonomy: Taxonomy) -> Recognitions:
     actions = {}
     for key, value in data.items():
         if not isinstance(value, dict) or set(value) != {"verb", "noun"}:
-            raise UserError(f"{path}: {key!r} is {describe(value)}, expected {{\"verb\": id, \"noun\": id}}")
+            raise UserError(f'{path}: {key!r} is {describe(value)}, expected {{"verb": id, "noun": id}}')
         ids = []
         for head, size in (("verb", taxonomy.num_verbs), ("noun", taxonomy.num_nouns)):
             v = value[head]
@@ -58,11 +58,15 @@ def load_recognitions(path: Path | str, taxonomy: Taxonomy) -> Recognitions:
     return Recognitions(path, actions)
 
 
-def segment_labels(table: pd.DataFrame, recognitions: Recognitions | None) -> tuple[np.ndarray, np.ndarray]:
+def segment_labels(
+    table: pd.DataFrame, recognitions: Recognitions | None, annotations: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """(verb, noun) id per table row: the recognised one where the file has the segment, else the annotation's
-    (-1 where neither has it)."""
+    (-1 where neither has it; with `annotations` False, -1 wherever the file lacks the segment)."""
     verb = table["verb"].to_numpy(np.int64).copy()
     noun = table["noun"].to_numpy(np.int64).copy()
+    if not annotations:
+        verb[:], noun[:] = -1, -1
     if recognitions is not None:
         keys = [f"{u}_{a}" for u, a in zip(table["clip_uid"], table["action_idx"], strict=True)]
         for row, key in enumerate(keys):
@@ -76,11 +80,14 @@ class LabelWindows(Dataset):
     """Batches of `obs_verb` / `obs_noun` (B, 8) ids (and the future labels when known), by window index lists."""
 
     def __init__(
-        self, table: pd.DataFrame, windows: Windows, labels: Labels | None, recognitions: Recognitions | None
+        self,
+        table: pd.DataFrame,
+        windows: Windows,
+        labels: Labels | None,
+        recognitions: Recognitions | None,
+        annotations: bool = True,
     ) -> None:
-        verb, noun = segment_labels(table, recognitions)
-        self.obs_verb = verb[windows.observed]
-        self.obs_noun = noun[windows.observed]
+        self.obs_verb, self.obs_noun = observed_labels(table, windows, recognitions, annotations)
         self.available = ((self.obs_verb >= 0) & (self.obs_noun >= 0)).all(axis=1)
         self.obs_verb[~self.available] = 0  # gathered but never used: the window gets the fallback
         self.obs_noun[~self.available] = 0
@@ -108,6 +115,14 @@ class LabelWindows(Dataset):
             batch["verb"] = torch.from_numpy(self.labels.verb[idx])
             batch["noun"] = torch.from_numpy(self.labels.noun[idx])
         return batch
+
+
+def observed_labels(
+    table: pd.DataFrame, windows: Windows, recognitions: Recognitions | None, annotations: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 8) verb and noun ids of each window's observed segments (`segment_labels`; -1 where unknown)."""
+    verb, noun = segment_labels(table, recognitions, annotations)
+    return verb[windows.observed], noun[windows.observed]
 
 
 def action_pairs(table: pd.DataFrame) -> np.ndarray:

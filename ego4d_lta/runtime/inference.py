@@ -65,9 +65,11 @@ def predict_windows(
     precision: str = "auto",
     progress=None,
     pool: int = 0,
+    recognised: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Predictions:
     """Every window's K verb and noun sequences (all processes get the merged result); with `pool`, also that many
-    more samples per window from the same logits and strategy (their own noise stream)."""
+    more samples per window from the same logits and strategy (their own noise stream). `recognised` ((n, 8) ids,
+    -1 unknown) gives the set selection its observed candidates where the inputs carry no observed labels."""
     n = len(dataset)
     observed_positions(gen.candidates, 8, Z)  # an unknown candidate kind is refused before any work
     noise = torch.from_numpy(sampling_noise(gen.seed, n, K, Z))
@@ -86,6 +88,8 @@ def predict_windows(
         sample = (gen.strategy, gen.temperature, gen.top_p)
         heads = [generate(verb_logits, noun_logits, noise[indices], *sample, **options)]
         if gen.samples:
+            if observed is None and recognised is not None:
+                observed = tuple(torch.from_numpy(ids[indices]) for ids in recognised)
             heads[0] = choose_set(verb_logits, noun_logits, heads[0], observed, gen, pairs, indices)
         if pool_noise is not None:
             heads.append(generate(verb_logits, noun_logits, pool_noise[indices], *sample, **options))
@@ -135,14 +139,18 @@ def choose_set(
     verbs = [drawn[0].cpu().numpy(), sampled[0].cpu().numpy()]
     nouns = [drawn[1].cpu().numpy(), sampled[1].cpu().numpy()]
     weights = [np.zeros(K), np.full(gen.samples, 1.0 / gen.samples)]
+    weights = np.concatenate(weights)[None].repeat(len(indices), 0)
     if observed is not None and gen.candidates:
         obs_verb, obs_noun = observed_candidates(observed[0].numpy(), observed[1].numpy(), gen.candidates, Z)
+        known = ((obs_verb >= 0) & (obs_noun >= 0)).all((1, 2))  # else: a copy of drawn sequence 0, no weight
+        obs_verb[~known], obs_noun[~known] = verbs[0][~known, :1], nouns[0][~known, :1]
         verbs.append(obs_verb)
         nouns.append(obs_noun)
         c = obs_verb.shape[1]
-        weights = [weights[0], weights[1] * (1 - gen.observed_weight), np.full(c, gen.observed_weight / c)]
+        share = np.where(known, gen.observed_weight, 0.0)[:, None]
+        weights = np.concatenate([weights * (1 - share), np.broadcast_to(share / c, (len(known), c))], 1)
     verb, noun = np.concatenate(verbs, 1), np.concatenate(nouns, 1)
-    chosen, _ = select(pair_distances(verb, noun, noun_logits.shape[-1]), np.concatenate(weights), K)
+    chosen, _ = select(pair_distances(verb, noun, noun_logits.shape[-1]), weights, K)
     rows = np.arange(len(verb))[:, None]
     return torch.from_numpy(verb[rows, chosen]), torch.from_numpy(noun[rows, chosen])
 

@@ -22,7 +22,7 @@ from ego4d_lta.challenge.windows import Windows, make_windows
 from ego4d_lta.config import Config
 from ego4d_lta.data.feature_cache import FeatureCache
 from ego4d_lta.data.feature_record import FeatureRecord
-from ego4d_lta.data.label_windows import LABEL_RECORD, LabelWindows, load_recognitions
+from ego4d_lta.data.label_windows import LABEL_RECORD, LabelWindows, load_recognitions, observed_labels
 from ego4d_lta.data.segment_dataset import ClipImageSpec
 from ego4d_lta.data.window_datasets import CacheWindows, Labels, VideoWindows, window_labels
 from ego4d_lta.models.forecaster import FeatureDims, labels_only, needed_arrays, needs_prompts
@@ -37,6 +37,9 @@ class SplitInputs:
     windows: Windows
     labels: Labels | None
     dataset: CacheWindows | VideoWindows | LabelWindows
+    recognised: tuple[np.ndarray, np.ndarray] | None = None
+    """(n, 8) recognised verb and noun ids of each window's observed segments (-1 where the file lacks one), from
+    predict's recognitions file; None without one. What the set selection replays as observed candidates."""
 
     @property
     def available(self) -> np.ndarray:
@@ -57,13 +60,17 @@ class RunInputs:
 
     `expected` (a checkpoint's record) fixes the record up front: every split must then match it. `labels` runs
     read no features: their inputs are the observed labels, from `recognitions` (a file; default
-    `data.recognitions`) where it has the segment, else from the annotations.
+    `data.recognitions`) where it has the segment, else from the annotations. A file given here (predict's) replaces
+    the annotations whole: a segment it lacks is unknown, and its windows get the fallback (labels runs); every
+    variant's split then carries the recognised observed ids for the set selection.
     """
 
     def __init__(self, cfg: Config, expected: FeatureRecord | None = None, recognitions: str | None = None) -> None:
         self.cfg = cfg
         self.labels_only = labels_only(cfg.model.variant)
         self.recognitions = cfg.data.recognitions if recognitions is None else recognitions
+        self.predicting = bool(recognitions)
+        """A recognitions file came from predict: it alone gives the observed labels."""
         self.annotations = Path(cfg.data.data_dir) / "annotations"
         self.encoder_config: EncoderConfig = encoder_preset(cfg.data.encoders, cfg.data.clip_model or None)
         self.record = expected
@@ -87,9 +94,10 @@ class RunInputs:
         windows = make_windows(table, include_extra=training)
         labels = window_labels(windows, table)
         seed = self.cfg.train.seed
+        reads = self.recognitions and (self.labels_only or self.predicting)
+        recognised = load_recognitions(self.recognitions, taxonomy) if reads else None
         if self.labels_only:
-            recognised = load_recognitions(self.recognitions, taxonomy) if self.recognitions else None
-            dataset = LabelWindows(table, windows, labels, recognised)
+            dataset = LabelWindows(table, windows, labels, recognised, annotations=not self.predicting)
         elif cache is not None:
             views = cache.manifest.views if training else 1
             dataset = CacheWindows(cache, table, windows, labels, views, seed)
@@ -99,7 +107,8 @@ class RunInputs:
             video_dir = Path(self.cfg.data.data_dir) / "clips"
             sampling = self.encoder_config.sampling
             dataset = VideoWindows(video_dir, table, windows, labels, sampling, image, training, seed)
-        return SplitInputs(split, table, taxonomy, windows, dataset.labels, dataset)
+        observed = observed_labels(table, windows, recognised, annotations=False) if self.predicting else None
+        return SplitInputs(split, table, taxonomy, windows, dataset.labels, dataset, observed)
 
     def _open_cache(self, split: str) -> FeatureCache:
         extracted = self.cfg.features_root / self.encoder_config.tag / split

@@ -20,14 +20,14 @@ from ego4d_lta import __version__
 from ego4d_lta.base.denormals import flush_denormals
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.hashing import file_digest
-from ego4d_lta.base.jsonio import write_json_atomic
+from ego4d_lta.base.jsonio import printable, write_json_atomic
 from ego4d_lta.base.output_guard import check_output
 from ego4d_lta.challenge.metrics import Scores
 from ego4d_lta.challenge.rules import K
 from ego4d_lta.challenge.submission import build_submission
 from ego4d_lta.challenge.validate import stage_checked
 from ego4d_lta.config import Config, apply_override, check, from_dict
-from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster
+from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster, labels_only
 from ego4d_lta.runtime import checkpoint
 from ego4d_lta.runtime.checkpoint import RunCheckpoint
 from ego4d_lta.runtime.distributed import broadcast_object, device_for, setup, world_info_from_env
@@ -117,7 +117,13 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
     check_outputs(pcfg, cfg, ckpt_path)
     recognitions = str(pcfg.recognitions) if pcfg.recognitions else ""  # never the training run's file
     sources = RunInputs(cfg, expected=ckpt.features, recognitions=recognitions)
+    if recognitions and not sources.labels_only and not cfg.generate.samples:
+        raise UserError(
+            f"--recognitions {recognitions}: a {cfg.model.variant} run reads video features; it uses recognitions "
+            "only as the set selection's observed candidates: add --set generate.samples=50 (or leave the file out)"
+        )
     inputs = sources.open(pcfg.split, training=False)
+    coverage = recognitions_coverage(pcfg, inputs)
     tax = inputs.taxonomy
     if (tax.num_verbs, tax.num_nouns) != (ckpt.num_verbs, ckpt.num_nouns):
         raise UserError(
@@ -141,11 +147,12 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
             cfg.train.precision,
             progress=bar.update,
             pool=pcfg.pool,
+            recognised=inputs.recognised,
         )
     outcome: PredictSummary | str | None = None
     if info.is_main:
         try:
-            outcome = _write(pcfg, cfg, ckpt, ckpt_path, inputs, preds, started)
+            outcome = _write(pcfg, cfg, ckpt, ckpt_path, inputs, preds, started, coverage)
         except OSError as e:
             outcome = f"{e.filename or pcfg.out}: cannot write the submission ({e.strerror or e})"
         except (UserError, RuntimeError) as e:
@@ -156,11 +163,34 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
     return outcome if info.is_main else None
 
 
+def recognitions_coverage(pcfg: PredictConfig, inputs: SplitInputs) -> dict | None:
+    """How much of the split the recognitions file covers (for the sidecar); a file that covers no window is refused,
+    with the key format, since then nothing it holds is used."""
+    if inputs.recognised is None:
+        return None
+    verb, noun = inputs.recognised
+    covered = int(((verb >= 0) & (noun >= 0)).all(1).sum())
+    if not covered:
+        uid, idx = inputs.table["clip_uid"].iloc[0], inputs.table["action_idx"].iloc[0]
+        raise UserError(
+            f"--recognitions {printable(str(pcfg.recognitions), 200)}: covers no {pcfg.split} window's 8 observed "
+            f"segments; keys are '<clip_uid>_<action_idx>' of the {pcfg.split} annotations, e.g. "
+            f"{printable(f'{uid}_{idx}', 120)!r}"
+        )
+    return {
+        "path": str(Path(pcfg.recognitions).resolve()),
+        "sha256": file_digest(pcfg.recognitions),
+        "windows_covered": covered,
+        "windows": len(verb),
+    }
+
+
 def check_outputs(pcfg: PredictConfig, cfg: Config, ckpt_path: Path) -> None:
     """Before any work: the submission, its sidecar and pool replace none of the inputs and no other kind of file."""
     out = Path(pcfg.out) if pcfg.out else default_output(pcfg.run_dir, pcfg.split)
     annotations = Path(cfg.data.data_dir) / "annotations"
     inputs = [ckpt_path, *(sorted(annotations.glob("*")) if annotations.is_dir() else [])]
+    inputs += [pcfg.recognitions] if pcfg.recognitions else []
     check_output(out, "submission", inputs)
     check_output(sidecar_path(out), "sidecar", inputs, "--out (its sidecar)", sidecar_of=out.name)
     if pcfg.pool:
@@ -173,7 +203,14 @@ def sidecar_path(out: Path) -> Path:
 
 
 def _write(
-    pcfg: PredictConfig, cfg: Config, ckpt: RunCheckpoint, ckpt_path: Path, inputs: SplitInputs, preds, started: float
+    pcfg: PredictConfig,
+    cfg: Config,
+    ckpt: RunCheckpoint,
+    ckpt_path: Path,
+    inputs: SplitInputs,
+    preds,
+    started: float,
+    recognitions: dict | None = None,
 ) -> PredictSummary:
     out = Path(pcfg.out) if pcfg.out else default_output(pcfg.run_dir, pcfg.split)
     submission = build_submission(inputs.windows.keys, preds.verb, preds.noun)
@@ -190,6 +227,12 @@ def _write(
             staged.insert(0, (pool_tmp, pool))  # renamed first: the submission is what a user looks for
         warnings = list(report.warnings)
         fallback = int(preds.fallback.sum())
+        uncovered = recognitions["windows"] - recognitions["windows_covered"] if recognitions else 0
+        if uncovered and not labels_only(cfg.model.variant):  # a labels run's are counted as fallbacks below
+            warnings.append(
+                f"{uncovered} of {recognitions['windows']} windows have an observed segment the recognitions file "
+                "lacks: their K were chosen from the model's samples alone"
+            )
         if fallback:
             clips = sorted({inputs.windows.clip_uids[i] for i in preds.fallback.nonzero()[0]})
             warnings.append(
@@ -208,6 +251,7 @@ def _write(
             "checkpoint_epoch": ckpt.state.epoch,
             "config": cfg.to_dict(),
             "features": ckpt.features.to_json(),
+            "recognitions": recognitions,
             "scores": report.scores.to_json() if report.scores else None,
             "package": __version__,
             "torch": torch.__version__,
