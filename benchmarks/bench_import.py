@@ -34,7 +34,8 @@ import torch
 from ego4d_lta.base.jsonio import write_json_atomic
 from ego4d_lta.challenge.annotations import load_annotations
 from ego4d_lta.challenge.rules import SPLIT_FILES
-from ego4d_lta.data.released_features import FPS, pool_rows, row_count, row_windows, segment_span
+from ego4d_lta.data.feature_sets import FPS
+from ego4d_lta.data.released_features import pool_rows, row_count, row_windows, segment_span
 from ego4d_lta.data.synthetic_render import NOUNS, VERBS
 from ego4d_lta.stages.import_features import ImportConfig, import_features
 from ego4d_lta.stages.synth import SynthConfig, annotation_entries, generate

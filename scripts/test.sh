@@ -21,13 +21,17 @@ unset PYTHONDONTWRITEBYTECODE
 phase ruff
 # The Slurm tests (tests/test_slurm.py) run on a real local cluster: as root, this brings one up in the background
 # while the other tests start (the tests wait for it) and takes it down at the end; a cluster that is already up
-# is used as it is. Without root they are deselected, and this says so.
+# is used as it is. Without root they are deselected, and this says so. The cluster brought up here is this run's
+# own (its name, state directory, ports and config: SLURM_LOCAL_NAME): another test run's, or one the user brought
+# up, runs beside it, and this run's `down` stops only its own daemons.
 select=()
 if scontrol ping 2>/dev/null | grep -q 'is UP'; then
   echo "Slurm tests: on the running cluster ($(sinfo -h -o '%D nodes %N' | head -1))"
 elif [ "$(id -u)" -eq 0 ]; then
   status_dir=$(mktemp -d)
   export EGO4D_LTA_SLURM_STATUS=$status_dir/cluster.status
+  export SLURM_LOCAL_NAME=test$$ SLURM_LOCAL_DIR=$status_dir/slurm
+  export EGO4D_LTA_SLURM_CONF=$SLURM_LOCAL_DIR/etc/slurm.conf   # the Slurm tests point SLURM_CONF at it
   ( if SLURM_LOCAL_GPUS=2 bash slurm/local_cluster.sh up > "$status_dir/cluster.log" 2>&1; then code=0; else code=$?; fi
     echo "$code" > "$EGO4D_LTA_SLURM_STATUS" ) &
   cluster_up=$!

@@ -50,7 +50,25 @@ STUCK: list[str] = []  # why a job of this module could not run: the later tests
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[list[str]]:
     """The running cluster's idle nodes; a missing cluster fails (it is not a reason to skip)."""
-    status = os.environ.get("EGO4D_LTA_SLURM_STATUS")  # test.sh starts the cluster in the background
+    _wait_for_test_sh()
+    with pytest.MonkeyPatch.context() as env:
+        conf = os.environ.get("EGO4D_LTA_SLURM_CONF")  # test.sh's own cluster: the Slurm commands talk to it
+        if conf:
+            env.setenv("SLURM_CONF", conf)
+        if not shutil.which("sinfo"):
+            pytest.fail("no Slurm here: as root, `SLURM_LOCAL_GPUS=2 bash slurm/local_cluster.sh up`", pytrace=False)
+        nodes = _run(["sinfo", "-h", "-N", "-t", "idle", "-o", "%N"]).split()
+        if len(set(nodes)) < 2:
+            pytest.fail(f"the local cluster needs 2 idle nodes, sinfo says {nodes}", pytrace=False)
+        submitted: list[str] = []
+        yield submitted
+        for job in submitted:  # whatever a failed test left behind
+            subprocess.run(["scancel", job], capture_output=True, timeout=60)
+
+
+def _wait_for_test_sh() -> None:
+    """`scripts/test.sh` brings its cluster up in the background: wait for its exit status; fail on an error."""
+    status = os.environ.get("EGO4D_LTA_SLURM_STATUS")
     if status:
         deadline = time.monotonic() + 900
         while not Path(status).is_file() and time.monotonic() < deadline:
@@ -60,15 +78,6 @@ def cluster() -> Iterator[list[str]]:
             log = Path(status).with_suffix(".log")
             tail = log.read_text()[-2000:] if log.is_file() else ""
             pytest.fail(f"slurm/local_cluster.sh up failed ({code}):\n{tail}", pytrace=False)
-    if not shutil.which("sinfo"):
-        pytest.fail("no Slurm here: as root, `SLURM_LOCAL_GPUS=2 bash slurm/local_cluster.sh up`", pytrace=False)
-    nodes = _run(["sinfo", "-h", "-N", "-t", "idle", "-o", "%N"]).split()
-    if len(set(nodes)) < 2:
-        pytest.fail(f"the local cluster needs 2 idle nodes, sinfo says {nodes}", pytrace=False)
-    submitted: list[str] = []
-    yield submitted
-    for job in submitted:  # whatever a failed test left behind
-        subprocess.run(["scancel", job], capture_output=True, timeout=60)
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +107,7 @@ def _job_env(hold: str = "") -> dict[str, str]:
 
     `hold="train"`: the job's first attempt waits after epoch 1 until it is signalled (tests/hold/sitecustomize.py),
     so the test interrupts training in the middle however fast the machine is."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_"))}
+    env = {k: v for k, v in os.environ.items() if k == "SLURM_CONF" or not k.startswith(("SLURM_", "SBATCH_"))}
     env |= {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", "OMP_NUM_THREADS": "1"}
     return env | hold_env(hold) if hold else env
 

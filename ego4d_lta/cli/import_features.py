@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ego4d_lta.cli.common import add_data, add_features, add_quiet, dataset_paths, shard
-from ego4d_lta.stages.import_features import SET_NAMES
+from ego4d_lta.data.feature_sets import SET_NAMES
 
 HELP = "Ego4D's released per-video features (no videos needed) -> the feature cache"
 EPILOG = "example: ego4d-lta import-features --split train --ego4d-features ego4d --data data   # after the Ego4D CLI"

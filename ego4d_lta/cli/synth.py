@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.cli.common import add_quiet
+from ego4d_lta.data.feature_sets import SET_NAMES
 
 HELP = "write a synthetic dataset in the official Ego4D LTA layout"
 EPILOG = "example: ego4d-lta synth data/synth --size tiny --missing-videos 1"
@@ -36,8 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--features-set",
-        default="slowfast8x8_r101_k400",
-        choices=["slowfast8x8_r101_k400", "omnivore_video_swinl", "omnivore_video_swinl_fp16"],
+        default=SET_NAMES[0],
+        choices=SET_NAMES,
         help="which released set that download imitates",
     )
     add_quiet(p)

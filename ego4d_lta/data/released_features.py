@@ -1,4 +1,4 @@
-"""Ego4D's released per-video features: which sets exist, and which rows of a video's tensor a segment pools.
+"""Ego4D's released per-video features: which rows of a video's tensor a segment pools (the sets: feature_sets.py).
 
 Ego4D extracts each feature set from the canonical 30 fps video in a moving window (Ego4D docs, "Features";
 `ego4d/features/dataset.py`: pytorchvideo's `UniformClipSampler(backpad_last=True)`): row t sees frames
@@ -16,40 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-FPS = 30
-"""Ego4D's canonical videos are all 30 fps."""
-
-
-@dataclass(frozen=True)
-class FeatureSet:
-    """One set of Ego4D's released features, as the Ego4D CLI names it (`--datasets NAME`)."""
-
-    name: str
-    array: str
-    """The feature cache array it fills (`slowfast`, `omnivore`), i.e. the model part that reads it."""
-    dim: int
-    window: int = 32
-    stride: int = 16
-    fps: int = FPS
-
-
-RELEASED_SETS = {
-    s.name: s
-    for s in (
-        FeatureSet("slowfast8x8_r101_k400", "slowfast", 2304),
-        FeatureSet("omnivore_video_swinl", "omnivore", 1536),
-        FeatureSet("omnivore_video_swinl_fp16", "omnivore", 1536),
-    )
-}
-"""Window and stride from the Ego4D docs' features table (ego4d-data.org/docs/data/features): 32 / 16 for all
-three (features re-extracted 2022-06-07). The stride 6 of older docs and of `omnivore_video.yaml` belongs to the
-deprecated `omnivore_video` (Swin-B) set; `import-features --stride` covers a download made otherwise."""
-
-def released_tag(set_name: str) -> str:
-    """The cache folder of an imported set under FEATURES_DIR (beside `extract`'s `slowfast_r101+ViT-B-16`)."""
-    return f"ego4d-{set_name}"
-
 
 POOLING = "mean of the rows whose window overlaps the segment's video frames; nearest row if shorter than a window"
 

@@ -115,7 +115,7 @@ class RunInputs:
         if not self.cfg.data.released:
             cache = self._open_one(split, extracted)
         else:  # imported from Ego4D's released per-video features; CLIP, if the variant wants it, from `extract`
-            from ego4d_lta.data.released_features import released_tag
+            from ego4d_lta.data.feature_sets import released_tag
 
             cache = self._open_one(split, self.cfg.features_root / released_tag(self.cfg.data.released) / split)
             wants_clip = "clip" in needed_arrays(self.cfg.model.variant) and "clip" not in cache.arrays

@@ -28,23 +28,13 @@ from ego4d_lta.base.hashing import file_digest
 from ego4d_lta.challenge.annotations import load_split, load_taxonomy, split_path, taxonomy_path
 from ego4d_lta.data.feature_cache import ShardWriter
 from ego4d_lta.data.feature_record import CacheManifest, FeatureRecord, ReleasedFeatures
-from ego4d_lta.data.released_features import (
-    POOLING,
-    RELEASED_SETS,
-    FeatureSet,
-    pool_spans,
-    released_tag,
-    row_windows,
-    segment_spans,
-)
+from ego4d_lta.data.feature_sets import RELEASED_SETS, FeatureSet, released_tag
+from ego4d_lta.data.released_features import POOLING, pool_spans, row_windows, segment_spans
 from ego4d_lta.runtime.jobs import check_split_and_shard
 
 CACHE_DTYPE = "float32"
 """Imported rows keep the download's precision: converting them to float16, as `extract` stores its own, took
 longer than reading and pooling them (benchmarks/bench_import.py), for a cache twice the size."""
-
-
-SET_NAMES = tuple(RELEASED_SETS)
 
 
 @dataclass

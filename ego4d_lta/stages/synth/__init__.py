@@ -105,16 +105,14 @@ def script_actions(
     return actions
 
 
-def generate(
-    out: Path | str, cfg: SynthConfig, progress: bool = False, workers: int | None = None
-) -> SynthSummary:
+def generate(out: Path | str, cfg: SynthConfig, progress: bool = False, workers: int | None = None) -> SynthSummary:
     """Write the whole dataset under `out` (a new folder, or an earlier synthetic dataset's: its files are replaced).
 
     Scripts and annotations are drawn sequentially from one seeded generator; clips are then rendered
     by `workers` processes (default: all cores), each from its own seed, so the output is the same
     for any number of workers.
     """
-    from ego4d_lta.data.released_features import RELEASED_SETS
+    from ego4d_lta.data.feature_sets import RELEASED_SETS
 
     if cfg.features_set not in RELEASED_SETS:
         raise ValueError(f"unknown feature set {cfg.features_set!r}: expected one of {', '.join(RELEASED_SETS)}")

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ego4d_lta.data.released_features import RELEASED_SETS, row_count, row_windows
+from ego4d_lta.data.feature_sets import RELEASED_SETS
+from ego4d_lta.data.released_features import row_count, row_windows
 from ego4d_lta.data.synthetic_render import FPS, NOUNS, SCENARIOS, VERBS
 from ego4d_lta.stages.synth.records import ClipScript, SynthConfig, VideoLayout
 
@@ -33,9 +34,7 @@ def download_dir(out: Path) -> Path:
     return Path(out) / DOWNLOAD_DIR
 
 
-def frame_labels(
-    frames: int, clips: list[tuple[int, ClipScript]]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def frame_labels(frames: int, clips: list[tuple[int, ClipScript]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per video frame: the verb, noun (-1 outside segments) and scenario (-1 outside clips) it shows."""
     verb, noun, scenario = (np.full(frames, -1, np.int64) for _ in range(3))
     for start, script in clips:
