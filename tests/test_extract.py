@@ -350,3 +350,33 @@ def test_train_views_with_augmentation(synth_data: Path, tiny_weights: dict[str,
     assert "stale feature cache" in err and "augment: false in the cache, true now" in err, err
     assert main([*base, "--features", str(tmp_path / "g"), "--augment"]) == 2
     assert "--augment: augments views 1.." in capsys.readouterr().err
+
+
+def test_a_scenario_list_added_later_keeps_the_features(
+    val_subset: Path, tiny_weights: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 23.1: without a scenario list `extract` says so, and adding one later rebuilds only the prompt bank
+    (the bank does not depend on the features; before, `--scenarios` on the cache was refused as stale)."""
+    from ego4d_lta.models.prompts import PromptBank
+
+    features = tmp_path / "features"
+    weights = ["--slowfast-weights", str(tiny_weights["slowfast"]), "--clip-weights", str(tiny_weights["clip"])]
+    base = ["extract", "--split", "val", "--data", str(val_subset), "--features", str(features)]
+    base += ["--encoders", "tiny", "--limit", "1", "--workers", "0", "-q", *weights]
+    assert main(base) == 0
+    assert "warning: link Ego4D's scenarios_taxonomy.json into" in capsys.readouterr().err
+    split_dir = features / TINY.tag / "val"
+
+    def bank() -> PromptBank:
+        return PromptBank.load(split_dir.parent / FeatureCache.open(split_dir).manifest.prompt_bank)
+
+    assert bank().names["scenario"] == []
+    clip_npy = split_dir / "shard-000-of-001" / "clip.npy"
+    stored = clip_npy.read_bytes()
+    scenarios = tmp_path / "scenarios_taxonomy.json"
+    scenarios.write_text(json.dumps({"0": "Cooking", "1": "Carpenter"}))
+    assert main([*base, "--prompts-only", "--scenarios", str(scenarios)]) == 0
+    assert "used by the val caches (features unchanged)" in capsys.readouterr().out
+    assert bank().names["scenario"] == ["Cooking", "Carpenter"] and clip_npy.read_bytes() == stored
+    assert main([*base, "--scenarios", str(scenarios)]) == 0, "the plain command with --scenarios is not refused"
+    assert main(base) == 0 and bank().names["scenario"], "a run without the list keeps the bank that has one"
