@@ -380,3 +380,22 @@ def test_a_scenario_list_added_later_keeps_the_features(
     assert bank().names["scenario"] == ["Cooking", "Carpenter"] and clip_npy.read_bytes() == stored
     assert main([*base, "--scenarios", str(scenarios)]) == 0, "the plain command with --scenarios is not refused"
     assert main(base) == 0 and bank().names["scenario"], "a run without the list keeps the bank that has one"
+
+
+def test_a_tiny_cache_is_found_by_read_cache_and_named_by_train(reference, val_subset: Path) -> None:
+    """Issue 23.3: `read_cache(FEATURES, "val")` said there was no cache when the one there was the tiny encoders';
+    a config of the full encoders on it said to extract, never that `--config tiny` reads the cache there."""
+    import ego4d_lta
+    from ego4d_lta.base.errors import UserError
+    from ego4d_lta.config import load_config
+    from ego4d_lta.runtime.inputs import RunInputs
+
+    cfg, summary = reference
+    assert len(ego4d_lta.read_cache(cfg.features_dir, "val")) == summary.rows
+    with pytest.raises(UserError, match=r"^pass encoders='tiny': .* holds the tiny cache of val, not the full one"):
+        ego4d_lta.read_cache(cfg.features_dir, "val", encoders="full")
+    with pytest.raises(UserError, match=r"^pass encoders='full' or 'tiny': .* holds no extract cache of train"):
+        ego4d_lta.read_cache(cfg.features_dir, "train")
+    run = load_config("slowfast_clip", [f"data.data_dir={val_subset}", f"data.features_dir={cfg.features_dir}"])
+    with pytest.raises(UserError, match=r"^--config tiny reads the tiny encoders' cache that is there, or run `ego"):
+        RunInputs(run).open("val", training=False)
