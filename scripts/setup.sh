@@ -61,6 +61,10 @@ if [ -z "${EGO4D_LTA_NO_EVALAI:-}" ] && [ ! -x .venv/evalai/bin/evalai ]; then
   rm -f "$log"
   step evalai
 fi
+# `evalai set_token TOKEN`, as upload's messages say, wherever .venv/bin is on PATH (the client keeps its own env).
+if [ -x .venv/evalai/bin/evalai ] && [ ! -e .venv/bin/evalai ]; then
+  ln -s ../evalai/bin/evalai .venv/bin/evalai
+fi
 .venv/bin/python -c 'import torch, ego4d_lta; print(f"ego4d-lta {ego4d_lta.__version__} installed in .venv (torch {torch.__version__})")'
 step check
 echo "set-up: ${times%, }" | tee .venv/.ego4d-lta-setup-times
