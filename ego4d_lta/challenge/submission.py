@@ -77,6 +77,21 @@ def read_submission(path: Path | str) -> tuple[object, bytes]:
         raise UserError(f"{path}: not valid JSON ({e})") from None
 
 
+def pool_size(obj: object) -> int | None:
+    """N when every entry holds N != K sequences per head (a pool of samples, `predict --pool N`), else None."""
+    if not isinstance(obj, dict) or not obj:
+        return None
+    sizes = set()
+    for value in obj.values():
+        if not isinstance(value, dict) or not all(isinstance(value.get(h), list) for h in PREDICTED_HEADS):
+            return None
+        sizes.update(len(value[h]) for h in PREDICTED_HEADS)
+        if len(sizes) > 1:
+            return None
+    n = sizes.pop()
+    return n if n != K else None
+
+
 def check_submission(
     obj: object,
     required_keys: Sequence[str],
