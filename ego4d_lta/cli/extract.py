@@ -47,7 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-model", default=None, help="open_clip model name (default: the preset's, ViT-B-16)")
     p.add_argument("--clip-weights", type=Path, default=None, metavar="FILE", help="open_clip weights file")
     p.add_argument("--clip-pretrained", default=None, metavar="TAG", help="open_clip pretrained tag (needs network)")
-    p.add_argument("--shard", type=shard, default=(0, 1), metavar="I/N", help="do shard I of N (0-based)")
+    p.add_argument(
+        "--shard", type=shard, default=(0, 1), metavar="I/N", help="do shard I of N (0-based; default: 0/1, all)"
+    )
     p.add_argument("--views", type=int, default=1, help="windows per train segment: the centre + random positions")
     p.add_argument(
         "--augment",
