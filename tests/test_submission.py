@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -330,3 +331,19 @@ def test_validate_on_a_pool_says_first_that_it_is_for_ensemble(
     assert code == 2 and not out
     assert err.startswith(f"use `ego4d-lta ensemble {path} -o OUT.json`"), err
     assert "is a pool of 20 samples per window" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_read_submission_is_read_json_with_the_raw_bytes(tmp_path: Path) -> None:
+    """Issue 23.10: read_submission re-implemented base/jsonio.read_json; it is that reader now, bytes kept."""
+    from ego4d_lta.base.errors import UserError
+    from ego4d_lta.base.hashing import file_digest
+
+    path = tmp_path / "s.json"
+    path.write_bytes(orjson.dumps(_valid()))
+    obj, raw = read_submission(path)
+    assert obj == _valid() and raw == path.read_bytes()
+    assert file_digest(path) == hashlib.sha256(raw).hexdigest()
+    with pytest.raises(UserError, match=r"is a directory, expected a JSON file$"):
+        read_submission(tmp_path)
+    with pytest.raises(UserError, match=r"no such file$"):
+        read_submission(tmp_path / "nope.json")
