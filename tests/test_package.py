@@ -79,3 +79,23 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     command = next(line.strip() for line in ci.splitlines() if line.strip().startswith("bash scripts/"))
     assert command in readme
+
+
+def test_setup_sh_says_each_step_as_it_starts_and_its_time_as_it_ends() -> None:
+    """Issue 23.4: scripts/setup.sh printed nothing for about 4 minutes; each long step now announces itself."""
+    import re
+
+    text = (ROOT / "scripts" / "setup.sh").read_text()
+    assert 'echo "[setup] $1: done in $took s"' in text
+    steps = re.findall(r"^\s*step (\S+)$", text, re.M)
+    assert {"torch", "packages", "byte-compile", "evalai"} <= set(steps)
+    for block in re.split(r"^\s*step \S+$", text, flags=re.M)[:-2]:  # each step's commands, up to the final check
+        assert 'begin "' in block, block[-300:]
+
+
+def test_the_demo_says_its_broken_clips_are_planted(synth_data: Path) -> None:
+    """Issue 23.4: the demo's planted missing and corrupt clips were bare `warning:` lines."""
+    from ego4d_lta.workflow.demo import planted_note
+
+    assert "1 missing and 1 corrupt clips are planted on purpose" in planted_note(synth_data, "test")
+    assert planted_note(synth_data, "val") == "" and planted_note(ROOT, "test") == ""
