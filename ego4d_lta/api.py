@@ -5,7 +5,7 @@
     run = lta.load_run("demo/runs/tiny")    # best.pt, its config and model, on the CPU
     forecast = lta.predict(run, "val")      # (n, K, Z) verb and noun ids for every val window
     forecast.write("val.json")              # the challenge JSON (not validated; `ego4d-lta predict` is)
-    cache = lta.read_cache("demo/data/features", "val", encoders="tiny")
+    cache = lta.read_cache("demo/data/features", "val")  # the one cache there (the tiny encoders')
 
 Each is the code path its command takes (`validate`, `predict`, the feature cache reader), not a second copy.
 `import ego4d_lta` stays cheap: these load on first use.
@@ -29,7 +29,7 @@ from ego4d_lta.models.forecaster import ForecastingModel
 from ego4d_lta.runtime import checkpoint as checkpoints
 from ego4d_lta.runtime.checkpoint import RunCheckpoint
 from ego4d_lta.runtime.distributed import WorldInfo, device_for
-from ego4d_lta.runtime.encoder_config import encoder_preset
+from ego4d_lta.runtime.encoder_config import caches_present, encoder_preset
 from ego4d_lta.runtime.inference import predict_windows
 from ego4d_lta.runtime.inputs import RunInputs
 from ego4d_lta.stages.predict import PredictConfig, load_model, run_config
@@ -37,9 +37,7 @@ from ego4d_lta.stages.predict import PredictConfig, load_model, run_config
 __all__ = ["Forecast", "Run", "load_run", "predict", "read_cache", "score_submission"]
 
 
-def score_submission(
-    path: Path | str, annotations: Path | str, split: str | None = None
-) -> ValidationReport:
+def score_submission(path: Path | str, annotations: Path | str, split: str | None = None) -> ValidationReport:
     """`ego4d-lta validate`: the server's checks, and on val the scores (`.scores.ed20`, `.scores.aued`).
 
     `split` None: read from the file (its `.meta.json`, else its keys), as the command does. Rule violations are
@@ -125,6 +123,21 @@ def predict(run: Run, split: str, batch_size: int = 256) -> Forecast:
     return Forecast(split, list(inputs.windows.keys), preds.verb, preds.noun, preds.fallback)
 
 
-def read_cache(features: Path | str, split: str, encoders: str = "full") -> FeatureCache:
-    """A split's feature cache (FEATURES/<encoder tag>/<split>/): `.index`, `.manifest`, `.gather(rows, name)`."""
+def read_cache(features: Path | str, split: str, encoders: str | None = None) -> FeatureCache:
+    """A split's feature cache (FEATURES/<encoder tag>/<split>/): `.index`, `.manifest`, `.gather(rows, name)`.
+
+    `encoders` ("full", "tiny": `extract --encoders`) picks the cache; None takes the one the folder holds.
+    """
+    present = caches_present(features, split)
+    if encoders is None and len(present) == 1:
+        encoders = present[0]
+    elif encoders is None:
+        choices = " or ".join(f"encoders={name!r}" for name in present) or "encoders='full' or 'tiny'"
+        held = f"holds the {' and '.join(present)} caches" if present else "holds no extract cache"
+        raise UserError(f"pass {choices}: {Path(features)} {held} of {split}")
+    if encoders not in present and present:
+        raise UserError(
+            f"pass encoders={present[0]!r}: {Path(features)} holds the {present[0]} cache of {split}, "
+            f"not the {encoders} one (`ego4d-lta extract --encoders {encoders}` makes it)"
+        )
     return FeatureCache.open(Path(features) / encoder_preset(encoders).tag / split)

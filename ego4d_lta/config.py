@@ -195,9 +195,11 @@ def load_config(name_or_path: str, overrides: list[str] = (), recipe: str | None
     if not path.suffix:
         path = CONFIG_DIR / f"{name_or_path}.toml"
         if not path.is_file():
-            raise UserError(f"--config {name_or_path}: no such preset; choose from {', '.join(presets())} or a .toml")
+            raise UserError(
+                f"choose a preset ({', '.join(presets())}) or a .toml file: no such preset {name_or_path!r}"
+            )
     elif not path.is_file():
-        raise UserError(f"--config {name_or_path}: file not found")
+        raise UserError(f"{name_or_path}: file not found")
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:

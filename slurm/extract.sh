@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Extract a feature cache as an array job, one shard per task:
-#   sbatch --array=0-15 slurm/extract.sh --split train --slowfast-weights SF.ckpt [ego4d-lta extract arguments]
+#   sbatch --array=0-15 slurm/extract.sh --split train --slowfast-weights SF.ckpt --clip-weights ViT-B-16.pt \
+#     [ego4d-lta extract arguments]
 # Task i of n does shard i/n; a shard that was cut off resumes where it stopped when run again.
 #SBATCH --job-name=ego4d-lta-extract
 #SBATCH --nodes=1

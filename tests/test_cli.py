@@ -14,6 +14,7 @@ from ego4d_lta.challenge.annotations import load_annotations
 from ego4d_lta.challenge.rules import K, Z
 from ego4d_lta.challenge.submission import build_submission, write_submission
 from ego4d_lta.challenge.windows import make_windows
+from ego4d_lta.cli import main
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -80,3 +81,24 @@ def test_validate_input_errors_are_one_line(synth_data: Path, tmp_path: Path, ar
     out = _cli(*args, env={"EGO4D_LTA_DATA": str(synth_data), "PATH": ""})
     assert out.returncode == 2 and message in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_messages_of_issue_23_lead_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 23.7: `configs nosuch` spoke of a --config not given; a stray `train.epochs=5` got a bare usage line;
+    `--shard` help showed `(default: (0, 1))`."""
+    assert main(["configs", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ego4d-lta configs: error: choose a preset (") and "--config" not in err, err
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--config", "tiny", "train.epochs=5"])
+    assert stop.value.code == 2
+    assert "error: use --set train.epochs=5 to set a config field" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["validate", "x.json", "train.epochs=5"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: train.epochs=5" in err and "--set" not in err
+    for command in ("extract", "import-features", "resize"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(0, 1)" not in text and "default: 0/1, all" in text, command

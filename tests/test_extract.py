@@ -350,3 +350,52 @@ def test_train_views_with_augmentation(synth_data: Path, tiny_weights: dict[str,
     assert "stale feature cache" in err and "augment: false in the cache, true now" in err, err
     assert main([*base, "--features", str(tmp_path / "g"), "--augment"]) == 2
     assert "--augment: augments views 1.." in capsys.readouterr().err
+
+
+def test_a_scenario_list_added_later_keeps_the_features(
+    val_subset: Path, tiny_weights: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 23.1: without a scenario list `extract` says so, and adding one later rebuilds only the prompt bank
+    (the bank does not depend on the features; before, `--scenarios` on the cache was refused as stale)."""
+    from ego4d_lta.models.prompts import PromptBank
+
+    features = tmp_path / "features"
+    weights = ["--slowfast-weights", str(tiny_weights["slowfast"]), "--clip-weights", str(tiny_weights["clip"])]
+    base = ["extract", "--split", "val", "--data", str(val_subset), "--features", str(features)]
+    base += ["--encoders", "tiny", "--limit", "1", "--workers", "0", "-q", *weights]
+    assert main(base) == 0
+    assert "warning: link Ego4D's scenarios_taxonomy.json into" in capsys.readouterr().err
+    split_dir = features / TINY.tag / "val"
+
+    def bank() -> PromptBank:
+        return PromptBank.load(split_dir.parent / FeatureCache.open(split_dir).manifest.prompt_bank)
+
+    assert bank().names["scenario"] == []
+    clip_npy = split_dir / "shard-000-of-001" / "clip.npy"
+    stored = clip_npy.read_bytes()
+    scenarios = tmp_path / "scenarios_taxonomy.json"
+    scenarios.write_text(json.dumps({"0": "Cooking", "1": "Carpenter"}))
+    assert main([*base, "--prompts-only", "--scenarios", str(scenarios)]) == 0
+    assert "used by the val caches (features unchanged)" in capsys.readouterr().out
+    assert bank().names["scenario"] == ["Cooking", "Carpenter"] and clip_npy.read_bytes() == stored
+    assert main([*base, "--scenarios", str(scenarios)]) == 0, "the plain command with --scenarios is not refused"
+    assert main(base) == 0 and bank().names["scenario"], "a run without the list keeps the bank that has one"
+
+
+def test_a_tiny_cache_is_found_by_read_cache_and_named_by_train(reference, val_subset: Path) -> None:
+    """Issue 23.3: `read_cache(FEATURES, "val")` said there was no cache when the one there was the tiny encoders';
+    a config of the full encoders on it said to extract, never that `--config tiny` reads the cache there."""
+    import ego4d_lta
+    from ego4d_lta.base.errors import UserError
+    from ego4d_lta.config import load_config
+    from ego4d_lta.runtime.inputs import RunInputs
+
+    cfg, summary = reference
+    assert len(ego4d_lta.read_cache(cfg.features_dir, "val")) == summary.rows
+    with pytest.raises(UserError, match=r"^pass encoders='tiny': .* holds the tiny cache of val, not the full one"):
+        ego4d_lta.read_cache(cfg.features_dir, "val", encoders="full")
+    with pytest.raises(UserError, match=r"^pass encoders='full' or 'tiny': .* holds no extract cache of train"):
+        ego4d_lta.read_cache(cfg.features_dir, "train")
+    run = load_config("slowfast_clip", [f"data.data_dir={val_subset}", f"data.features_dir={cfg.features_dir}"])
+    with pytest.raises(UserError, match=r"^--config tiny reads the tiny encoders' cache that is there, or run `ego"):
+        RunInputs(run).open("val", training=False)

@@ -130,7 +130,7 @@ def test_attention_variant_really_uses_the_text_prompts() -> None:
 def test_a_prompt_group_missing_from_the_bank_is_a_clear_error() -> None:
     bank = random_bank(TINY.clip)
     bank["scenario"] = np.zeros((0, TINY.clip), np.float32)
-    with pytest.raises(UserError, match=r"no scenario prompts.*--scenarios"):
+    with pytest.raises(UserError, match=r"--prompts-only --scenarios.*needs scenario prompts"):
         build_forecaster(tiny_model_cfg("slowfast_clip_text"), TINY, V, N, bank)
     with pytest.raises(UserError, match="needs the CLIP prompt bank"):
         build_forecaster(tiny_model_cfg("slowfast_clip_attn"), TINY, V, N, None)

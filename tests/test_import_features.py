@@ -348,3 +348,10 @@ def test_released_omnivore_features_train_the_omnivore_preset(tmp_path: Path) ->
 
     features = RunCheckpoint.load(tmp_path / "run" / "best.pt").features
     assert features.released.set == "omnivore_video_swinl" and features.released.dim == 1536
+
+
+def test_a_clean_import_points_to_no_warnings(released: Path, tmp_path: Path, capsys) -> None:
+    """Issue 23.7: "0 videos unusable: see the warnings above" where there were none."""
+    assert _import(released, "val", features=tmp_path / "features") == 0
+    out = capsys.readouterr().out
+    assert "0 videos unusable)" in out and "see the warnings above" not in out, out

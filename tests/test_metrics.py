@@ -117,3 +117,14 @@ def test_aued_is_trapezoid_over_z_divided_by_z_minus_1() -> None:
     )
     assert s.ed_at_z["verb"] == [1.0] * 20 and s.aued["verb"] == pytest.approx(1.0)
     assert s.ed_at_z["noun"] == [0.0] * 20 and s.aued["noun"] == 0.0
+
+
+def test_the_package_uses_one_levenshtein_library() -> None:
+    """Issue 23.10: metrics needed editdistance and the ensemble rapidfuzz; rapidfuzz alone now (editdistance, the
+    official scorer's, is the tests' reference only)."""
+    import subprocess
+    import sys
+
+    code = "import sys, ego4d_lta.challenge.metrics, ego4d_lta.workflow.ensemble; print('editdistance' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -95,3 +95,18 @@ def test_a_crafted_checkpoint_runs_no_code(tmp_path: Path, capsys) -> None:
     assert main(["report", str(run), "-o", str(tmp_path / "out")]) == 2
     assert "not a readable ego4d-lta checkpoint" in capsys.readouterr().err
     assert not marker.exists()
+
+
+def test_a_labels_runs_summed_loss_goes_on_a_log_axis_beside_the_others(tmp_path: Path) -> None:
+    """Issue 23.7: a `labels` run's summed loss (~112) on one linear axis with the others' (~3-5) flattened them."""
+    from ego4d_lta.workflow.report import loss_scale
+
+    a = _run(tmp_path / "a", "slowfast_clip", [0.95, 0.90, 0.92])
+    b = _run(tmp_path / "b", "slowfast", [0.97, 0.96])
+    assert loss_scale([load_run(a), load_run(b)]) == "linear"
+    labels = _run(tmp_path / "labels", "labels", [0.99, 0.98])
+    lines = [json.loads(line) | {"loss": 112.0 - n} for n, line in enumerate((labels / "metrics.jsonl").open())]
+    (labels / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert loss_scale([load_run(a), load_run(labels)]) == "log"
+    _, written = report([a, labels], tmp_path / "out")
+    assert all(path.is_file() for path in written)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,27 @@ def test_loggers_are_checked_before_any_work() -> None:
     # wandb is an optional extra, not in the test environment: one line saying how to get it
     with pytest.raises(UserError, match=r"--log wandb: the wandb package is not installed \(pip install 'ego4d-lta"):
         check_loggers(["wandb"])
+
+
+def test_tensorboard_gets_the_config_and_the_hyper_parameters(tmp_path: Path) -> None:
+    """Issue 23.9: TensorBoard had 15 scalar tags but neither the run's config nor its hyper-parameters."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ego4d_lta.config import load_config
+    from ego4d_lta.runtime.run_log import RunLog, hparams
+
+    config = load_config("tiny").to_dict()
+    flat = hparams(config)
+    assert flat["model.layers"] == config["model"]["layers"] and isinstance(flat["model.text_groups"], str)
+    log = RunLog(tmp_path, config, ["tensorboard"], enabled=True)
+    entry = {"epoch": 1, "step": 5, "loss": 2.0, "windows_per_s": 10.0, "seconds": 1.0}
+    entry |= {"val": {"verb": 0.7, "noun": 0.8, "action": 0.9}, "val_ed_at_z": {"verb": [0.5, 0.7]}}
+    log.epoch(entry)
+    log.final([entry], {"epoch": 1})
+    log.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"tensors": 0}).Reload()
+    config_text = events.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert '"layers": 2' in config_text
+    plugins = events.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
+    assert "hparam/best_ed20_action" in events.Tags()["scalars"]

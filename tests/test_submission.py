@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -316,3 +317,33 @@ def test_structure_and_element_errors_of_different_keys_are_all_reported() -> No
         "key 'clipA_8': verb[0][0] is null, expected an integer class id",
         "key 'clipB_7': noun[1][2] = 6 is outside the taxonomy's noun ids 0..5",
     ]
+
+
+def test_validate_on_a_pool_says_first_that_it_is_for_ensemble(
+    tmp_path: Path, annotations: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Issue 23.6: a pool file got 25 key errors and "... and 85 more" before the one useful line."""
+    rng = np.random.default_rng(0)
+    verb, noun = rng.integers(4, size=(3, 20, Z)), rng.integers(6, size=(3, 20, Z))
+    path = tmp_path / "run-val.pool20.json"
+    write_submission(path, build_submission(REQUIRED, verb, noun, k=20))
+    code, out, err = _run(capsys, ["validate", str(path), "--annotations", str(annotations), "--split", "val"])
+    assert code == 2 and not out
+    assert err.startswith(f"use `ego4d-lta ensemble {path} -o OUT.json`"), err
+    assert "is a pool of 20 samples per window" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_read_submission_is_read_json_with_the_raw_bytes(tmp_path: Path) -> None:
+    """Issue 23.10: read_submission re-implemented base/jsonio.read_json; it is that reader now, bytes kept."""
+    from ego4d_lta.base.errors import UserError
+    from ego4d_lta.base.hashing import file_digest
+
+    path = tmp_path / "s.json"
+    path.write_bytes(orjson.dumps(_valid()))
+    obj, raw = read_submission(path)
+    assert obj == _valid() and raw == path.read_bytes()
+    assert file_digest(path) == hashlib.sha256(raw).hexdigest()
+    with pytest.raises(UserError, match=r"is a directory, expected a JSON file$"):
+        read_submission(tmp_path)
+    with pytest.raises(UserError, match=r"no such file$"):
+        read_submission(tmp_path / "nope.json")

@@ -21,7 +21,7 @@ from ego4d_lta.challenge.rules import K, Z
 from ego4d_lta.challenge.submission import build_submission, write_submission
 from ego4d_lta.challenge.windows import make_windows
 from ego4d_lta.cli import main
-from ego4d_lta.workflow.upload import CHALLENGE_ID, DEFAULT_PHASE, find_client
+from ego4d_lta.workflow.upload import CHALLENGE_ID, DEFAULT_PHASE, find_client, shown, token_hint
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,26 @@ def test_dry_run_validates_and_prints_the_exact_command(test_file, offline: Path
     client = find_client() or "evalai"
     assert f"{path}: valid, {len(keys)} windows" in out
     assert f"{client} challenge {CHALLENGE_ID} phase 7 submit --file {path.resolve()} --large --private" in out
-    assert "not run: --dry-run" in out and "token.json" in out
+    assert "not run: --dry-run" in out
+    # Issue 23.5: no ~/.evalai here, so no word of its token.json; the hint names the client where it really is
+    assert "token.json" not in out and f"no EvalAI token yet: {token_hint(find_client())}" in out
+    assert f"`{shown(find_client())} set_token TOKEN`" in out
+    (offline / ".evalai").mkdir()
+    (offline / ".evalai" / "token.json").write_text('{"token": "t"}')
+    assert "token: " + str(offline / ".evalai" / "token.json") in _upload(capsys, *args)[1]
+
+
+def test_a_val_submission_is_refused_with_the_reason_first(synth_data: Path, offline: Path, tmp_path: Path, capsys):
+    """Issue 23.5: uploading a val file led with "... (29 more) (and 1 more)" and put the useful hint last."""
+    annotations = synth_data / "annotations"
+    table, _ = load_annotations(annotations, "val")
+    keys, _ = make_windows(table, include_extra=True).key_sets()
+    path = tmp_path / "sub-val.json"
+    write_submission(path, build_submission(keys, np.ones((len(keys), K, Z)), np.zeros((len(keys), K, Z))))
+    code, out, err = _upload(capsys, str(path), "--annotations", str(annotations), "--dry-run")
+    assert code == 2 and not out
+    _one_line(err, f"upload takes test submissions only (`ego4d-lta predict --split test`): {path} is a val submission")
+    assert err.startswith("ego4d-lta upload: error: upload takes test submissions only") and "more" not in err, err
 
 
 def test_an_invalid_file_is_never_uploaded(test_file, offline: Path, tmp_path: Path, capsys) -> None:
@@ -92,7 +111,10 @@ def test_phase_default_and_a_missing_client(test_file, offline: Path, tmp_path: 
     monkeypatch.setenv("EGO4D_LTA_EVALAI", str(tmp_path / "no-such-evalai"))
     code, _, err = _upload(capsys, str(path), "--annotations", str(annotations))
     assert code == 2
-    _one_line(err, f"the EvalAI client `evalai` is not installed at {tmp_path / 'no-such-evalai'}")
+    _one_line(err, "run `bash scripts/setup.sh` (it puts the EvalAI client in .venv/evalai/)")
+    assert err.strip().endswith(
+        f"the client `evalai` is not installed at {tmp_path / 'no-such-evalai'} ($EGO4D_LTA_EVALAI)"
+    )
 
 
 def test_the_real_client_without_a_token_or_a_network(test_file, offline: Path, monkeypatch, capsys) -> None:
@@ -101,7 +123,8 @@ def test_the_real_client_without_a_token_or_a_network(test_file, offline: Path, 
     args = [str(path), "--annotations", str(annotations), "--phase", "7"]
     code, _, err = _upload(capsys, *args)
     assert code == 2
-    _one_line(err, "no EvalAI token: set EVALAI_AUTH_TOKEN, or run `evalai set_token TOKEN` once")
+    _one_line(err, f"{token_hint(find_client())}: no EvalAI token")
+    assert "set_token" in err and "`evalai set_token" not in err, "the client is named where it is, not as on PATH"
     monkeypatch.setenv("EVALAI_AUTH_TOKEN", "not-a-real-token")
     code, _, err = _upload(capsys, *args)
     assert code == 2

@@ -7,9 +7,7 @@ from pathlib import Path
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file, read in 4 MiB chunks (weights files are hundreds of MB)."""
-    h = hashlib.sha256()
+    """sha256 of a file as hex, by the standard library's `hashlib.file_digest` (streamed: weights files are
+    hundreds of MB)."""
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -16,6 +16,11 @@ os.umask(_UMASK)
 
 def read_json(path: Path | str) -> object:
     """Parse a JSON file, turning a missing or malformed file into a one-line `UserError`."""
+    return read_json_with_bytes(path)[0]
+
+
+def read_json_with_bytes(path: Path | str) -> tuple[object, bytes]:
+    """`read_json`'s object and the file's raw bytes (a submission's fast check reads them again)."""
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
@@ -25,7 +30,7 @@ def read_json(path: Path | str) -> object:
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
     try:
-        return orjson.loads(raw)
+        return orjson.loads(raw), raw
     except orjson.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e})") from None
 

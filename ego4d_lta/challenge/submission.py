@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import orjson
 
-from ego4d_lta.base.errors import UserError
-from ego4d_lta.base.jsonio import describe, printable, write_json_atomic
+from ego4d_lta.base.jsonio import describe, printable, read_json_with_bytes, write_json_atomic
 from ego4d_lta.challenge.annotations import Taxonomy
 from ego4d_lta.challenge.rules import PREDICTED_HEADS, K, Z
 
@@ -64,17 +62,22 @@ def write_submission(path: Path | str, submission: dict[str, dict]) -> Path:
 
 def read_submission(path: Path | str) -> tuple[object, bytes]:
     """Parse a submission file; returns the object and the raw bytes (used by the fast check)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
-    try:
-        return orjson.loads(raw), raw
-    except orjson.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON ({e})") from None
+    return read_json_with_bytes(path)
+
+
+def pool_size(obj: object) -> int | None:
+    """N when every entry holds N != K sequences per head (a pool of samples, `predict --pool N`), else None."""
+    if not isinstance(obj, dict) or not obj:
+        return None
+    sizes = set()
+    for value in obj.values():
+        if not isinstance(value, dict) or not all(isinstance(value.get(h), list) for h in PREDICTED_HEADS):
+            return None
+        sizes.update(len(value[h]) for h in PREDICTED_HEADS)
+        if len(sizes) > 1:
+            return None
+    n = sizes.pop()
+    return n if n != K else None
 
 
 def check_submission(

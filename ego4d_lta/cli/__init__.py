@@ -6,6 +6,7 @@ Exit status: 0 success, 2 a user mistake (one line on stderr, no traceback), 1 a
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -42,6 +43,8 @@ COMMANDS = {
     "report": report,
 }
 """In pipeline order, as `ego4d-lta --help` lists them."""
+SET_COMMANDS = ("configs", "train", "predict")
+"""The commands whose `--set KEY=VALUE` sets a config field."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,12 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=HelpFormatter,
         )
         module.add_arguments(p)
-        p.set_defaults(func=module.run)
+        p.set_defaults(func=module.run, command_parser=p)
     return parser
 
 
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments; a stray `section.key=value` on a command that takes `--set` is told to use `--set`."""
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:
+        command: argparse.ArgumentParser = args.command_parser
+        takes_set = args.command in SET_COMMANDS
+        fields = [x for x in extra if re.fullmatch(r"[A-Za-z_]\w*\.\w+=.*", x)]
+        if takes_set and fields:
+            command.error(f"use --set {fields[0]} to set a config field (unrecognized arguments: {' '.join(extra)})")
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         return args.func(args)
     except UserError as e:

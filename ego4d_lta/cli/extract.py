@@ -21,7 +21,9 @@ EPILOG = """examples:
       --clip-weights weights/ViT-B-16.bin
   ego4d-lta extract --split val --data data/synth --encoders tiny   # synthetic data: random-init tiny encoders
   ego4d-lta extract --split train --views 4 --augment --data data \\
-      --slowfast-weights weights/ego4d_slowfast8x8.ckpt --clip-weights weights/ViT-B-16.bin   # report's crops"""
+      --slowfast-weights weights/ego4d_slowfast8x8.ckpt --clip-weights weights/ViT-B-16.bin   # report's crops
+  ego4d-lta extract --split train --prompts-only --scenarios scenarios_taxonomy.json --data data \\
+      --slowfast-weights weights/ego4d_slowfast8x8.ckpt --clip-weights weights/ViT-B-16.bin   # add scenarios later"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-model", default=None, help="open_clip model name (default: the preset's, ViT-B-16)")
     p.add_argument("--clip-weights", type=Path, default=None, metavar="FILE", help="open_clip weights file")
     p.add_argument("--clip-pretrained", default=None, metavar="TAG", help="open_clip pretrained tag (needs network)")
-    p.add_argument("--shard", type=shard, default=(0, 1), metavar="I/N", help="do shard I of N (0-based)")
+    p.add_argument(
+        "--shard", type=shard, default=(0, 1), metavar="I/N", help="do shard I of N (0-based; default: 0/1, all)"
+    )
     p.add_argument("--views", type=int, default=1, help="windows per train segment: the centre + random positions")
     p.add_argument(
         "--augment",
@@ -63,13 +67,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="scenario names for the prompt bank (default: annotations/scenarios_taxonomy.json if there)",
     )
+    p.add_argument(
+        "--prompts-only",
+        action="store_true",
+        help="only (re)build the CLIP prompt bank (e.g. with --scenarios) and point every split's cache of these "
+        "encoders at it; the features are kept (the bank does not depend on them)",
+    )
     p.add_argument("--seed", type=int, default=0, help="fixes the random views")
     add_quiet(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from ego4d_lta.runtime.encoder_config import encoder_preset
-    from ego4d_lta.stages.extract import ExtractConfig, extract
+    from ego4d_lta.stages.extract import ExtractConfig, extract, rebuild_prompts
 
     data, features = dataset_paths(args)
     cfg = ExtractConfig(
@@ -91,6 +101,16 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
+    if args.prompts_only:
+        p = rebuild_prompts(cfg)
+        sizes = ", ".join(f"{len(names)} {group}s" for group, names in p.vocab.items())
+        using = (
+            f"used by the {', '.join(p.using)} caches"
+            if p.using
+            else "not used: each cache keeps its own (other CLIP weights, or one with scenarios where this has none)"
+        )
+        print(f"{p.bank}: prompt bank of {sizes}; {using} (features unchanged)")
+        return 0
     s = extract(cfg)
     print(
         f"{s.split_dir}: {s.rows} segment windows from {s.clips} clips ready "

@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stride", type=int, default=None, metavar="FRAMES", help="the set's stride, if not Ego4D's 16")
     add_data(p)
     add_features(p)
-    p.add_argument("--shard", type=shard, default=(0, 1), metavar="I/N", help="do videos I, I+N, ... (0-based)")
+    p.add_argument(
+        "--shard", type=shard, default=(0, 1), metavar="I/N", help="do videos I, I+N, ... (0-based; default: 0/1, all)"
+    )
     add_quiet(p)
 
 
@@ -45,6 +47,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{s.split_dir}: {s.rows} segments of {s.videos} videos ready ({s.done_now} imported now in {s.seconds:.1f} s, "
         f"{s.segments_per_second:.0f} segments/s; {s.unusable} without features, {len(s.failed_videos)} videos "
-        "unusable: see the warnings above)"
+        f"unusable{': see the warnings above' if s.failed_videos else ''})"
     )
     return 0

@@ -15,7 +15,9 @@ EPILOG = "example: ego4d-lta resize --src ego4d/v2/clips --dst data/clips --shar
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--src", type=Path, required=True, help="folder of <clip_uid>.mp4")
     p.add_argument("--dst", type=Path, required=True, help="output folder (finished clips are skipped on a rerun)")
-    p.add_argument("--shard", type=shard, default=(0, 1), metavar="I/N", help="do clips I, I+N, ... (0-based)")
+    p.add_argument(
+        "--shard", type=shard, default=(0, 1), metavar="I/N", help="do clips I, I+N, ... (0-based; default: 0/1, all)"
+    )
     p.add_argument("--short-side", type=int, default=320, help="output height of a landscape clip, in pixels")
     p.add_argument("--keyframe-seconds", type=float, default=2.0, help="a keyframe this often (fast seeking)")
     p.add_argument("--crf", type=int, default=23, help="x264 quality: lower is better and bigger")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -33,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     import orjson
 
     from ego4d_lta.base.output_guard import check_output
+    from ego4d_lta.challenge.rules import K
     from ego4d_lta.challenge.split_guess import did_you_mean
+    from ego4d_lta.challenge.submission import pool_size, read_submission
     from ego4d_lta.challenge.validate import format_report, validate_file
     from ego4d_lta.workflow.plots import plot_ed_at_z
 
@@ -59,12 +60,18 @@ def run(args: argparse.Namespace) -> int:
     for warning in report.warnings:
         print(f"warning: {args.file}: {warning}", file=sys.stderr)
     if not report.valid:
+        pool = pool_size(read_submission(args.file)[0])
+        if pool is not None:  # every key's error would say the same: lead with what the file is for
+            print(
+                f"use `ego4d-lta ensemble {args.file} -o OUT.json` (its {K} most representative sequences per window): "
+                f"{args.file} is a pool of {pool} samples per window (predict --pool), not a {K}-sequence submission",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
         for error in report.errors:
             print(f"error: {args.file}: {error}", file=sys.stderr)
         hint = did_you_mean(args.file, annotations, args.split)
         print(f"{args.file}: invalid {args.split} submission ({len(report.errors)} errors){hint}", file=sys.stderr)
-        if re.search(r"\.pool\d+\.json$", str(args.file)):
-            print("note: a pool of samples (predict --pool) is for `ego4d-lta ensemble`, not upload", file=sys.stderr)
         return EXIT_INVALID
     if not args.json:
         print(format_report(report))

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,9 @@ def check_manifest(split_dir: Path, expected: CacheManifest) -> CacheManifest:
     """The manifest there, if it matches `expected`; else a FeatureCacheError naming the first difference."""
     path = split_dir / MANIFEST
     found = _read_manifest(split_dir)
-    diff = first_difference(found.to_json(), expected.to_json(), ignore=("package", "weights_origin"))
+    # The prompt bank depends on the CLIP model, its weights and the vocabulary, never on the features: another
+    # one (a scenario list added later) is recorded by `record_prompt_bank`, not a reason to re-extract.
+    diff = first_difference(found.to_json(), expected.to_json(), ignore=("package", "weights_origin", "prompt_bank"))
     if diff:
         key, a, b = diff
         raise FeatureCacheError(
@@ -67,6 +70,19 @@ def check_manifest(split_dir: Path, expected: CacheManifest) -> CacheManifest:
             f"{json.dumps(b)} now); delete the folder or use another --features dir"
         )
     return found
+
+
+def record_prompt_bank(tag_dir: Path, bank: str, clip: object, keep: Callable[[str], bool]) -> list[str]:
+    """Point every split cache in `tag_dir` whose CLIP record is `clip` at the prompt bank file `bank` (beside the
+    split folders), except those whose recorded bank `keep(name)` says to keep; returns the splits changed."""
+    changed = []
+    for path in sorted(Path(tag_dir).glob(f"*/{MANIFEST}")):
+        found = CacheManifest.read(path)
+        if found.prompt_bank == bank or found.record.clip != clip or (found.prompt_bank and keep(found.prompt_bank)):
+            continue
+        write_json_atomic(path, replace(found, prompt_bank=bank).to_json(), option=orjson.OPT_INDENT_2)
+        changed.append(found.split)
+    return changed
 
 
 @dataclass

@@ -157,10 +157,15 @@ def _prompt_tensors(
     for g in groups:
         emb = np.asarray(bank.get(g, np.zeros((0, clip_dim))))
         if len(emb) == 0:
-            hint = " (pass --scenarios FILE to `ego4d-lta extract`)" if g == "scenario" else ""
+            fix = (
+                "add the scenario list to the feature cache's prompt bank, the features kept: your `ego4d-lta extract` "
+                "command with --prompts-only --scenarios scenarios_taxonomy.json (Ego4D's list), "
+                if g == "scenario"
+                else ""
+            )
             raise UserError(
-                f"model.variant {variant}: the prompt bank has no {g} prompts{hint}; "
-                f"or leave {g} out of model.text_groups"
+                f"{fix}or leave {g} out of model.text_groups: model.variant {variant} needs {g} prompts and the "
+                "prompt bank has none"
             )
         if emb.shape[1] != clip_dim:
             raise UserError(f"prompt bank {g} embeddings are {emb.shape[1]}-d but the CLIP features {clip_dim}-d")

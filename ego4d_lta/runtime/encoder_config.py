@@ -58,6 +58,12 @@ def encoder_preset(name: str, clip_model: str | None = None) -> EncoderConfig:
     return replace(enc, clip_model=clip_model) if clip_model else enc
 
 
+def caches_present(features: Path | str, split: str) -> list[str]:
+    """The encoder presets (`data.encoders`) whose `extract` cache of `split` is in the features folder."""
+    root = Path(features)
+    return [name for name, enc in ENCODER_PRESETS.items() if (root / enc.tag / split / "manifest.json").is_file()]
+
+
 def load_encoders(
     enc: EncoderConfig, slowfast_weights: Path | None, clip_weights: Path | None, clip_pretrained: str | None = None
 ):

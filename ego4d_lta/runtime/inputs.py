@@ -26,7 +26,7 @@ from ego4d_lta.data.label_windows import LABEL_RECORD, LabelWindows, load_recogn
 from ego4d_lta.data.segment_dataset import ClipImageSpec
 from ego4d_lta.data.window_datasets import CacheWindows, Labels, VideoWindows, window_labels
 from ego4d_lta.models.forecaster import FeatureDims, labels_only, needed_arrays, needs_prompts
-from ego4d_lta.runtime.encoder_config import EncoderConfig, encoder_preset, load_encoders
+from ego4d_lta.runtime.encoder_config import EncoderConfig, caches_present, encoder_preset, load_encoders
 
 
 @dataclass
@@ -138,10 +138,7 @@ class RunInputs:
                     f"{directory}: no imported features for {split}; run `ego4d-lta import-features --split {split} "
                     f"--data {self.cfg.data.data_dir} --set {self.cfg.data.released} --ego4d-features DIR` first"
                 )
-            raise UserError(
-                f"{directory}: no feature cache for {split}; run `ego4d-lta extract --split {split} "
-                f"--data {self.cfg.data.data_dir} --encoders {self.cfg.data.encoders}` first"
-            )
+            raise UserError(self._no_cache(split, directory))
         cache = FeatureCache.open(directory)
         annotations = split_path(self.annotations, split)
         if annotations.is_file() and cache.manifest.annotations_sha256 != file_digest(annotations):
@@ -150,6 +147,22 @@ class RunInputs:
                 f"re-extract (`ego4d-lta {cache.manifest.made_by} --split {split}`)"
             )
         return cache
+
+    def _no_cache(self, split: str, directory: Path) -> str:
+        """What to do without the `extract` cache this config reads: the config that reads the cache there, if any;
+        else the extract command."""
+        extract = (
+            f"`ego4d-lta extract --split {split} --data {self.cfg.data.data_dir} --encoders {self.cfg.data.encoders}`"
+        )
+        present = caches_present(self.cfg.features_root, split)
+        if not present:
+            return f"run {extract} first: {directory} holds no feature cache for {split}"
+        other = present[0]
+        use = "--config tiny" if other == "tiny" else f"--set data.encoders={other}"
+        return (
+            f"{use} reads the {other} encoders' cache that is there, or run {extract} for data.encoders="
+            f"{self.cfg.data.encoders}: {directory} holds no feature cache for {split}"
+        )
 
     def _cache_bank(self, cache: FeatureCache) -> dict[str, np.ndarray] | None:
         """The cache's CLIP prompt bank (group -> (n, D) embeddings), when the variant needs one."""

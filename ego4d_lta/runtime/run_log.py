@@ -2,7 +2,9 @@
 
 TensorBoard (the official baseline's users watch it) is on by default: `RUN/tensorboard/`, read with
 `tensorboard --logdir runs`. A resumed run writes a new event file into the same folder with `purge_step` at the
-resumed step, so the steps done after the last checkpoint (and redone now) are not drawn twice. W&B is an
+resumed step, so the steps done after the last checkpoint (and redone now) are not drawn twice. The run's config is
+its `config` text (TEXT tab) from the start, and once training ends its flattened fields with the best epoch's val
+ED@20 are one row of the HPARAMS tab (`add_hparams`), so runs compare by setting as in Lightning. W&B is an
 optional extra (`pip install 'ego4d-lta[wandb]'`, `--log wandb`); its run id is kept in `RUN/wandb_id.txt`, so a
 resumed run continues the same W&B run. `metrics.jsonl` stays the record; these are views of it.
 """
@@ -10,6 +12,7 @@ resumed run continues the same W&B run. `metrics.jsonl` stays the record; these 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import secrets
 from collections.abc import Sequence
@@ -62,6 +65,7 @@ class RunLog:
     ) -> None:
         self.tb = None
         self.wandb = None
+        self.hparams: dict[str, Any] = {}
         if not enabled:
             return
         run_dir = Path(run_dir)
@@ -69,6 +73,8 @@ class RunLog:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=start_step or None)
+            self.tb.add_text("config", "```json\n" + json.dumps(config, indent=2, default=str) + "\n```", start_step)
+            self.hparams = hparams(config)
         if "wandb" in loggers:
             import wandb
 
@@ -107,6 +113,10 @@ class RunLog:
         for head, values in curves.items():
             for z, value in enumerate(values, start=1):
                 self._scalars({f"best/ed_at_z_{head}": value}, z)
+        if self.tb is not None and best_entry and best_entry.get("val"):  # TensorBoard's HPARAMS tab: config -> score
+            scores = {f"hparam/best_ed20_{h}": v for h, v in best_entry["val"].items()}
+            self.tb.add_hparams(self.hparams, scores, run_name=".")
+            self.tb.flush()
         if self.wandb is not None and best_entry and best_entry.get("val"):
             self.wandb.summary.update({f"best_ed20_{h}": v for h, v in best_entry["val"].items()})
 
@@ -125,6 +135,21 @@ class RunLog:
             self.tb.flush()
         if self.wandb is not None:
             self.wandb.log(values, step=step)
+
+
+def hparams(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The config flattened for TensorBoard's hyper-parameters (`model.layers`: 6): numbers, text and booleans kept,
+    lists and None as text."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= hparams(value, f"{name}.")
+        elif isinstance(value, bool | int | float | str):
+            out[name] = value
+        else:
+            out[name] = json.dumps(value, default=str)
+    return out
 
 
 def _wandb_id(run_dir: Path) -> str:

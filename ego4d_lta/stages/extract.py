@@ -21,13 +21,13 @@ from ego4d_lta import __version__
 from ego4d_lta.base.denormals import flush_denormals
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.hashing import file_digest
-from ego4d_lta.challenge.annotations import load_split, load_taxonomy, split_path, taxonomy_path
+from ego4d_lta.challenge.annotations import Taxonomy, load_split, load_taxonomy, split_path, taxonomy_path
 from ego4d_lta.challenge.rules import SCENARIOS_FILE
-from ego4d_lta.data.feature_cache import ShardWriter
+from ego4d_lta.data.feature_cache import MANIFEST, ShardWriter, record_prompt_bank
 from ego4d_lta.data.feature_record import CacheManifest, FeatureRecord
 from ego4d_lta.data.segment_dataset import ClipImageSpec, ClipPassDataset
 from ego4d_lta.models.clip import ClipEncoder
-from ego4d_lta.models.prompts import cached_bank, load_places, load_scenarios, vocabulary
+from ego4d_lta.models.prompts import PromptBank, cached_bank, load_places, load_scenarios, vocabulary
 from ego4d_lta.models.slowfast import SlowFastEncoder
 from ego4d_lta.runtime.distributed import WorldInfo, device_for
 from ego4d_lta.runtime.encoder_config import ENCODER_PRESETS, EncoderConfig, load_encoders
@@ -129,10 +129,7 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     slowfast.to(device)
     clip.to(device)
     split_dir = cfg.features_dir / cfg.encoders.tag / cfg.split
-    scenarios_file = cfg.scenarios or _default_scenarios(annotations)
-    vocab = vocabulary(taxonomy.verbs, taxonomy.nouns, load_scenarios(scenarios_file), load_places())
-    weights_id = record.clip.weights_sha256 or f"tag:{record.clip.pretrained}"
-    _, bank_path = cached_bank(split_dir.parent, clip, weights_id, vocab)
+    bank_path, vocab = _prompt_bank(cfg, annotations, taxonomy, clip, record, split_dir.parent)
 
     manifest = build_manifest(cfg, record, split_file, bank_path, origin)
     rows = segment_rows(table, cfg.views)
@@ -142,14 +139,35 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     writer = ShardWriter.open(split_dir, manifest, cfg.shard, rows, dims)
     if writer.damaged:
         print(f"warning: {writer.damaged}; extracting the shard again from scratch", file=sys.stderr)
+    _warn_without_scenarios(annotations, vocab)
+    changed = _record_bank(split_dir.parent, bank_path, vocab, record)
+    if changed:
+        print(f"prompt bank {bank_path.name} now used by the {', '.join(changed)} caches", file=sys.stderr)
     pending = writer.pending_clips()
     todo = int(rows["clip_uid"].isin(set(pending)).sum())
-
     spec = ClipImageSpec(clip.image_size, clip.mean, clip.std, cfg.encoders.clip_frames)
     dataset = ClipPassDataset(
         video_dir, rows, pending, cfg.encoders.sampling, spec, cfg.batch_size, cfg.seed, cfg.augment
     )
-    workers = min(cfg.workers, len(pending))
+    started = time.perf_counter()
+    done_now = _run_passes(cfg, dataset, writer, slowfast, clip, device, todo, f"extract {cfg.split} {i}/{n}")
+    seconds = time.perf_counter() - started
+    done = writer.finish(limited=cfg.limit is not None)
+    return ExtractSummary(split_dir, len(rows), len(clips), done_now, done["failed"], seconds, bank_path)
+
+
+def _run_passes(
+    cfg: ExtractConfig,
+    dataset: ClipPassDataset,
+    writer: ShardWriter,
+    slowfast: SlowFastEncoder,
+    clip: ClipEncoder,
+    device: torch.device,
+    todo: int,
+    desc: str,
+) -> int:
+    """Decode the pending clips (DataLoader workers), encode their windows and write them; returns rows written."""
+    workers = min(cfg.workers, len(dataset.clips))
     loader = DataLoader(
         dataset,
         batch_size=None,
@@ -158,9 +176,8 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
         prefetch_factor=2 if workers else None,
         persistent_workers=False,
     )
-    started = time.perf_counter()
     done_now = 0
-    with _progress_bar(todo, cfg.progress, f"extract {cfg.split} {i}/{n}") as bar:
+    with _progress_bar(todo, cfg.progress, desc) as bar:
         for batch in loader:
             if "failed" in batch:
                 writer.clip_finished(batch["failed"], error=batch["error"])
@@ -173,9 +190,68 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
                 bar.update(len(batch["rows"]))
             for clip_uid in batch["clips"]:
                 writer.clip_finished(clip_uid)
-    seconds = time.perf_counter() - started
-    done = writer.finish(limited=cfg.limit is not None)
-    return ExtractSummary(split_dir, len(rows), len(clips), done_now, done["failed"], seconds, bank_path)
+    return done_now
+
+
+@dataclass
+class PromptsSummary:
+    bank: Path
+    vocab: dict[str, list[str]]
+    changed: list[str]
+    """The splits whose cache now uses `bank` and used another before."""
+    using: list[str]
+    """Every split cache in the folder that uses `bank` now."""
+
+
+def rebuild_prompts(cfg: ExtractConfig) -> PromptsSummary:
+    """`extract --prompts-only`: build the CLIP prompt bank from the taxonomy, the scenario list and Places365, and
+    point every split cache of these encoders at it. The features are untouched: the bank does not depend on them."""
+    annotations = cfg.data_dir / "annotations"
+    taxonomy = load_taxonomy(taxonomy_path(annotations))
+    tag_dir = cfg.features_dir / cfg.encoders.tag
+    if not any(tag_dir.glob(f"*/{MANIFEST}")):
+        raise UserError(
+            f"run `ego4d-lta extract` without --prompts-only first: {tag_dir} holds no feature cache to give a bank"
+        )
+    slowfast_weights, clip_weights, _ = _weights(cfg)
+    _, clip, record = load_encoders(cfg.encoders, slowfast_weights, clip_weights, cfg.clip_pretrained)
+    bank_path, vocab = _prompt_bank(cfg, annotations, taxonomy, clip, record, tag_dir)
+    _warn_without_scenarios(annotations, vocab)
+    changed = _record_bank(tag_dir, bank_path, vocab, record)
+    using = [CacheManifest.read(p) for p in sorted(tag_dir.glob(f"*/{MANIFEST}"))]
+    return PromptsSummary(bank_path, vocab, changed, [m.split for m in using if m.prompt_bank == bank_path.name])
+
+
+def _prompt_bank(
+    cfg: ExtractConfig, annotations: Path, taxonomy: Taxonomy, clip: ClipEncoder, record: FeatureRecord, tag_dir: Path
+) -> tuple[Path, dict[str, list[str]]]:
+    """The prompt bank of this vocabulary, built once per CLIP model and weights in `tag_dir`."""
+    scenarios_file = cfg.scenarios or _default_scenarios(annotations)
+    vocab = vocabulary(taxonomy.verbs, taxonomy.nouns, load_scenarios(scenarios_file), load_places())
+    weights_id = record.clip.weights_sha256 or f"tag:{record.clip.pretrained}"
+    _, bank_path = cached_bank(tag_dir, clip, weights_id, vocab)
+    return bank_path, vocab
+
+
+def _warn_without_scenarios(annotations: Path, vocab: dict[str, list[str]]) -> None:
+    if not vocab["scenario"]:
+        print(
+            f"warning: link Ego4D's {SCENARIOS_FILE} into {annotations}/ or pass --scenarios FILE: without it the "
+            "prompt bank has no scenario prompts, which slowfast_clip_text and slowfast_clip_attn need (adding it "
+            "later keeps the features: this command with --prompts-only --scenarios FILE)",
+            file=sys.stderr,
+        )
+
+
+def _record_bank(tag_dir: Path, bank: Path, vocab: dict[str, list[str]], record: FeatureRecord) -> list[str]:
+    """Point the caches of these CLIP weights in `tag_dir` at `bank`; a bank without scenarios never replaces one
+    with them (a shard run where the scenario list is missing)."""
+
+    def keep(recorded: str) -> bool:
+        path = tag_dir / recorded
+        return not vocab["scenario"] and path.is_file() and bool(PromptBank.load(path).names.get("scenario"))
+
+    return record_prompt_bank(tag_dir, bank.name, record.clip, keep)
 
 
 @torch.no_grad()

@@ -56,11 +56,13 @@ def demo_weights(out: Path) -> tuple[Path, Path]:
     return random_tiny_weights(out, sampling.num_frames, sampling.crop_size)
 
 
-def extract_all(data: Path, slowfast: Path, clip: Path) -> None:
+def extract_all(data: Path, slowfast: Path, clip: Path, progress: bool = True) -> None:
     from ego4d_lta.runtime.encoder_config import ENCODER_PRESETS
     from ego4d_lta.stages.extract import ExtractConfig, extract
 
     for split in ("train", "val", "test"):
+        planted = planted_note(data, split)
+        print(f"[demo] extracting {split} features (tiny encoders){planted} ...", flush=True)
         cfg = ExtractConfig(
             data_dir=data,
             features_dir=data / "features",
@@ -70,11 +72,28 @@ def extract_all(data: Path, slowfast: Path, clip: Path) -> None:
             clip_weights=clip,
             batch_size=16,
             workers=1,
-            progress=False,
+            progress=progress,
         )
         s = extract(cfg)
-        note = f", {len(s.failed)} clips without video" if s.failed else ""
+        note = f", {len(s.failed)} clips without video, planted" if s.failed else ""
         print(f"[demo] features {split}: {s.rows} segments ({s.done_now} extracted in {s.seconds:.1f} s{note})")
+
+
+def planted_note(data: Path, split: str) -> str:
+    """`; 1 missing and 1 corrupt clip planted on purpose: ...` for the split whose clips the demo breaks."""
+    try:
+        info = read_json(data / "synthetic.json")
+    except UserError:
+        return ""
+    if split != "test" or not isinstance(info, dict):
+        return ""
+    missing, corrupt = len(info.get("missing_videos") or []), len(info.get("corrupt_videos") or [])
+    if not missing and not corrupt:
+        return ""
+    return (
+        f"; {missing} missing and {corrupt} corrupt clips are planted on purpose, so the warnings about them below "
+        "are expected (their windows still get a prediction)"
+    )
 
 
 def run_demo(out: Path, seed: int = 0, progress: bool = True) -> dict:
@@ -88,7 +107,7 @@ def run_demo(out: Path, seed: int = 0, progress: bool = True) -> dict:
     if ensure_dataset(data, SynthConfig(**{**_as_dict(DEMO_SYNTH), "seed": seed})):
         for stale in (data / "features", out / "runs"):  # made from another dataset (e.g. another --seed)
             shutil.rmtree(stale, ignore_errors=True)
-    extract_all(data, *demo_weights(out / "weights"))
+    extract_all(data, *demo_weights(out / "weights"), progress=progress)
     cfg = load_config(DEMO_CONFIG, [f"train.seed={seed}", f"generate.seed={seed}"])
     cfg.data.data_dir = str(data)
     run = out / "runs" / DEMO_CONFIG

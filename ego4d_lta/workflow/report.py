@@ -6,6 +6,7 @@ A run folder has `metrics.jsonl` (one line per epoch: loss, learning rate, val E
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,14 @@ def table(runs: list[RunSummary]) -> str:
     return "\n".join(lines)
 
 
+def loss_scale(runs: list[RunSummary]) -> str:
+    """`log` when the runs' losses are more than 10x apart (a `labels` run's summed loss beside the others' mean),
+    so that each run's curve keeps its shape; else `linear`."""
+    typical = [statistics.median(h["loss"] for h in run.history) for run in runs if run.history]
+    typical = [loss for loss in typical if loss > 0]
+    return "log" if typical and max(typical) > 10 * min(typical) else "linear"
+
+
 def plot_training(runs: list[RunSummary], out: Path) -> Path:
     """Loss and val ED@20 (verb, noun, action) per epoch, the runs side by side in each panel."""
     plt = pyplot()
@@ -108,7 +117,9 @@ def plot_training(runs: list[RunSummary], out: Path) -> Path:
         scored = [h for h in run.history if h.get("val")]
         for ax, head in zip(axes[1:], HEADS, strict=True):
             ax.plot([h["epoch"] for h in scored], [h["val"][head] for h in scored], marker="o", markersize=3)
-    axes[0].set_title("training loss")
+    scale = loss_scale(runs)
+    axes[0].set_yscale(scale)
+    axes[0].set_title("training loss" + (" (log scale)" if scale == "log" else ""))
     for ax, head in zip(axes[1:], HEADS, strict=True):
         ax.set_title(f"val {head} ED@20 (lower is better)")
     for ax in axes:

@@ -2,9 +2,10 @@
 
 The client is the real `evalai` command. Its pins (click 6.7, requests 2.25) conflict with this package's
 environment, so `scripts/setup.sh` installs it into an environment of its own, `.venv/evalai/`; it is found
-there, through `$EGO4D_LTA_EVALAI`, or on PATH. The token is the client's own (`evalai set_token`, kept in
-~/.evalai/token.json) or `$EVALAI_AUTH_TOKEN`, which is handed to the client through a private temporary
-home for that one call: never a file in the repository. The client prints its errors on stdout and exits 1;
+there (setup.sh also links it as `.venv/bin/evalai`), through `$EGO4D_LTA_EVALAI`, or on PATH; messages name it
+where it is. The token is the client's own (`evalai set_token`, kept in ~/.evalai/token.json) or
+`$EVALAI_AUTH_TOKEN`, which is handed to the client through a private temporary home for that one call: never a
+file in the repository. The client prints its errors on stdout and exits 1;
 each failure becomes one line saying which it was: no client, no token, no connection, or a refusal.
 """
 
@@ -64,6 +65,22 @@ def find_client() -> Path | None:
     return Path(found) if found else None
 
 
+def shown(client: Path | str | None) -> str:
+    """The client as a user types it: `.venv/evalai/bin/evalai` below the current folder, else the full path."""
+    if client is None:
+        return "evalai"
+    path = Path(client).absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def token_hint(client: Path | str | None) -> str:
+    """How to give the client a token, naming the client where it really is (`.venv/evalai/` is not on PATH)."""
+    return f"set {TOKEN_ENV}=TOKEN, or run `{shown(client)} set_token TOKEN` once (TOKEN: your EvalAI profile's)"
+
+
 def phase_id(cfg: UploadConfig) -> int:
     text = str(cfg.phase) if cfg.phase is not None else os.environ.get(PHASE_ENV) or str(DEFAULT_PHASE)
     if not text.isdigit():
@@ -83,20 +100,24 @@ def upload(cfg: UploadConfig) -> str:
     if not report.valid:
         more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
         other = other_split(cfg.file, cfg.annotations_dir, "test")
-        hint = f" ({other.source} says it is a {other.split} submission: upload takes test only)" if other else ""
-        raise UserError(f"{cfg.file}: not a valid test submission, not uploaded: {report.errors[0]}{more}{hint}")
+        if other:
+            raise UserError(
+                f"upload takes test submissions only (`ego4d-lta predict --split test`): {cfg.file} is a "
+                f"{other.split} submission ({other.source} says so); not uploaded"
+            )
+        raise UserError(f"{cfg.file}: not a valid test submission, not uploaded: {report.errors[0]}{more}")
     phase = phase_id(cfg)
     client = find_client()
     file = Path(cfg.file).resolve()
     if cfg.dry_run:
         cmd = submit_command(client or "evalai", file, phase, cfg.visibility)
-        token = f"${TOKEN_ENV}" if os.environ.get(TOKEN_ENV) else "the client's ~/.evalai/token.json"
-        return f"{cfg.file}: valid, {report.windows} windows\n{shlex.join(cmd)}\n(token: {token}; not run: --dry-run)"
+        token = _token_source(client)
+        return f"{cfg.file}: valid, {report.windows} windows\n{shlex.join(cmd)}\n({token}; not run: --dry-run)"
     if client is None or not client.is_file():
         where = f" at {client} (${CLIENT_ENV})" if client else ""
         raise UserError(
-            f"the EvalAI client `evalai` is not installed{where}: `bash scripts/setup.sh` puts it in .venv/evalai/, "
-            f"or `pip install evalai` in an environment of its own and set {CLIENT_ENV}=/path/to/evalai"
+            f"run `bash scripts/setup.sh` (it puts the EvalAI client in .venv/evalai/), or `pip install evalai` in an "
+            f"environment of its own and set {CLIENT_ENV}=/path/to/evalai: the client `evalai` is not installed{where}"
         )
     cmd = submit_command(client, file, phase, cfg.visibility)
     with _client_home() as env:
@@ -108,7 +129,7 @@ def upload(cfg: UploadConfig) -> str:
             raise UserError(f"the EvalAI client did not finish within {UPLOAD_TIMEOUT_S // 60} min") from None
     said = _lines(out.stdout + "\n" + out.stderr)
     if out.returncode != 0:
-        raise UserError(_failure(said, out.returncode))
+        raise UserError(_failure(said, out.returncode, client))
     printed = _lines(out.stdout)  # stderr holds the upload's progress bar
     if not any("successfully submitted" in line for line in printed):  # it also exits 0 on some refusals
         raise UserError(f"the EvalAI client reported no submission: {printed[-1] if printed else 'no output'}")
@@ -122,7 +143,17 @@ def _lines(text: str) -> list[str]:
     return [line for line in lines if line]
 
 
-def _failure(said: list[str], code: int) -> str:
+def _token_source(client: Path | None) -> str:
+    """Where the client will take its token from, for --dry-run: the variable, the client's file, or neither yet."""
+    if os.environ.get(TOKEN_ENV):
+        return f"token: ${TOKEN_ENV}"
+    saved = Path.home() / ".evalai" / "token.json"
+    if saved.is_file():
+        return f"token: {saved}, saved by `evalai set_token`"
+    return f"no EvalAI token yet: {token_hint(client)}"
+
+
+def _failure(said: list[str], code: int, client: Path | None = None) -> str:
     """One line naming what went wrong, from what the client printed (it exits 1 for every failure)."""
     text = " ".join(said)
     last = said[-1] if said else f"exit status {code} and no output"
@@ -131,7 +162,7 @@ def _failure(said: list[str], code: int) -> str:
         first = next(line for line in said if any(marker in line for marker in NETWORK))
         return f"EvalAI could not be reached (network down or wrong host URL): the client said: {first[:200]}"
     if "token json file doesn't exist" in text:
-        return f"no EvalAI token: set {TOKEN_ENV}, or run `evalai set_token TOKEN` once (from your EvalAI profile)"
+        return f"{token_hint(client)}: no EvalAI token"
     if "token you are using isn't valid" in text or "token has expired" in text:
         return f"EvalAI refused the token: {next(line for line in said if 'token' in line)}"
     if text.endswith("Aborted!"):
