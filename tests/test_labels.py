@@ -238,6 +238,8 @@ def test_report_recipe_sets_every_row_of_the_table() -> None:
     }
     assert {k: got for k, (got, _) in rows.items()} == {k: want for k, (_, want) in rows.items()}
     assert cfg.train.epochs == 2 and cfg.model.variant == "slowfast_clip"  # --set still wins, the preset stays
+    labels = load_config("labels", recipe="report").generate  # the report's decoder, also over a preset's set selection
+    assert (labels.strategy, labels.samples, labels.observed_bonus) == ("iid", 0, 0.0)
     assert (default.generate.strategy, default.model.observed) != ("iid", 4)  # the recipe changed something
     with pytest.raises(UserError, match="--recipe nope: no such recipe; choose from report"):
         load_config("slowfast_clip", recipe="nope")

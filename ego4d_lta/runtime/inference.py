@@ -88,9 +88,10 @@ def predict_windows(
         sample = (gen.strategy, gen.temperature, gen.top_p)
         heads = [generate(verb_logits, noun_logits, noise[indices], *sample, **options)]
         if gen.samples:
-            if observed is None and recognised is not None:
-                observed = tuple(torch.from_numpy(ids[indices]) for ids in recognised)
-            heads[0] = choose_set(verb_logits, noun_logits, heads[0], observed, gen, pairs, indices)
+            replayed = observed  # the inputs' observed labels, else the recognitions file's (-1: unknown)
+            if replayed is None and recognised is not None:
+                replayed = tuple(torch.from_numpy(ids[indices]) for ids in recognised)
+            heads[0] = choose_set(verb_logits, noun_logits, heads[0], replayed, gen, options, indices)
         if pool_noise is not None:
             heads.append(generate(verb_logits, noun_logits, pool_noise[indices], *sample, **options))
         arrays = [x.cpu().numpy().astype(np.int32) for pair in heads for x in pair]  # verb, noun[, pool v, pool n]
@@ -127,13 +128,14 @@ def choose_set(
     drawn: tuple[torch.Tensor, torch.Tensor],
     observed: tuple[torch.Tensor, torch.Tensor] | None,
     gen: GenerateConfig,
-    pairs: torch.Tensor | None,
+    options: dict,
     indices: list[int],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """K sequences per window chosen as a set (`challenge.selection`) from the pool of the strategy's `drawn` K
-    (candidates only), `gen.samples` model samples and the observed candidates (the evidence, weighted)."""
+    (candidates only), `gen.samples` model samples (drawn with `generate`'s `options`) and the replays of the
+    `observed` ids (-1: unknown, no replay), the evidence weighted by `gen.observed_weight`."""
+    pairs = options.get("pairs")
     strategy = "joint" if pairs is not None and len(pairs) else "nucleus"
-    options = dict(pairs=pairs, observed=observed, observed_bonus=gen.observed_bonus)
     noise = window_noise(gen.seed, indices, gen.samples)
     sampled = generate(verb_logits, noun_logits, noise, strategy, gen.sample_temperature, gen.top_p, **options)
     verbs = [drawn[0].cpu().numpy(), sampled[0].cpu().numpy()]
