@@ -151,6 +151,8 @@ def recognise(rc: RecogniseConfig) -> RecogniseSummary:
         probs["train"], report["folds"] = _cross_fit(rc, train, spec)
         report["train_cross_fitted"] = _score(train, *probs["train"])
     entries, report["splits"] = _entries(data, probs, rc.splits, rc.topk)
+    if not entries:
+        raise UserError(f"no segment of {', '.join(rc.splits)} has features; nothing to recognise, nothing written")
     _write(rc.run_dir, out, model, report, entries)
     return RecogniseSummary(rc.run_dir, out, report, time.perf_counter() - started)
 
