@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.cli.common import add_data, add_features, add_quiet, count, positive, requested_paths
+from ego4d_lta.config import Config
 
 HELP = "a per-segment (verb, noun) recogniser from a feature cache -> recognitions for predict / labels runs"
 EPILOG = """examples:
@@ -51,10 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_quiet(p)
 
 
-def feature_config(args: argparse.Namespace):  # -> Config (imported lazily: --help imports no torch)
+def feature_config(args: argparse.Namespace) -> Config:
     """A run config whose `data` section says where the features are: --set data.* on the defaults, then --data /
     --features (or their environment variables)."""
-    from ego4d_lta.config import Config, apply_override
+    from ego4d_lta.config import apply_override
 
     cfg = Config()
     for item in args.set or []:
