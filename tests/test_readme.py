@@ -92,6 +92,7 @@ def test_readme_synthetic_block_runs_as_written(tmp_path: Path) -> None:
         ["bash", "-euo", "pipefail", "-c", block.group(1)], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    for name in ("labels-val.json", "slowfast-test.json"):
+    for name in ("labels-val.json", "slowfast-test.json", "labels-recognised-test.json"):
         assert (tmp_path / "submissions" / name).is_file()
-    assert "valid val submission" in done.stdout and "valid test submission" in done.stdout
+    assert "valid val submission" in done.stdout and done.stdout.count("valid test submission") == 2
+    assert "val (" in done.stdout and "(majority class: verb" in done.stdout  # recognise's accuracy line

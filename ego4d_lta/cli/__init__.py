@@ -19,6 +19,7 @@ from ego4d_lta.cli import (
     extract,
     import_features,
     predict,
+    recognise,
     report,
     resize,
     synth,
@@ -34,6 +35,7 @@ COMMANDS = {
     "resize": resize,
     "extract": extract,
     "import-features": import_features,
+    "recognise": recognise,
     "configs": configs,
     "train": train,
     "predict": predict,
@@ -43,7 +45,7 @@ COMMANDS = {
     "report": report,
 }
 """In pipeline order, as `ego4d-lta --help` lists them."""
-SET_COMMANDS = ("configs", "train", "predict")
+SET_COMMANDS = ("configs", "train", "predict", "recognise")
 """The commands whose `--set KEY=VALUE` sets a config field."""
 
 

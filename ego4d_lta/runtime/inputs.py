@@ -112,23 +112,30 @@ class RunInputs:
 
     def _open_cache(self, split: str) -> FeatureCache:
         extracted = self.cfg.features_root / self.encoder_config.tag / split
-        if not self.cfg.data.released:
-            cache = self._open_one(split, extracted)
-        else:  # imported from Ego4D's released per-video features; CLIP, if the variant wants it, from `extract`
-            from ego4d_lta.data.feature_sets import released_tag
-
-            cache = self._open_one(split, self.cfg.features_root / released_tag(self.cfg.data.released) / split)
-            wants_clip = "clip" in needed_arrays(self.cfg.model.variant) and "clip" not in cache.arrays
-            if wants_clip and (extracted / "manifest.json").is_file():
-                from ego4d_lta.data.combined_cache import CombinedCache
-
-                cache = CombinedCache(cache, self._open_one(split, extracted), ("clip",))
+        cache = self.feature_cache(split, join_clip="clip" in needed_arrays(self.cfg.model.variant))
         check_variant_inputs(self.cfg.model.variant, cache, extracted)
         if self.record is None:
             self.record = cache.manifest.record
             self.bank = self._cache_bank(cache)
         else:
             self.record.check_same(cache.manifest.record, str(cache.split_dir))
+        return cache
+
+    def feature_cache(self, split: str, join_clip: bool = True) -> FeatureCache:
+        """The cache of `split` this config reads, whatever the variant: the imported `data.released` set (with the
+        `extract` cache's CLIP part joined when `join_clip` and that cache is there), else the `extract` cache of
+        `data.encoders`. Its annotations must be the ones in DATA/annotations."""
+        extracted = self.cfg.features_root / self.encoder_config.tag / split
+        if not self.cfg.data.released:
+            return self._open_one(split, extracted)
+        # imported from Ego4D's released per-video features; CLIP, if wanted, from `extract`
+        from ego4d_lta.data.feature_sets import released_tag
+
+        cache = self._open_one(split, self.cfg.features_root / released_tag(self.cfg.data.released) / split)
+        if join_clip and "clip" not in cache.arrays and (extracted / "manifest.json").is_file():
+            from ego4d_lta.data.combined_cache import CombinedCache
+
+            cache = CombinedCache(cache, self._open_one(split, extracted), ("clip",))
         return cache
 
     def _open_one(self, split: str, directory: Path) -> FeatureCache:
