@@ -80,3 +80,9 @@ def printable(text: str, limit: int = 80) -> str:
     """`text` safe to print on one line: control and non-ASCII characters escaped, long text cut."""
     shown = text.encode("unicode_escape").decode("ascii")
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def printable_line(text: str, limit: int = 4000) -> str:
+    """A whole message for the terminal: unchanged when it is printable ASCII already (its names went through
+    `printable`), else `printable` over all of it, so no raw control character ever reaches a terminal."""
+    return text if text.isascii() and text.isprintable() else printable(text, limit)
