@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.base.jsonio import describe, printable, write_json_atomic
+from ego4d_lta.base.jsonio import describe, printable, read_input, write_json_atomic
 from ego4d_lta.challenge.annotations import Taxonomy
 from ego4d_lta.challenge.rules import PREDICTED_HEADS, K, Z
 
@@ -64,17 +64,11 @@ def write_submission(path: Path | str, submission: dict[str, dict]) -> Path:
 
 def read_submission(path: Path | str) -> tuple[object, bytes]:
     """Parse a submission file; returns the object and the raw bytes (used by the fast check)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
+    raw = read_input(path)
     try:
         return orjson.loads(raw), raw
     except orjson.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON ({e})") from None
+        raise UserError(f"{printable(str(path), 200)}: not valid JSON ({e})") from None
 
 
 def check_submission(
