@@ -103,6 +103,15 @@ def printable(text: str, limit: int = 80) -> str:
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
+PATH_LIMIT = 300
+"""How much of a path `printable_path` shows."""
+
+
+def printable_path(path: Path | str) -> str:
+    """A user-supplied path or name for the terminal or a report: `printable`, with room for a long path."""
+    return printable(str(path), PATH_LIMIT)
+
+
 def printable_line(text: str, limit: int = 4000) -> str:
     """A whole message for the terminal: unchanged when it is printable ASCII already (its names went through
     `printable`), else `printable` over all of it, so no raw control character ever reaches a terminal."""

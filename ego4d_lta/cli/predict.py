@@ -62,6 +62,7 @@ def default_run() -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ego4d_lta.base.jsonio import printable_path
     from ego4d_lta.stages.predict import PredictConfig, predict
 
     data, features = requested_paths(args)
@@ -83,10 +84,14 @@ def run(args: argparse.Namespace) -> int:
     if s is None:  # not rank 0
         return 0
     for warning in s.warnings:
-        print(f"warning: {s.path}: {warning}", file=sys.stderr)
-    print(f"wrote {s.path} ({s.windows} windows, valid) and {s.sidecar.name} in {s.seconds:.1f} s")
+        print(f"warning: {printable_path(s.path)}: {warning}", file=sys.stderr)
+    shown = printable_path(s.path), printable_path(s.sidecar.name)
+    print(f"wrote {shown[0]} ({s.windows} windows, valid) and {shown[1]} in {s.seconds:.1f} s")
     if s.pool is not None:
-        print(f"wrote {s.pool} ({args.pool} samples per window, for `ego4d-lta ensemble`; not a submission)")
+        print(
+            f"wrote {printable_path(s.pool)} ({args.pool} samples per window, for `ego4d-lta ensemble`; "
+            "not a submission)"
+        )
     if s.scores is not None:
         ed = s.scores.ed20
         print(f"{args.split} ED@20: verb {ed['verb']:.4f}  noun {ed['noun']:.4f}  action {ed['action']:.4f}")
