@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.jsonio import printable
 from ego4d_lta.base.output_guard import check_name
 
 CONFIG_DIR = Path(__file__).with_name("configs")
@@ -211,12 +212,10 @@ def load_config(name_or_path: str, overrides: list[str] = (), recipe: str | None
     doc.setdefault("name", path.stem)
     cfg = from_dict(doc, where=str(path))
     if recipe:
+        if recipe not in recipes():  # a name, never a path: only the package's recipes
+            raise UserError(f"--recipe {printable(recipe, 80)}: no such recipe; choose from {', '.join(recipes())}")
         where = CONFIG_DIR / "recipes" / f"{recipe}.toml"
-        if not where.is_file():
-            raise UserError(f"--recipe {recipe}: no such recipe; choose from {', '.join(recipes())}")
-        for key, value in tomllib.loads(where.read_text(encoding="utf-8")).items():
-            for sub, v in value.items():
-                _set(cfg, f"{key}.{sub}", v, str(where))
+        _apply(cfg, tomllib.loads(where.read_text(encoding="utf-8")), str(where))
     for item in overrides:
         apply_override(cfg, item)
     check(cfg)
@@ -225,18 +224,27 @@ def load_config(name_or_path: str, overrides: list[str] = (), recipe: str | None
 
 def from_dict(doc: dict, where: str = "config") -> Config:
     """A Config from nested dicts (a TOML file or a checkpoint's record); unknown keys are errors."""
-    cfg = Config()
+    if not isinstance(doc, dict):
+        raise UserError(f"{where}: a config is a table of sections, got {type(doc).__name__}")
+    return _apply(Config(), doc, where)
+
+
+def _apply(cfg: Config, doc: dict, where: str) -> Config:
+    """Set each `section.key` (and top-level field) of `doc` on `cfg`; a section that is not a table is an error."""
     for key, value in doc.items():
         if isinstance(value, dict):
             for sub, v in value.items():
                 _set(cfg, f"{key}.{sub}", v, where)
         else:
-            _set(cfg, key, value, where)
+            _set(cfg, str(key), value, where)
     return cfg
 
 
 def apply_override(cfg: Config, item: str) -> None:
     """One `--set section.key=value`; the value is parsed as TOML (`3`, `1e-4`, `true`, `["a"]`), else a string."""
+    if not item.isprintable():  # a newline would make TOML read a second line, then drop it
+        raise UserError(f"--set {printable(item, 80)}: one setting per --set, on one line (no newline or control "
+                        "character)")  # fmt: skip
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise UserError(f"--set {item}: expected section.key=value, e.g. train.epochs=5")
@@ -260,7 +268,8 @@ def _set(cfg: Config, dotted: str, value: Any, where: str) -> None:
         or name not in _names(target)
         or dataclasses.is_dataclass(getattr(target, name))
     ):
-        known = ", ".join(f"{parts[0]}.{n}" for n in _names(target)) if dataclasses.is_dataclass(target) else ""
+        prefix = ".".join(parts[:-1]) + "." if len(parts) > 1 else ""
+        known = ", ".join(f"{prefix}{n}" for n in _names(target)) if dataclasses.is_dataclass(target) else ""
         raise UserError(f"{where}: unknown config key {dotted!r}" + (f"; known: {known}" if known else ""))
     setattr(target, name, _coerce(dotted, getattr(target, name), value, where))
 
@@ -290,6 +299,11 @@ def _coerce(key: str, default: Any, value: Any, where: str) -> Any:
 
 def _names(obj: Any) -> list[str]:
     return [f.name for f in fields(obj)]
+
+
+MAX_WORKERS = 256
+"""The most DataLoader workers a run starts (a fixed bound: a config is checked on a login node and run on compute
+nodes, whose CPU counts differ)."""
 
 
 def check(cfg: Config) -> None:
@@ -327,27 +341,27 @@ def check(cfg: Config) -> None:
         raise UserError(f"train.select_by {cfg.train.select_by!r}: choose action, verb or noun")
     if cfg.train.precision not in ("auto", "fp32"):
         raise UserError(f"train.precision {cfg.train.precision!r}: choose auto or fp32")
-    positive = {
-        "train.epochs": cfg.train.epochs,
-        "train.batch_size": cfg.train.batch_size,
-        "train.eval_batch_size": cfg.train.eval_batch_size,
-        "optim.base_batch": cfg.optim.base_batch,
-        "optim.lr": cfg.optim.lr,
-        "model.heads": m.heads,
-        "model.attn_heads": m.attn_heads,
-        "model.layers": m.layers,
-        "model.ffn_dim": m.ffn_dim,
-        "model.slowfast_dim": m.slowfast_dim,
-        "model.label_dim": m.label_dim,
+    ranges = {  # every count and width bounded: a degenerate or machine-breaking value fails here, not later
+        "train.epochs": (cfg.train.epochs, 1, 100_000),
+        "train.batch_size": (cfg.train.batch_size, 1, 1 << 20),
+        "train.eval_batch_size": (cfg.train.eval_batch_size, 1, 1 << 20),
+        "optim.base_batch": (cfg.optim.base_batch, 1, 1 << 20),
+        "model.heads": (m.heads, 1, 256),
+        "model.attn_heads": (m.attn_heads, 1, 256),
+        # the widths' and depth's upper bound is the model's size (models.forecaster.check_size: 2 billion)
+        "model.layers": (m.layers, 1, MAX_INT),
+        "model.ffn_dim": (m.ffn_dim, 1, MAX_INT),
+        "model.slowfast_dim": (m.slowfast_dim, 1, MAX_INT),
+        "model.label_dim": (m.label_dim, 2, MAX_INT),  # half of it embeds the verb: 1 would leave verbs unseen
+        "data.workers": (cfg.data.workers, 0, MAX_WORKERS),
     }
-    for key, value in positive.items():
-        if not value > 0:  # `not >`: NaN fails every comparison
-            raise UserError(f"{key} must be > 0, got {value}")
+    for key, (value, low, high) in ranges.items():
+        if not low <= value <= high:
+            raise UserError(f"{key} must be {f'in {low}..{high}' if high < MAX_INT else f'>= {low}'}, got {value}")
     not_negative = {
         "train.seed": cfg.train.seed,
         "generate.seed": cfg.generate.seed,
         "train.stop_after": cfg.train.stop_after,
-        "data.workers": cfg.data.workers,
         "optim.weight_decay": cfg.optim.weight_decay,
         "optim.warmup_steps": cfg.optim.warmup_steps,
         "optim.grad_clip": cfg.optim.grad_clip,

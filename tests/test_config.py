@@ -38,6 +38,16 @@ def test_overrides_are_typed(tmp_path: Path) -> None:
     assert mine.model.heads == Config().model.heads  # the rest keeps the defaults
 
 
+def test_a_recipe_is_a_name_never_a_path(tmp_path: Path) -> None:
+    (tmp_path / "scalar.toml").write_text("x = 1\n")
+    escape = "../" * 12 + str(tmp_path / "scalar").lstrip("/")
+    with pytest.raises(UserError, match="no such recipe; choose from report"):
+        load_config("tiny", recipe=escape)
+    (tmp_path / "mine.toml").write_text("x = 1\n")
+    with pytest.raises(UserError, match="unknown config key 'x'; known: name, model, data"):
+        load_config(str(tmp_path / "mine.toml"))
+
+
 @pytest.mark.parametrize(
     ("name", "sets", "message"),
     [
@@ -48,7 +58,14 @@ def test_overrides_are_typed(tmp_path: Path) -> None:
         ("tiny", ["train.epochs"], "expected section.key=value"),
         ("tiny", ["model.positions=random"], "sinusoidal or learned"),
         ("tiny", ["generate.top_p=0"], "generate.top_p must be in (0, 1], got 0.0"),
-        ("tiny", ["optim.base_batch=0"], "optim.base_batch must be > 0"),
+        ("tiny", ["optim.base_batch=0"], "optim.base_batch must be in 1..1048576, got 0"),
+        # every count and width bounded: forks until fork fails, a verb embedding of width 0
+        ("tiny", ["data.workers=100000"], "data.workers must be in 0..256, got 100000"),
+        ("tiny", ["model.label_dim=1"], "model.label_dim must be >= 2, got 1"),
+        ("tiny", ["train.epochs=10000000"], "train.epochs must be in 1..100000"),
+        # one setting per --set: TOML would read the second line and drop it
+        ("tiny", ["train.epochs=3\ntrain.seed=7"], "--set train.epochs=3\\ntrain.seed=7: one setting per --set"),
+        ("tiny", ["name=a\rb"], "one setting per --set, on one line"),
         ("tiny", ["generate.seed=-1"], "generate.seed must be >= 0"),
         ("tiny", ["model.dropout=1.5"], "model.dropout must be in [0, 1)"),
         ("tiny", ["model.text_groups=['colour']"], "noun, verb, scenario, place"),

@@ -136,49 +136,162 @@ def test_parent_offsets_map_segments_onto_their_rows(released: Path, tmp_path: P
     assert right > 0.75 and ignored < 3 * chance, (right, ignored)  # measured: 0.90 and 0.08 (chance 0.06)
 
 
-def test_bad_files_and_short_tensors_are_reported_by_video_and_clip(
+def test_missing_files_and_short_tensors_are_reported_by_video_and_clip(
     released: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """Each kind of broken file: its video's segments are unusable, the others imported; nothing stops."""
+    """A missing file (Ego4D's download lacks a few) and a tensor shorter than its video: those segments are
+    unusable, reported by video and clip, the others imported; nothing stops."""
     import torch
 
     info = json.loads((released / "synthetic.json").read_text())
-    data = tmp_path / "data"
-    (data / "ego4d_features" / SET_DIR).mkdir(parents=True)
-    (data / "annotations").symlink_to(released / "annotations")
-    table, _ = load_annotations(released / "annotations", "train")
-    videos = list(dict.fromkeys(table.video_uid))
-    for video in videos:
-        (data / "ego4d_features" / SET_DIR / f"{video}.pt").symlink_to(download_dir(released) / SET_DIR / f"{video}.pt")
-    broken = {
-        videos[0]: lambda p: torch.save(torch.zeros(40, 100), p),  # wrong dimension
-        videos[1]: lambda p: p.write_bytes(b"PK\x03\x04 not a zip"),  # unreadable
-        videos[2]: lambda p: torch.save({"features": torch.zeros(40, 2304)}, p),  # not a tensor
-        videos[3]: lambda p: torch.save(torch.load(download_dir(released) / SET_DIR / f"{videos[3]}.pt")[:150], p),
-    }
-    for video, write in broken.items():
-        path = data / "ego4d_features" / SET_DIR / f"{video}.pt"
-        path.unlink()
-        write(path)
+    data, folder, videos = _linked_download(released, tmp_path, "train")
+    (folder / f"{videos[0]}.pt").unlink()
+    (folder / f"{videos[3]}.pt").unlink()
+    torch.save(torch.load(download_dir(released) / SET_DIR / f"{videos[3]}.pt")[:150], folder / f"{videos[3]}.pt")
     assert _import(data, "train") == 0
     err = capsys.readouterr().err
-    assert f"video {videos[0]}" in err and "shape (40, 100), expected (T, 2304)" in err
-    assert f"video {videos[1]}: unreadable feature file" in err
-    assert f"video {videos[2]}" in err and "holds a dict, expected a (T, 2304) tensor" in err
+    assert f"video {videos[0]}: feature file missing" in err
     short_clips = info["videos"][videos[3]]["clips"]
     assert f"clip {short_clips[0]} (video {videos[3]}): no features for action_idx" in err  # rows 0-149: 80 s
     cache = _cache(data / "features", "train")
+    table, _ = load_annotations(released / "annotations", "train")
     ok = dict(zip(zip(cache.index.clip_uid, cache.index.action_idx, strict=True), cache.index.ok, strict=True))
     for video in videos:
         rows = table[table.video_uid == video]
         usable = np.array([ok[(c, a)] for c, a in zip(rows.clip_uid, rows.action_idx, strict=True)])
-        if video in videos[:3]:
+        if video == videos[0]:
             assert not usable.any()
         elif video == videos[3]:  # the first seconds still have rows: those segments are usable, the rest not
             frames = (rows.clip_parent_start_frame + rows.end_frame).to_numpy()
             assert (usable == (frames <= 16 * 149 + 32)).all() and usable.any() and not usable.all()
         else:
             assert usable.all()
+
+
+def _linked_download(released: Path, tmp_path: Path, split: str) -> tuple[Path, Path, list[str]]:
+    """A dataset root whose download links to the released one's files: (root, set folder, the split's videos in
+    import order)."""
+    data = tmp_path / "data"
+    folder = data / "ego4d_features" / SET_DIR
+    folder.mkdir(parents=True)
+    (data / "annotations").symlink_to(released / "annotations")
+    table, _ = load_annotations(released / "annotations", split)
+    videos = sorted(dict.fromkeys(table.video_uid))
+    for video in videos:
+        (folder / f"{video}.pt").symlink_to(download_dir(released) / SET_DIR / f"{video}.pt")
+    return data, folder, videos
+
+
+def _corrupt_middle(path: Path) -> None:
+    """4 KB in the middle of the tensor's data overwritten with 0x7f (float32 3.4e38)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        entry = next(i for i in z.infolist() if "/data/" in i.filename)
+    start = entry.header_offset + 30 + len(entry.filename.encode()) + len(entry.extra) + entry.file_size // 2
+    raw = bytearray(path.read_bytes())
+    raw[start : start + 4096] = b"\x7f" * 4096
+    path.write_bytes(bytes(raw))
+
+
+def _hostile_tensor(kind: str, path: Path, rows: int) -> None:
+    import torch
+
+    ok = torch.load(path).clone()
+    path.unlink()
+    write = {
+        "sparse": lambda: torch.save(ok.to_sparse(), path),
+        "parameter": lambda: torch.save(torch.nn.Parameter(ok), path),
+        "meta": lambda: torch.save(torch.zeros(rows, 2304, device="meta"), path),
+        "text": lambda: path.write_text("hello world"),
+        "not a zip": lambda: path.write_bytes(b"PK\x03\x04 not a zip"),
+        "dict": lambda: torch.save({"features": ok}, path),
+        "symlink": lambda: path.symlink_to("/etc/passwd"),
+        "device file": lambda: path.symlink_to("/dev/zero"),
+        "width": lambda: torch.save(torch.zeros(rows, 1536), path),
+        "integers": lambda: torch.save(ok.int(), path),
+        "strided": lambda: torch.save(torch.zeros(2304).as_strided((300_000_000, 2304), (0, 1)), path),
+        "nan": lambda: torch.save(torch.where(torch.arange(rows)[:, None] == rows // 3, float("nan"), ok), path),
+        "fp16 inf": lambda: torch.save(ok.half().index_fill(0, torch.tensor([rows // 2]), float("inf")), path),
+        "huge": lambda: torch.save(ok * 1e5, path),
+        "0x7f": lambda: (torch.save(ok, path), _corrupt_middle(path)),
+    }
+    write[kind]()
+
+
+HOSTILE_TENSORS = {
+    "sparse": "sparse_coo tensor, expected a dense one",
+    "parameter": "holds a Parameter, expected a plain (T, 2304) tensor",
+    "meta": "on the meta device",
+    "text": "not a torch tensor file",
+    "not a zip": "not a torch tensor file",
+    "dict": "holds a dict, expected a plain (T, 2304) tensor",
+    "symlink": "not a torch tensor file",
+    "device file": "not a regular file",
+    "width": "expected (T, 2304) for this set",
+    "integers": "torch.int32 tensor, expected floating-point features",
+    "strided": "strides (0, 1) over 9216 stored bytes, expected real strides",
+    "nan": "nan (values must be finite)",
+    "fp16 inf": "inf (values must be finite)",
+    "huge": "above 10000",
+    "0x7f": "above 10000",
+}
+
+
+@pytest.mark.parametrize("kind", HOSTILE_TENSORS)
+def test_a_file_that_is_not_a_released_tensor_stops_the_import_in_one_line(
+    kind: str, released: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A present file breaking a rule (dense, CPU-loadable, plain floating (T, D) tensor with real strides, finite,
+    |x| <= the set's bound): exit 2, one line naming the file and the rule; the videos before it are kept, none of
+    its rows written, and a rerun with the file replaced finishes the same cache a clean import makes."""
+    data, folder, videos = _linked_download(released, tmp_path, "val")
+    broken, original = folder / f"{videos[-1]}.pt", download_dir(released) / SET_DIR / f"{videos[-1]}.pt"
+    broken.unlink()
+    broken.write_bytes(original.read_bytes())
+    _hostile_tensor(kind, broken, rows=len(__import__("torch").load(original)))
+    before = broken.read_bytes() if broken.is_file() and not broken.is_symlink() else None
+    assert _import(data, "val") == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"{broken}: " in err and HOSTILE_TENSORS[kind] in err, err
+    shard = data / "features" / "ego4d-slowfast8x8_r101_k400" / "val" / "shard-000-of-001"
+    assert not (shard / "done.json").exists()
+    table, _ = load_annotations(released / "annotations", "val")
+    written = {json.loads(line)["clip"] for line in (shard / "progress.jsonl").read_text().splitlines()}
+    assert written == set(table.clip_uid[table.video_uid.isin(videos[:-1])])  # the others kept, not its clips
+    assert before is None or broken.read_bytes() == before  # the input is left as it was
+    broken.unlink()
+    broken.symlink_to(original)
+    assert _import(data, "val") == 0
+    clean = tmp_path / "clean"
+    assert _import(released, "val", features=clean) == 0
+    assert (
+        np.load(shard / "slowfast.npy")
+        == np.load(str(shard / "slowfast.npy").replace(str(data / "features"), str(clean)))
+    ).all()
+
+
+def test_hostile_manifests_paths_and_strides_are_one_line(
+    released: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data, folder, _ = _linked_download(released, tmp_path, "val")
+    (folder / "manifest.csv").write_bytes(b"video_uid,num_frames\n\xffx,3\n")
+    assert _import(data, "val") == 2
+    assert "manifest.csv: line 2: byte 0xff is not UTF-8" in capsys.readouterr().err
+    (folder / "manifest.csv").unlink()
+    (tmp_path / "a-file").write_text("")
+    assert _import(data, "val", features=tmp_path / "a-file") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'a-file'}/ego4d-slowfast8x8_r101_k400/val: Not a directory" in err
+    for stride in (str(2**62), "0", "33"):
+        assert _import(data, "val", "--stride", stride, features=tmp_path / "f") == 2
+        assert f"--stride {stride}: must be 1..32 frames" in capsys.readouterr().err
+    from ego4d_lta.cli import main
+
+    omnivore = ["import-features", "--split", "val", "--data", str(data), "--set", "omnivore_video_swinl", "-q"]
+    assert main([*omnivore, "--ego4d-features", str(folder), "--features", str(tmp_path / "f")]) == 2
+    assert "expected (T, 1536) for this set" in capsys.readouterr().err  # a SlowFast download is not Omnivore's
 
 
 def test_import_resumes_and_refuses_a_stale_cache(released: Path, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.jsonio import read_input
 from ego4d_lta.challenge.annotations import load_annotations
 from ego4d_lta.challenge.submission import read_submission
 from ego4d_lta.challenge.windows import make_windows
@@ -45,8 +46,8 @@ def sidecar_split(path: Path | str) -> str | None:
     """The split the sidecar names, or None (no sidecar, unreadable, or no valid "split")."""
     meta = sidecar_path(path)
     try:
-        split = orjson.loads(meta.read_bytes()).get("split")
-    except (OSError, orjson.JSONDecodeError, AttributeError):
+        split = orjson.loads(read_input(meta, limit=64 << 20)).get("split")  # a regular file, never /dev/zero
+    except (UserError, orjson.JSONDecodeError, AttributeError):
         return None
     return split if split in SUBMISSION_SPLITS else None
 
@@ -111,6 +112,6 @@ def other_split(path: Path | str, annotations_dir: Path | str, split: str) -> Sp
 
 
 def did_you_mean(path: Path | str, annotations_dir: Path | str, split: str) -> str:
-    """" (did you mean --split val? ...)" when the file looks like another split than `split`, else ""."""
+    """ " (did you mean --split val? ...)" when the file looks like another split than `split`, else ""."""
     guess = other_split(path, annotations_dir, split)
     return f" (did you mean --split {guess.split}? {guess.source} says {path} is {guess.split})" if guess else ""

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.base.jsonio import write_json_atomic
+from ego4d_lta.base.jsonio import printable_path, write_json_atomic
 from ego4d_lta.challenge.annotations import Taxonomy, load_annotations
 from ego4d_lta.challenge.metrics import HEADS, Scores, score
 from ego4d_lta.challenge.rules import K, Z
@@ -115,7 +115,7 @@ def score_against(
 
 def format_report(report: ValidationReport) -> str:
     """The human-readable summary printed on stdout for a valid file."""
-    lines = [f"{report.path}: valid {report.split} submission, {report.windows} windows (K={K}, Z={Z})"]
+    lines = [f"{printable_path(report.path)}: valid {report.split} submission, {report.windows} windows (K={K}, Z={Z})"]
     if report.scores is not None:
         ed20 = report.scores.ed20
         lines.append(f"{'':8}{'ED@20':>8}{'AUED':>8}")

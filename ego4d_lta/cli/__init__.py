@@ -6,6 +6,7 @@ Exit status: 0 success, 2 a user mistake (one line on stderr, no traceback), 1 a
 from __future__ import annotations
 
 import argparse
+import errno
 import re
 import sys
 from collections.abc import Sequence
@@ -49,6 +50,15 @@ SET_COMMANDS = ("configs", "train", "predict", "recognise")
 """The commands whose `--set KEY=VALUE` sets a config field."""
 
 
+ENVIRONMENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "ENOTDIR", "EISDIR", "EEXIST", "ENAMETOOLONG", "ELOOP")
+    if hasattr(errno, name)
+)
+"""OS errors that say something about the user's disk or paths (full, read-only, a file where a folder must be),
+not about ego4d-lta: one line naming the path, exit 2, like any other user mistake."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ego4d-lta",
@@ -87,7 +97,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as e:
-        print(f"ego4d-lta {args.command}: error: {e}", file=sys.stderr)
+        from ego4d_lta.base.jsonio import printable_line  # (not at start-up: orjson)
+
+        print(printable_line(f"ego4d-lta {args.command}: error: {e}"), file=sys.stderr)
+        return EXIT_INVALID
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        from ego4d_lta.base.jsonio import printable
+
+        where = printable(str(e.filename), 200) if e.filename is not None else "a file"
+        print(f"ego4d-lta {args.command}: error: {where}: {e.strerror}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         print(f"ego4d-lta {args.command}: interrupted", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 EXIT_INVALID = 2
@@ -60,9 +61,7 @@ def add_annotations(p: argparse.ArgumentParser) -> None:
 
 
 def add_data(p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, what: str = "") -> None:
-    p.add_argument(
-        "--data", type=Path, default=None, help=what or "dataset root (default: $EGO4D_LTA_DATA or data/)"
-    )
+    p.add_argument("--data", type=Path, default=None, help=what or "dataset root (default: $EGO4D_LTA_DATA or data/)")
 
 
 def add_features(p: argparse.ArgumentParser, what: str = "") -> None:
@@ -98,6 +97,32 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
     return value
+
+
+def bounded(low: float, high: float, kind: type = int) -> Callable[[str], float]:
+    """An argparse type: an int (or, with `kind=float`, a finite float) in [low, high]; the error names the range,
+    which the option's help states too (`in_range`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not (low <= value <= high):  # NaN fails every comparison
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {'an integer' if kind is int else 'a number'} in "
+                                             f"{in_range(low, high)}")  # fmt: skip
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its own messages
+    return parse
+
+
+def in_range(low: float, high: float) -> str:
+    return f"{low:g}..{high:g}" if isinstance(low, float) or isinstance(high, float) else f"{low}..{high}"
+
+
+MAX_WORKERS = 256
+"""The most decoding processes a command starts (each is a process with its own copy of the decoder)."""
 
 
 def count(text: str) -> int:

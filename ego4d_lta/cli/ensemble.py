@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ego4d_lta.base.jsonio import printable_path
     from ego4d_lta.base.output_guard import check_output
     from ego4d_lta.challenge.split_guess import did_you_mean
     from ego4d_lta.challenge.validate import format_report, validate_file
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{e}{hint}") from None
     own = f" (each submission's own 5: {', '.join(f'{x:.3f}' for x in result.inputs_expected)})"
     print(
-        f"{result.out}: K=5 chosen from {result.pool} sequences per window of {len(result.inputs)} inputs, "
+        f"{printable_path(result.out)}: K=5 chosen from {result.pool} sequences per window of {len(result.inputs)} "
+        "inputs, "
         f"{result.windows} windows; expected distance to the pool {result.expected:.3f}"
         + (own if result.submissions else "")
     )

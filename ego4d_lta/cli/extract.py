@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 from ego4d_lta.cli.common import (
+    MAX_WORKERS,
     add_data,
     add_features,
     add_quiet,
+    bounded,
     dataset_paths,
     shard,
 )
@@ -50,16 +52,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--shard", type=shard, default=(0, 1), metavar="I/N", help="do shard I of N (0-based; default: 0/1, all)"
     )
-    p.add_argument("--views", type=int, default=1, help="windows per train segment: the centre + random positions")
+    p.add_argument(
+        "--views",
+        type=bounded(1, 64),
+        default=1,
+        help="windows per train segment: the centre + random positions (1..64)",
+    )
     p.add_argument(
         "--augment",
         action="store_true",
         help="views 1.. also get a random short side (256-320 for full), random crop and flip; view 0 stays the centre",
     )
-    p.add_argument("--batch-size", type=int, default=8, help="segment windows per forward pass")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="decoding processes")
+    p.add_argument("--batch-size", type=bounded(1, 4096), default=8, help="segment windows per forward pass (1..4096)")
+    p.add_argument(
+        "--workers",
+        type=bounded(0, MAX_WORKERS),
+        default=min(8, os.cpu_count() or 1),
+        help=f"decoding processes (0..{MAX_WORKERS}; 0: decode in this process)",
+    )
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ...")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the shard's first N clips (smoke run)")
+    p.add_argument(
+        "--limit", type=bounded(1, 10**9), default=None, metavar="N", help="only the shard's first N clips (smoke run)"
+    )
     p.add_argument(
         "--scenarios",
         type=Path,

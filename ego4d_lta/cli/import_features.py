@@ -20,7 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set", default=SET_NAMES[0], choices=SET_NAMES, help=f"which released set (default: {SET_NAMES[0]})"
     )
-    p.add_argument("--stride", type=int, default=None, metavar="FRAMES", help="the set's stride, if not Ego4D's 16")
+    p.add_argument(
+        "--stride",
+        type=int,
+        default=None,
+        metavar="FRAMES",
+        help="the set's stride, if not Ego4D's 16 (1..32: the window)",
+    )
     add_data(p)
     add_features(p)
     p.add_argument(

@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.cli.common import add_data, add_features, add_quiet, positive, requested_paths
+from ego4d_lta.challenge.rules import K
+from ego4d_lta.cli.common import add_data, add_features, add_quiet, bounded, requested_paths
+
+MAX_POOL = 1000
+"""`--pool`'s bound: what `ego4d-lta ensemble` takes per input (workflow/ensemble.py MAX_POOL)."""
 
 HELP = "a run's checkpoint -> submissions/<run>-<split>.json (validated)"
 EPILOG = "example: ego4d-lta predict --split val --run runs/tiny   # also prints the val scores"
@@ -28,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="generate.* settings, e.g. generate.strategy=iid"
     )
-    p.add_argument("--batch-size", type=positive, default=256, help="windows per forward pass")
+    p.add_argument("--batch-size", type=bounded(1, 1 << 20), default=256, help="windows per forward pass (1..2**20)")
     p.add_argument("--device", default="auto", help="auto (the local GPU when there is one), cpu, cuda")
     p.add_argument(
         "--recognitions",
@@ -40,10 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--pool",
-        type=positive,
+        type=bounded(K + 1, MAX_POOL),
         default=0,
         metavar="N",
-        help="also write N (> 5) more sequences per window to <name>.poolN.json beside the submission, "
+        help=f"also write N ({K + 1}..{MAX_POOL}) more sequences per window to <name>.poolN.json beside the output, "
         "for `ego4d-lta ensemble`",
     )
     add_quiet(p)
@@ -58,6 +62,7 @@ def default_run() -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ego4d_lta.base.jsonio import printable_path
     from ego4d_lta.stages.predict import PredictConfig, predict
 
     data, features = requested_paths(args)
@@ -79,10 +84,14 @@ def run(args: argparse.Namespace) -> int:
     if s is None:  # not rank 0
         return 0
     for warning in s.warnings:
-        print(f"warning: {s.path}: {warning}", file=sys.stderr)
-    print(f"wrote {s.path} ({s.windows} windows, valid) and {s.sidecar.name} in {s.seconds:.1f} s")
+        print(f"warning: {printable_path(s.path)}: {warning}", file=sys.stderr)
+    shown = printable_path(s.path), printable_path(s.sidecar.name)
+    print(f"wrote {shown[0]} ({s.windows} windows, valid) and {shown[1]} in {s.seconds:.1f} s")
     if s.pool is not None:
-        print(f"wrote {s.pool} ({args.pool} samples per window, for `ego4d-lta ensemble`; not a submission)")
+        print(
+            f"wrote {printable_path(s.pool)} ({args.pool} samples per window, for `ego4d-lta ensemble`; "
+            "not a submission)"
+        )
     if s.scores is not None:
         ed = s.scores.ed20
         print(f"{args.split} ED@20: verb {ed['verb']:.4f}  noun {ed['noun']:.4f}  action {ed['action']:.4f}")

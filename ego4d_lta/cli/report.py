@@ -15,9 +15,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ego4d_lta.base.jsonio import printable_path
     from ego4d_lta.workflow.report import report
 
     text, files = report(args.runs, args.out)
     print(text)
-    print("wrote " + ", ".join(str(f) for f in files))
+    print("wrote " + ", ".join(printable_path(f) for f in files))
     return 0

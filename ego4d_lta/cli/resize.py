@@ -6,7 +6,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from ego4d_lta.cli.common import EXIT_INVALID, add_quiet, shard
+from ego4d_lta.cli.common import EXIT_INVALID, add_quiet, bounded, shard
+
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+"""x264's speed presets (another name makes every clip fail to encode)."""
 
 HELP = "re-encode clips to 320p H.264, a keyframe every 2 s (resumable, shardable)"
 EPILOG = "example: ego4d-lta resize --src ego4d/v2/clips --dst data/clips --shard 0/4   # one of 4 array tasks"
@@ -18,10 +32,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--shard", type=shard, default=(0, 1), metavar="I/N", help="do clips I, I+N, ... (0-based; default: 0/1, all)"
     )
-    p.add_argument("--short-side", type=int, default=320, help="output height of a landscape clip, in pixels")
-    p.add_argument("--keyframe-seconds", type=float, default=2.0, help="a keyframe this often (fast seeking)")
-    p.add_argument("--crf", type=int, default=23, help="x264 quality: lower is better and bigger")
-    p.add_argument("--preset", default="medium", help="x264 preset")
+    p.add_argument(
+        "--short-side", type=bounded(32, 4320), default=320, help="output height of a landscape clip (32..4320 px)"
+    )
+    p.add_argument(
+        "--keyframe-seconds",
+        type=bounded(0.1, 60, float),
+        default=2.0,
+        help="a keyframe this often, in seconds (0.1..60: fast seeking)",
+    )
+    p.add_argument("--crf", type=bounded(0, 51), default=23, help="x264 quality (0..51): lower is better and bigger")
+    p.add_argument("--preset", default="medium", choices=X264_PRESETS, help="x264 preset")
     add_quiet(p)
 
 

@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import orjson
 
+    from ego4d_lta.base.jsonio import printable_path
     from ego4d_lta.base.output_guard import check_output
     from ego4d_lta.challenge.rules import K
     from ego4d_lta.challenge.split_guess import did_you_mean
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ego4d_lta.workflow.plots import plot_ed_at_z
 
     annotations = annotations_dir(args)
+    shown = printable_path(args.file)
     if args.plot:
         check_output(args.plot, "png", [args.file, *annotation_files(annotations)], flag="--plot")
     try:
@@ -58,25 +60,25 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
     for warning in report.warnings:
-        print(f"warning: {args.file}: {warning}", file=sys.stderr)
+        print(f"warning: {shown}: {warning}", file=sys.stderr)
     if not report.valid:
         pool = pool_size(read_submission(args.file)[0])
         if pool is not None:  # every key's error would say the same: lead with what the file is for
             print(
-                f"use `ego4d-lta ensemble {args.file} -o OUT.json` (its {K} most representative sequences per window): "
-                f"{args.file} is a pool of {pool} samples per window (predict --pool), not a {K}-sequence submission",
+                f"use `ego4d-lta ensemble {shown} -o OUT.json` (its {K} most representative sequences per window): "
+                f"{shown} is a pool of {pool} samples per window (predict --pool), not a {K}-sequence submission",
                 file=sys.stderr,
             )
             return EXIT_INVALID
         for error in report.errors:
-            print(f"error: {args.file}: {error}", file=sys.stderr)
+            print(f"error: {shown}: {error}", file=sys.stderr)
         hint = did_you_mean(args.file, annotations, args.split)
-        print(f"{args.file}: invalid {args.split} submission ({len(report.errors)} errors){hint}", file=sys.stderr)
+        print(f"{shown}: invalid {args.split} submission ({len(report.errors)} errors){hint}", file=sys.stderr)
         return EXIT_INVALID
     if not args.json:
         print(format_report(report))
         if args.plot and report.scores is None:
             print(f"note: --plot needs a labelled split; {args.split} has no labels", file=sys.stderr)
         elif args.plot:
-            print(f"plot: {args.plot}")
+            print(f"plot: {printable_path(args.plot)}")
     return 0

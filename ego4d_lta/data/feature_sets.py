@@ -22,6 +22,10 @@ class FeatureSet:
     window: int = 32
     stride: int = 16
     fps: int = FPS
+    max_abs: float = 1e4
+    """The largest |value| a row may hold: a generous bound (Ego4D's released rows are pooled activations of
+    order 1-10; the synthetic ones stay below 20) that a corrupted file (bytes overwritten, float32 read as
+    something else: values of 1e30 and more) exceeds."""
 
 
 RELEASED_SETS = {

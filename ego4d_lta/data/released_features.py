@@ -109,3 +109,28 @@ def pool_spans(features: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.
         out[k] = np.add.reduce(features[a : b + 1], axis=0, dtype=np.float32)
         out[k] /= b - a + 1
     return out
+
+
+def used_rows(rows: int, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Sorted indices of the rows any of the spans [first, last] (inclusive) covers."""
+    marks = np.zeros(rows + 1, np.int64)
+    np.add.at(marks, np.asarray(first, np.int64), 1)
+    np.add.at(marks, np.asarray(last, np.int64) + 1, -1)
+    return np.flatnonzero(np.cumsum(marks[:-1]) > 0)
+
+
+def value_problem(features: np.ndarray, rows: np.ndarray, max_abs: float, chunk: int = 4096) -> str | None:
+    """Why rows `rows` of `features` cannot be pooled (a NaN or inf, or a |value| above `max_abs`), else None.
+
+    Only the rows a segment reads are scanned (the file is memory-mapped: the others are never read)."""
+    for k in range(0, len(rows), chunk):
+        block = np.asarray(features[rows[k : k + chunk]], dtype=np.float64)
+        finite = np.isfinite(block)
+        if not finite.all():
+            r, c = np.argwhere(~finite)[0]
+            return f"row {rows[k + r]}, column {c}: {block[r, c]} (values must be finite)"
+        big = np.abs(block) > max_abs
+        if big.any():
+            r, c = np.argwhere(big)[0]
+            return f"row {rows[k + r]}, column {c}: {block[r, c]:.3g} (|value| above {max_abs:g}: a corrupted file?)"
+    return None

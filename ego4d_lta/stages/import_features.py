@@ -11,10 +11,10 @@ clip: those segments get no features (their windows still get a prediction, the 
 from __future__ import annotations
 
 import csv
-import pickle
+import io
 import sys
 import time
-import zipfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +25,19 @@ import torch
 from ego4d_lta import __version__
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.hashing import file_digest
+from ego4d_lta.base.jsonio import printable
 from ego4d_lta.challenge.annotations import load_split, load_taxonomy, split_path, taxonomy_path
 from ego4d_lta.data.feature_cache import ShardWriter
 from ego4d_lta.data.feature_record import CacheManifest, FeatureRecord, ReleasedFeatures
 from ego4d_lta.data.feature_sets import RELEASED_SETS, FeatureSet, released_tag
-from ego4d_lta.data.released_features import POOLING, pool_spans, row_windows, segment_spans
+from ego4d_lta.data.released_features import (
+    POOLING,
+    pool_spans,
+    row_windows,
+    segment_spans,
+    used_rows,
+    value_problem,
+)
 from ego4d_lta.runtime.jobs import check_split_and_shard
 
 CACHE_DTYPE = "float32"
@@ -68,8 +76,20 @@ class ImportSummary:
         return self.done_now / self.seconds if self.seconds else 0.0
 
 
+PATH_LIMIT = 200
+"""How much of a path an error line shows (`printable`: control and non-ASCII characters escaped)."""
+
+
 class FeatureFileError(Exception):
-    """A video's feature file that cannot be used; the message says why."""
+    """A video's feature file that is missing (its segments get no features); the message says why."""
+
+
+class InvalidFeatureFile(UserError):
+    """A video's feature file that is there but is not what Ego4D releases: the import stops before writing any of
+    its rows (a corrupted or foreign file is re-downloaded, not silently skipped)."""
+
+    def __init__(self, path: Path, rule: str) -> None:
+        super().__init__(f"{printable(str(path), PATH_LIMIT)}: {rule}; replace the file and rerun")
 
 
 def feature_set(cfg: ImportConfig) -> FeatureSet:
@@ -77,8 +97,8 @@ def feature_set(cfg: ImportConfig) -> FeatureSet:
         raise UserError(f"--set {cfg.feature_set}: choose one of Ego4D's released sets: {', '.join(RELEASED_SETS)}")
     fs = RELEASED_SETS[cfg.feature_set]
     if cfg.stride is not None:
-        if cfg.stride < 1:
-            raise UserError(f"--stride {cfg.stride}: must be >= 1 frame")
+        if not 1 <= cfg.stride <= fs.window:  # a stride past the window would leave frames no row sees
+            raise UserError(f"--stride {cfg.stride}: must be 1..{fs.window} frames (the set's window)")
         fs = FeatureSet(fs.name, fs.array, fs.dim, fs.window, cfg.stride, fs.fps)
     return fs
 
@@ -101,7 +121,13 @@ def frame_counts(folder: Path) -> dict[str, int]:
     path = folder / "manifest.csv"
     if not path.is_file():
         return {}
-    with open(path, newline="", encoding="utf-8") as f:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line, byte = raw[: e.start].count(b"\n") + 1, raw[e.start]
+        raise UserError(f"{printable(str(path), PATH_LIMIT)}: line {line}: byte {byte:#04x} is not UTF-8") from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {"video_uid", "num_frames"} <= set(reader.fieldnames):
             return {}
@@ -110,33 +136,64 @@ def frame_counts(folder: Path) -> dict[str, int]:
             try:
                 counts[row["video_uid"]] = int(row["num_frames"])
             except (TypeError, ValueError):
-                raise UserError(f"{path}: line {line}: num_frames {row['num_frames']!r} is not an integer") from None
+                raise UserError(
+                    f"{printable(str(path), PATH_LIMIT)}: line {line}: num_frames "
+                    f"'{printable(str(row['num_frames']), 40)}' is not an integer"
+                ) from None
         return counts
 
 
 def load_rows(path: Path, dim: int) -> np.ndarray:
-    """A video's (T, dim) rows, memory-mapped when the file allows; tensors only (`weights_only`, no code run)."""
+    """A video's (T, dim) rows, memory-mapped when the file allows; tensors only (`weights_only`, no code run).
+
+    A missing file is a FeatureFileError (the video's segments get no features); a file that is there but is not a
+    dense, CPU, floating-point (T, dim) tensor whose storage holds every element is an InvalidFeatureFile."""
+    if not path.exists():
+        raise FeatureFileError(f"feature file missing ({printable(str(path), PATH_LIMIT)})")
     if not path.is_file():
-        raise FeatureFileError(f"feature file missing ({path})")
+        raise InvalidFeatureFile(path, "not a regular file")
     try:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):  # files in torch's legacy format cannot be memory-mapped: read them whole
-                raise
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-        first_line = (str(e).splitlines() or [""])[0][:200]
-        raise FeatureFileError(f"unreadable feature file {path} ({type(e).__name__}: {first_line})") from None
-    if not isinstance(obj, torch.Tensor):
-        raise FeatureFileError(f"{path} holds a {type(obj).__name__}, expected a (T, {dim}) tensor")
+        with warnings.catch_warnings():  # torch's notes on what a file holds (a sparse tensor): the rules below say it
+            warnings.simplefilter("ignore")
+            obj = _load(path)
+    except OSError as e:
+        raise InvalidFeatureFile(path, f"cannot read it ({e.strerror or type(e).__name__})") from None
+    except Exception as e:  # torch.load on arbitrary bytes raises anything: all mean "not a tensor file"
+        first_line = printable((str(e).splitlines() or [""])[0], 120)
+        raise InvalidFeatureFile(path, f"not a torch tensor file ({type(e).__name__}: {first_line})") from None
+    return tensor_rows(path, obj, dim)
+
+
+def _load(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as e:
+        if "mmap" not in str(e):  # files in torch's legacy format cannot be memory-mapped: read them whole
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def tensor_rows(path: Path, obj: object, dim: int) -> np.ndarray:
+    """`obj` as (T, dim) numpy rows, or an InvalidFeatureFile naming the first rule it breaks."""
+    if type(obj) is not torch.Tensor:
+        raise InvalidFeatureFile(path, f"holds a {type(obj).__name__}, expected a plain (T, {dim}) tensor")
+    if obj.layout != torch.strided:
+        raise InvalidFeatureFile(path, f"holds a {obj.layout} tensor, expected a dense one")
+    if obj.device.type != "cpu":
+        raise InvalidFeatureFile(path, f"holds a tensor on the {obj.device.type} device, expected one with its data")
     if obj.ndim != 2 or obj.shape[1] != dim or obj.shape[0] < 1:
-        raise FeatureFileError(f"{path}: tensor of shape {tuple(obj.shape)}, expected (T, {dim}) for this set")
+        raise InvalidFeatureFile(path, f"holds a tensor of shape {tuple(obj.shape)}, expected (T, {dim}) for this set")
     if not obj.is_floating_point():
-        raise FeatureFileError(f"{path}: {obj.dtype} tensor, expected floating-point features")
+        raise InvalidFeatureFile(path, f"holds a {obj.dtype} tensor, expected floating-point features")
+    stored = obj.untyped_storage().nbytes() - obj.storage_offset() * obj.element_size()
+    if any(s < 1 for s, n in zip(obj.stride(), obj.shape, strict=True) if n > 1) or obj.nbytes > stored:
+        raise InvalidFeatureFile(
+            path, f"holds a {tuple(obj.shape)} tensor with strides {obj.stride()} over {stored} stored bytes, "
+            "expected real strides (every value stored once)"
+        )  # fmt: skip
     if obj.dtype not in (torch.float16, torch.float32, torch.float64):
         obj = obj.float()  # bfloat16 has no numpy view
-    return obj.numpy()
+    return obj.detach().numpy()
 
 
 def build_manifest(cfg: ImportConfig, fs: FeatureSet, annotations: Path, exact_last_row: bool) -> CacheManifest:
@@ -205,12 +262,15 @@ def import_features(cfg: ImportConfig) -> ImportSummary:
     bar = tqdm(total=len(todo), desc=desc, unit="seg", file=sys.stderr, dynamic_ncols=True, disable=not cfg.progress)
     commit = _Batch(writer)
     with bar:
-        for video, segments in todo.groupby("video_uid", sort=True):
-            done = import_video(folder / f"{video}.pt", video, segments, fs, counts.get(video), writer, commit, summary)
-            bar.update(len(segments))
-            for warning in done:
-                bar.write(f"warning: {warning}", file=sys.stderr)
-        commit.flush()
+        try:
+            for video, segments in todo.groupby("video_uid", sort=True):
+                path = folder / f"{video}.pt"
+                done = import_video(path, video, segments, fs, counts.get(video), writer, commit, summary)
+                bar.update(len(segments))
+                for warning in done:
+                    bar.write(f"warning: {warning}", file=sys.stderr)
+        finally:  # the clips finished so far are kept (a rerun resumes after them), the refused video's not begun
+            commit.flush()
     summary.seconds = time.perf_counter() - started
     writer.finish()
     return summary
@@ -258,11 +318,12 @@ def import_video(
             commit.add(clip, error=reason)
         return [f"{reason}; no features for its {len(segments)} segments (clips {', '.join(clips)})"]
     first, last, _, fits = segment_spans(segments["video_start"], segments["video_end"], starts, ends, fs.window)
+    problem = value_problem(features, used_rows(len(features), first[fits], last[fits]), fs.max_abs)
+    if problem:
+        raise InvalidFeatureFile(path, f"the feature tensor's {problem}")
     pooled = np.zeros((len(segments), fs.dim), np.float32)
     pooled[fits] = pool_spans(features, first[fits], last[fits])
-    finite = np.isfinite(pooled).all(axis=1)
-    pooled[~finite] = 0
-    bad = ~fits | ~finite
+    bad = ~fits
     warnings = []
     rows, actions = segments.index.to_numpy(), segments["action_idx"].to_numpy()
     clip_of = segments["clip_uid"].to_numpy()
@@ -275,8 +336,6 @@ def import_video(
             unusable[int(actions[k])] = (
                 f"video {video} has {len(features)} rows; frames [{a}, {b}) run past the last row's window "
                 f"(ends at {ends[-1]})"
-                if not fits[k]
-                else f"video {video}: non-finite feature values"
             )
         commit.add(clip, unusable=unusable)
         if unusable:

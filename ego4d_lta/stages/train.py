@@ -35,7 +35,7 @@ from ego4d_lta.config import Config
 from ego4d_lta.data.label_windows import action_pairs
 from ego4d_lta.data.window_datasets import EpochBatches
 from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster, variant_parts
-from ego4d_lta.runtime.checkpoint import RunCheckpoint, TrainState
+from ego4d_lta.runtime.checkpoint import RunCheckpoint, TrainState, restore_optimizer, restore_rng
 from ego4d_lta.runtime.distributed import WorldInfo, all_gather_objects, device_for, setup, world_info_from_env
 from ego4d_lta.runtime.inference import autocast, predict_windows, score_predictions, to_device
 from ego4d_lta.runtime.inputs import RunInputs, SplitInputs, feature_dims
@@ -133,6 +133,7 @@ class Trainer:
                 f"{self.run_dir} already holds a run (last.pt); pass --resume to continue it, or another --run"
             )
         ckpt = RunCheckpoint.load(self.last_path)
+        ckpt.check_resumable(self.last_path)
         diff = first_difference(ckpt.config, self.cfg.to_dict(), ignore=RESUMABLE_CHANGES)
         if diff:
             key, old, new = diff
@@ -187,21 +188,18 @@ class Trainer:
         self.model.forecaster.load_state_dict(ckpt.model)
         if self.inputs.encoders is not None and ckpt.encoders:
             self.inputs.encoders.load_state_dict(ckpt.encoders, strict=False)
-        self.optimizer.load_state_dict(ckpt.optimizer)
-        self.scheduler.load_state_dict(ckpt.scheduler)
+        restore_optimizer(self.optimizer, self.scheduler, ckpt, self.last_path)
         self.state = ckpt.state
         if (old := ckpt.config["train"]["epochs"]) != self.cfg.train.epochs:  # extended: see RESUMABLE_CHANGES
             was, now = restart_schedule(self.optimizer, self.scheduler, self.schedule)
             if self.info.is_main:
-                print(f"note: train.epochs {old} -> {self.cfg.train.epochs}: the cosine now ends at step "
-                      f"{self.total_steps}; lr {was:.3e} -> {now:.3e} at step {self.state.step}", flush=True)
-        rng = ckpt.rng or []
-        if len(rng) == self.info.world_size:
-            torch.set_rng_state(rng[self.info.rank]["torch"])
-            if self.device.type == "cuda" and rng[self.info.rank].get("cuda") is not None:
-                torch.cuda.set_rng_state(rng[self.info.rank]["cuda"], self.device)
-        elif self.info.is_main:
-            print(f"note: resuming on {self.info.world_size} processes, saved with {len(rng)}: new dropout RNG")
+                print(
+                    f"note: train.epochs {old} -> {self.cfg.train.epochs}: the cosine now ends at step "
+                    f"{self.total_steps}; lr {was:.3e} -> {now:.3e} at step {self.state.step}",
+                    flush=True,
+                )
+        if not restore_rng(ckpt, self.info.rank, self.info.world_size, self.device) and self.info.is_main:
+            print(f"note: resuming on {self.info.world_size} processes, saved with {len(ckpt.rng)}: new dropout RNG")
         if self.info.is_main:
             print(f"resumed {self.last_path} at epoch {self.state.epoch} batch {self.state.batch}", flush=True)
 
@@ -404,7 +402,11 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
 
 @flush_denormals()
 def train(
-    cfg: Config, run_dir: Path, resume: bool = False, device: str = "auto", progress: bool = True,
+    cfg: Config,
+    run_dir: Path,
+    resume: bool = False,
+    device: str = "auto",
+    progress: bool = True,
     log: Sequence[str] = DEFAULT_LOGGERS,
 ) -> TrainResult:
     """Train (or resume) the run in `run_dir` on this process; the other processes of the job do the same.

@@ -17,12 +17,19 @@ from pathlib import Path
 import numpy as np
 
 from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.jsonio import printable
 from ego4d_lta.challenge.annotations import Taxonomy, load_annotations
 from ego4d_lta.challenge.rules import K
 from ego4d_lta.challenge.selection import pair_distances, select
 from ego4d_lta.challenge.submission import CheckResult, build_submission, check_submission, read_submission
 from ego4d_lta.challenge.validate import write_checked
 from ego4d_lta.challenge.windows import make_windows
+
+MAX_POOL = 1000
+"""The most samples per window one input (a pool from `predict --pool`) may hold: the selection costs P^2 per window
+(3,000 took over ten minutes)."""
+MAX_COMBINED = 2000
+"""The most sequences per window all inputs together may give (the pool the K are chosen from)."""
 
 CHUNK_DISTANCES = 1_000_000
 """Pool distances (windows x P x P) per block: with `select`'s swap arrays (K + 2 times as big, float64) ~60 MB."""
@@ -56,11 +63,16 @@ def load_member(path: Path, split: str, required: list[str], extra: list[str], t
     """Read a submission (or a pool) and check it exactly as `validate` does; an invalid one is refused, named."""
     obj, raw = read_submission(path)
     k = samples_per_window(obj)
+    if k > MAX_POOL:
+        raise UserError(
+            f"{printable(str(path), 200)}: a pool of {k} samples per window; ensemble takes at most {MAX_POOL} per "
+            "input (predict --pool N with N <= 1000)"
+        )
     check = check_submission(obj, required, extra, taxonomy, raw=raw, k=k)
     if not check.valid:
         more = f" (and {len(check.errors) - 1} more)" if len(check.errors) > 1 else ""
         what = "submission" if k == K else f"pool of {k} samples per window"
-        raise UserError(f"{path}: not a valid {split} {what}: {check.errors[0]}{more}")
+        raise UserError(f"{printable(str(path), 200)}: not a valid {split} {what}: {check.errors[0]}{more}")
     return Member(Path(path), check, k)
 
 
@@ -93,6 +105,11 @@ def ensemble(
     table, taxonomy = load_annotations(annotations_dir, split)
     required, extra = make_windows(table, include_extra=True).key_sets()
     members = [load_member(Path(p), split, required, extra, taxonomy) for p in paths]
+    if sum(m.k for m in members) > MAX_COMBINED:
+        raise UserError(
+            f"{len(members)} inputs give {sum(m.k for m in members)} sequences per window; ensemble chooses from at "
+            f"most {MAX_COMBINED} (fewer inputs, or smaller pools)"
+        )
     if len(members) == 1 and members[0].k == K:
         raise UserError("ensemble needs at least 2 submissions, or a pool (predict --pool): one submission is itself")
     keys = [key for key in members[0].check.keys if all(key in m.check.keys for m in members[1:])]

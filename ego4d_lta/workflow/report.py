@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 
 from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.jsonio import printable, printable_path
 from ego4d_lta.base.output_guard import check_output
 from ego4d_lta.challenge.metrics import HEADS
 from ego4d_lta.workflow.plots import plot_ed_at_z, pyplot, save
@@ -87,7 +88,11 @@ def table(runs: list[RunSummary]) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for run in runs:
         best = run.best
-        cells = [run.name, run.variant, f"{len(run.history)}/{run.epochs}"]
+        cells = [
+            printable_path(run.name).replace("|", "\\|"),
+            printable(run.variant, 40),
+            f"{len(run.history)}/{run.epochs}",
+        ]
         if best:
             aued = (best.get("val_aued") or {}).get("action")
             cells += [str(best["epoch"]), *(f"{best['val'][h]:.4f}" for h in HEADS)]
