@@ -143,7 +143,9 @@ start_munge() {  # (under the lock) one munged for all the clusters: recorded in
   chown munge:munge /etc/munge/munge.key; chmod 0400 /etc/munge/munge.key
   install -d -o munge -g munge -m 0755 /run/munge
   install -d -o munge -g munge -m 0700 /var/log/munge /var/lib/munge
-  runuser -u munge -- /usr/sbin/munged             # daemonizes, writes $pidf
+  # daemonizes, writes $pidf; fd 9 (the registry's lock, held by `locked`) closed: munged closes only 0-2, and an
+  # inherited lock would stay held as long as munged runs (every later `locked` call would wait for it)
+  runuser -u munge -- /usr/sbin/munged 9>&-
   echo "$pidf" > "$REGISTRY/munged"
   wait_for 50 sh -c 'munge -n | unmunge'
 }

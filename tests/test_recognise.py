@@ -275,3 +275,20 @@ def test_segment_features_join_every_array_with_clip_frames_mean_pooled(tmp_path
     expected = np.concatenate([slowfast.astype(np.float32), clip.astype(np.float32).mean(1)], axis=1)
     assert np.allclose(found.x[:2], expected[[2, 0]], atol=1e-6)
     assert (found.x[2:] == 0).all()
+
+
+def test_clips_of_one_video_share_a_fold_even_where_some_rows_name_no_video() -> None:
+    from ego4d_lta.runtime.recognition import assign_folds, fold_groups
+
+    table = pd.DataFrame(
+        {
+            "clip_uid": ["c1", "c1", "c2", "c3", "c4", "c5"],
+            "video_uid": ["v1", "v1", "v1", "", "v2", None],
+        }
+    )
+    groups, by = fold_groups(table)
+    assert by == "video (clip where none)"
+    assert list(groups) == ["v1", "v1", "v1", "clip:c3", "v2", "clip:c5"]  # c1 and c2 stay together by their video
+    fold = assign_folds(groups, 2, seed=0)
+    assert fold["v1"] in (0, 1) and len(set(fold.values())) == 2
+    assert fold_groups(table.iloc[[0, 2, 4]])[1] == "video"

@@ -26,6 +26,8 @@ from ego4d_lta.challenge.metrics import action_tokens
 
 PARALLEL_POOL = 512
 """Pool size (sequences per window) from which `cdist` runs on every core; below, threads cost more than they save."""
+CHUNK_DISTANCES = 1_000_000
+"""Pool distances (windows x P x P) per block: with `select`'s swap arrays (K + 2 times as big, float64) ~60 MB."""
 
 
 def _rotations(observed: int, horizon: int) -> np.ndarray:
@@ -112,6 +114,18 @@ def select(
         better = own_cost < best
         chosen[better], best[better] = own, own_cost[better]
     return chosen, best
+
+
+def select_in_blocks(verb: np.ndarray, noun: np.ndarray, num_nouns: int, weights: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) indices chosen by `select` from (n, P, Z) pools weighted (n, P), a block of windows at a time, so the
+    distance and swap arrays stay near `CHUNK_DISTANCES` whatever the pool size and batch."""
+    n, p, _ = verb.shape
+    per_block = max(1, CHUNK_DISTANCES // (p * p))
+    chosen = np.zeros((n, k), np.int64)
+    for start in range(0, n, per_block):
+        block = slice(start, start + per_block)
+        chosen[block] = select(pair_distances(verb[block], noun[block], num_nouns), weights[block], k)[0]
+    return chosen
 
 
 def _swap(d: np.ndarray, w: np.ndarray, chosen: np.ndarray, rounds: int = 10) -> np.ndarray:

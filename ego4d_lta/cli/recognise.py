@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.cli.common import add_data, add_features, add_quiet, count, positive, requested_paths
+from ego4d_lta.cli.common import add_data, add_features, add_quiet, bounded, requested_paths
 from ego4d_lta.config import Config
 
 HELP = "a per-segment (verb, noun) recogniser from a feature cache -> recognitions for predict / labels runs"
@@ -26,11 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--folds",
-        type=count,
+        type=bounded(0, 1000),
         default=0,
         metavar="K",
         help="recognise the train split by K-fold cross-fitting over its videos: each segment by a recogniser "
-        "trained without its video (K >= 2; 0: no train recognitions)",
+        "trained without its video (2..1000; 0: no train recognitions)",
     )
     p.add_argument(
         "--set",
@@ -42,13 +42,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_features(p)
     p.add_argument("--run", type=Path, default=Path("runs/recogniser"), help="folder for the recogniser and report")
     p.add_argument("--out", type=Path, default=None, help="recognitions file (default: RUN/recognitions.json)")
-    p.add_argument("--hidden", type=count, default=0, help="width of one hidden layer (0: a linear head)")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout on the standardised features (default: 0, none)")
-    p.add_argument("--epochs", type=positive, default=20, help="passes over the train segments")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--batch-size", type=positive, default=256, help="segments per step")
-    p.add_argument("--seed", type=count, default=0, help="weights, data order, dropout and the folds")
-    p.add_argument("--topk", type=positive, default=5, help="(id, probability) pairs per head in the file")
+    p.add_argument(
+        "--hidden", type=bounded(0, 65536), default=0, help="width of one hidden layer (0..65536; 0: linear)"
+    )
+    p.add_argument(
+        "--dropout", type=bounded(0, 0.99, float), default=0.0, help="dropout on the standardised features (0..0.99)"
+    )
+    p.add_argument("--epochs", type=bounded(1, 10000), default=20, help="passes over the train segments (1..10000)")
+    p.add_argument("--lr", type=bounded(1e-8, 10, float), default=1e-3, help="Adam learning rate (1e-08..10)")
+    p.add_argument("--batch-size", type=bounded(1, 1 << 20), default=256, help="segments per step (1..1048576)")
+    p.add_argument(
+        "--seed", type=bounded(0, 2**31 - 1), default=0, help="weights, data order, dropout and the folds (0..2**31-1)"
+    )
+    p.add_argument(
+        "--topk", type=bounded(1, 100), default=5, help="(id, probability) pairs per head in the file (1..100)"
+    )
     add_quiet(p)
 
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from ego4d_lta.challenge.metrics import Scores, score
 from ego4d_lta.challenge.rules import K, Z
-from ego4d_lta.challenge.selection import observed_candidates, observed_positions, pair_distances, select
+from ego4d_lta.challenge.selection import observed_candidates, observed_positions, select_in_blocks
 from ego4d_lta.config import GenerateConfig
 from ego4d_lta.data.window_datasets import eval_batches
 from ego4d_lta.models.decoder import generate, sampling_noise
@@ -152,7 +152,7 @@ def choose_set(
         share = np.where(known, gen.observed_weight, 0.0)[:, None]
         weights = np.concatenate([weights * (1 - share), np.broadcast_to(share / c, (len(known), c))], 1)
     verb, noun = np.concatenate(verbs, 1), np.concatenate(nouns, 1)
-    chosen, _ = select(pair_distances(verb, noun, noun_logits.shape[-1]), weights, K)
+    chosen = select_in_blocks(verb, noun, noun_logits.shape[-1], weights, K)
     rows = np.arange(len(verb))[:, None]
     return torch.from_numpy(verb[rows, chosen]), torch.from_numpy(noun[rows, chosen])
 

@@ -124,12 +124,16 @@ def majority_accuracy(train: pd.DataFrame, verb: np.ndarray, noun: np.ndarray) -
 
 
 def fold_groups(table: pd.DataFrame) -> tuple[np.ndarray, str]:
-    """Each row's cross-fitting group and what groups are: its video ("video", where every row names one), else
-    its clip ("clip")."""
-    videos = table["video_uid"].astype(str).to_numpy() if "video_uid" in table else None
-    if videos is not None and len(videos) and (videos != "").all():
+    """Each row's cross-fitting group and what groups are: its video, or for a row that names none its clip
+    ("clip:<uid>"), so the clips of one video always share a fold."""
+    clips = table["clip_uid"].astype(str).to_numpy()
+    if "video_uid" not in table:
+        return clips, "clip"
+    videos = table["video_uid"].fillna("").astype(str).to_numpy()
+    named = videos != ""
+    if named.all():
         return videos, "video"
-    return table["clip_uid"].astype(str).to_numpy(), "clip"
+    return np.where(named, videos, np.char.add("clip:", clips.astype(str))).astype(object), "video (clip where none)"
 
 
 def assign_folds(groups: np.ndarray, folds: int, seed: int) -> dict[str, int]:

@@ -117,10 +117,11 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
     check_outputs(pcfg, cfg, ckpt_path)
     recognitions = str(pcfg.recognitions) if pcfg.recognitions else ""  # never the training run's file
     sources = RunInputs(cfg, expected=ckpt.features, recognitions=recognitions)
-    if recognitions and not sources.labels_only and not cfg.generate.samples:
+    if recognitions and not sources.labels_only and not (cfg.generate.samples and cfg.generate.candidates):
         raise UserError(
             f"--recognitions {recognitions}: a {cfg.model.variant} run reads video features; it uses recognitions "
-            "only as the set selection's observed candidates: add --set generate.samples=50 (or leave the file out)"
+            "only as the set selection's observed candidates: add --set generate.samples=50 (with "
+            "generate.candidates not empty), or leave the file out"
         )
     inputs = sources.open(pcfg.split, training=False)
     coverage = recognitions_coverage(pcfg, inputs)
@@ -227,6 +228,11 @@ def _write(
             staged.insert(0, (pool_tmp, pool))  # renamed first: the submission is what a user looks for
         warnings = list(report.warnings)
         fallback = int(preds.fallback.sum())
+        if recognitions and not labels_only(cfg.model.variant) and not cfg.generate.observed_weight:
+            warnings.append(
+                "the recognised replays are candidates only (generate.observed_weight is 0): they are chosen only "
+                "where they cover the model's samples; --set generate.observed_weight=0.6 gives them weight"
+            )
         uncovered = recognitions["windows"] - recognitions["windows_covered"] if recognitions else 0
         if uncovered and not labels_only(cfg.model.variant):  # a labels run's are counted as fallbacks below
             warnings.append(

@@ -132,6 +132,7 @@ def recognise(rc: RecogniseConfig) -> RecogniseSummary:
     pick = train.labelled
     if not pick.any():
         raise UserError(f"{train.cache_dir}: no train segment has both features and labels; nothing to learn from")
+    folds = _plan_folds(rc, train) if rc.folds else None  # refused here, before any training
     verb, noun = train.table["verb"].to_numpy(), train.table["noun"].to_numpy()
     _say(rc, f"training the recogniser on {int(pick.sum())} train segments ({spec.dim} features)")
     model, history = fit_recogniser(train.features.x[pick], verb[pick], noun[pick], spec, rc.fit)
@@ -147,8 +148,8 @@ def recognise(rc: RecogniseConfig) -> RecogniseSummary:
         "history": history,
         "val": _score(data["val"], *probs["val"]) | {"majority": _majority(train, data["val"])},
     }
-    if rc.folds:
-        probs["train"], report["folds"] = _cross_fit(rc, train, spec)
+    if folds is not None:
+        probs["train"], report["folds"] = _cross_fit(rc, train, spec, *folds)
         report["train_cross_fitted"] = _score(train, *probs["train"])
     entries, report["splits"] = _entries(data, probs, rc.splits, rc.topk)
     if not entries:
@@ -226,19 +227,30 @@ def _majority(train: SplitData, val: SplitData) -> dict[str, float]:
     return majority_accuracy(labelled, val.table["verb"].to_numpy()[pick], val.table["noun"].to_numpy()[pick])
 
 
-def _cross_fit(rc: RecogniseConfig, train: SplitData, spec: RecogniserSpec) -> tuple[tuple[np.ndarray, ...], dict]:
-    """Out-of-fold probabilities of the train split, and the folds as the report records them."""
+def _plan_folds(rc: RecogniseConfig, train: SplitData) -> tuple[np.ndarray, dict]:
+    """Each train row's fold (-1: no features or labels, never trained on nor recognised) and the report's record.
+
+    Only groups with labelled features are dealt, so every fold holds some and every fold's complement too."""
     groups, by = fold_groups(train.table)
-    distinct = len(set(groups.tolist()))
+    names = groups[train.labelled]
+    distinct = len(set(names.tolist()))
     if rc.folds > distinct:
-        raise UserError(f"--folds {rc.folds}: the train split has only {distinct} {by}s to deal into folds")
-    assignment = assign_folds(groups, rc.folds, rc.fit.seed)
-    fold = np.array([assignment[g] for g in groups], dtype=np.int64)
-    fold[~train.labelled] = -1  # segments without features are never recognised, so never held out either
-    _say(rc, f"cross-fitting the train split: {rc.folds} recognisers, each without one fold of the {distinct} {by}s")
+        raise UserError(
+            f"--folds {rc.folds}: the train split has only {distinct} {by}s with features to deal into folds"
+        )
+    assignment = assign_folds(names, rc.folds, rc.fit.seed)
+    fold = np.full(len(groups), -1, dtype=np.int64)
+    fold[train.labelled] = [assignment[g] for g in names]
+    return fold, {"k": rc.folds, "by": by, "seed": rc.fit.seed, "assignment": assignment}
+
+
+def _cross_fit(
+    rc: RecogniseConfig, train: SplitData, spec: RecogniserSpec, fold: np.ndarray, record: dict
+) -> tuple[tuple[np.ndarray, ...], dict]:
+    """Out-of-fold probabilities of the train split (`_plan_folds`' folds), and the folds' record."""
+    _say(rc, f"cross-fitting the train split: {rc.folds} recognisers, each without one fold of the {record['by']}s")
     x, verb, noun = train.features.x, train.table["verb"].to_numpy(), train.table["noun"].to_numpy()
-    probs = cross_fit(x, verb, noun, fold, spec, rc.fit)
-    return probs, {"k": rc.folds, "by": by, "seed": rc.fit.seed, "assignment": assignment}
+    return cross_fit(x, verb, noun, fold, spec, rc.fit), record
 
 
 def _entries(

@@ -20,7 +20,7 @@ from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.jsonio import printable
 from ego4d_lta.challenge.annotations import Taxonomy, load_annotations
 from ego4d_lta.challenge.rules import K
-from ego4d_lta.challenge.selection import pair_distances, select
+from ego4d_lta.challenge.selection import CHUNK_DISTANCES, pair_distances, select
 from ego4d_lta.challenge.submission import CheckResult, build_submission, check_submission, read_submission
 from ego4d_lta.challenge.validate import write_checked
 from ego4d_lta.challenge.windows import make_windows
@@ -30,9 +30,6 @@ MAX_POOL = 1000
 (3,000 took over ten minutes)."""
 MAX_COMBINED = 2000
 """The most sequences per window all inputs together may give (the pool the K are chosen from)."""
-
-CHUNK_DISTANCES = 1_000_000
-"""Pool distances (windows x P x P) per block: with `select`'s swap arrays (K + 2 times as big, float64) ~60 MB."""
 
 
 @dataclass
