@@ -97,4 +97,6 @@ def test_ensemble_infers_the_split_and_upload_names_a_val_file(synth_data: Path,
     out = _cli("upload", str(b), "--data", str(synth_data), "--dry-run")
     assert out.returncode == 2
     assert "not uploaded" in out.stderr
-    assert "its key set says it is a val submission: upload takes test only" in out.stderr
+    assert (
+        "upload takes test submissions only" in out.stderr and "is a val submission (its key set says so)" in out.stderr
+    )
