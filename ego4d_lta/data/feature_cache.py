@@ -28,6 +28,7 @@ import orjson
 import pandas as pd
 
 from ego4d_lta.base.difference import first_difference
+from ego4d_lta.base.durable import atomic_target
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.folder_lock import FolderLock
 from ego4d_lta.base.jsonio import write_json_atomic
@@ -156,9 +157,8 @@ class ShardWriter:
                 for name in dims
             }
             (path / "progress.jsonl").unlink(missing_ok=True)
-            tmp = path / "index.csv.tmp"
-            index.to_csv(tmp, index=False)
-            os.replace(tmp, path / "index.csv")  # last: an index means the arrays are there
+            with atomic_target(path / "index.csv") as tmp:  # last: an index means the arrays are there
+                index.to_csv(tmp, index=False)
         return cls(path=path, index=index, arrays=arrays, finished=read_progress(path), damaged=damaged)
 
     def pending_clips(self) -> list[str]:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
+from ego4d_lta.base.durable import sweep_leftovers
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.folder_lock import check_free, folder_lock
 
@@ -38,7 +39,4 @@ def commit_file(path: Path, write: Callable[[Path], object]) -> None:
 
 def remove_leftovers(run_dir: Path) -> list[Path]:
     """Temporary files of writes that a kill or a full disk interrupted (`.last.pt.1234.tmp`, ...), removed."""
-    found = [p for name in COMMIT_FILES for p in Path(run_dir).glob(f".{name}.*.tmp")]
-    for path in found:
-        path.unlink(missing_ok=True)
-    return found
+    return sweep_leftovers(run_dir, COMMIT_FILES, older=None)  # all of them: the caller holds the run's lock
