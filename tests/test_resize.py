@@ -55,7 +55,7 @@ def test_resize_sets_size_and_keyframes_resumes_and_shards(tmp_path: Path, capsy
     with av.open(str(dst / "clip_a.mp4")) as c:
         keys = [i for i, p in enumerate(p for p in c.demux(video=0) if p.size) if p.is_keyframe]
     assert keys[:4] == [0, 30, 60, 90] and np.all(np.diff(keys) <= 30)
-    assert not list(dst.glob("*.part"))
+    assert not list(dst.glob("*.part")) and not list(dst.glob(".*.tmp*"))
 
 
 def test_resize_progress_in_a_log_file_is_whole_lines_with_rate(

@@ -1,19 +1,14 @@
-"""JSON files the way the toolkit needs them: one-line errors on bad input, atomic writes."""
+"""JSON files the way the toolkit needs them: one-line errors on bad input, atomic writes (`base/durable.py`)."""
 
 from __future__ import annotations
 
-import os
 import stat
-import tempfile
 from pathlib import Path
 
 import orjson
 
+from ego4d_lta.base.durable import write_bytes_atomic
 from ego4d_lta.base.errors import UserError
-
-_UMASK = os.umask(0o022)  # read the process's umask (there is no getter), then put it back
-os.umask(_UMASK)
-
 
 MAX_INPUT_BYTES = 8 << 30
 """The largest file `read_input` reads (8 GiB: a test-split pool of 1,000 samples per window is ~4 GB)."""
@@ -57,30 +52,9 @@ def read_json_with_bytes(path: Path | str) -> tuple[object, bytes]:
 
 
 def write_json_atomic(path: Path | str, obj: object, option: int = 0) -> Path:
-    """Write `obj` with orjson to a temporary file beside `path`, then rename it into place.
-
-    A crash or a full disk leaves either the old file or none, never a half-written one.
-    """
+    """Write `obj` with orjson through the durable write path (`base/durable.py`): a crash or a full disk leaves
+    either the old file or none, never a half-written one."""
     return write_bytes_atomic(path, orjson.dumps(obj, option=option | orjson.OPT_SERIALIZE_NUMPY))
-
-
-def write_bytes_atomic(path: Path | str, data: bytes) -> Path:
-    """`data` to a temporary file `.<name>.*.tmp` beside `path` (fsynced), then renamed into place; the temporary
-    file is removed when anything fails (a full disk)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # as `open` would make it (mkstemp's is 0600: teammates could not read it)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def describe(value: object) -> str:

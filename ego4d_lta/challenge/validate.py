@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 
+from ego4d_lta.base.durable import publish, staged_file
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.base.jsonio import printable_path, write_json_atomic
+from ego4d_lta.base.jsonio import printable_path
 from ego4d_lta.challenge.annotations import Taxonomy, load_annotations
 from ego4d_lta.challenge.metrics import HEADS, Scores, score
 from ego4d_lta.challenge.rules import K, Z
@@ -72,31 +73,25 @@ def write_checked(
     Its inputs were checked, so a failed check here is our bug (`who` names the command): nothing is written.
     """
     tmp, report = stage_checked(out, submission, annotations_dir, split, who, k)
-    try:
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    publish([(tmp, Path(out))])
     return report
 
 
 def stage_checked(
     out: Path | str, submission: dict, annotations_dir: Path | str, split: str, who: str, k: int = K
 ) -> tuple[Path, ValidationReport]:
-    """The checked submission in a temporary file beside `out` (`.<stem>.<pid>.tmp.json`), not yet renamed: a
-    command writing several files renames them all only once every one is written. Removed again on failure."""
+    """The checked submission in a temporary file beside `out` (`base/durable.py`'s `staged_file`, fsynced), not
+    yet renamed: a command writing several files renames them all (`publish`) only once every one is written.
+    Removed again on failure."""
     out = Path(out)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.json")
-    try:
-        write_json_atomic(tmp, submission)
-    except OSError as e:
-        raise UserError(f"{out}: cannot write ({e.strerror or e})") from None
-    try:
+    with staged_file(out, suffix=".json") as tmp:
+        try:
+            tmp.write_bytes(orjson.dumps(submission, option=orjson.OPT_SERIALIZE_NUMPY))
+        except OSError as e:
+            raise UserError(f"{printable_path(out)}: cannot write ({e.strerror or e})") from None
         report = validate_file(tmp, annotations_dir, split, k)
         if not report.valid:
             raise RuntimeError(f"{who} made an invalid {split} submission: {report.errors[0]}")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     report.path = out
     return tmp, report
 

@@ -6,13 +6,12 @@ Exit status: 0 success, 2 a user mistake (one line on stderr, no traceback), 1 a
 from __future__ import annotations
 
 import argparse
-import errno
 import re
 import sys
 from collections.abc import Sequence
 
 from ego4d_lta import __version__
-from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.errors import ENVIRONMENT_ERRNOS, UserError
 from ego4d_lta.cli import (
     configs,
     demo,
@@ -48,15 +47,6 @@ COMMANDS = {
 """In pipeline order, as `ego4d-lta --help` lists them."""
 SET_COMMANDS = ("configs", "train", "predict", "recognise")
 """The commands whose `--set KEY=VALUE` sets a config field."""
-
-
-ENVIRONMENT_ERRNOS = frozenset(
-    getattr(errno, name)
-    for name in ("ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "ENOTDIR", "EISDIR", "EEXIST", "ENAMETOOLONG", "ELOOP")
-    if hasattr(errno, name)
-)
-"""OS errors that say something about the user's disk or paths (full, read-only, a file where a folder must be),
-not about ego4d-lta: one line naming the path, exit 2, like any other user mistake."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,7 +28,9 @@ import orjson
 import pandas as pd
 
 from ego4d_lta.base.difference import first_difference
+from ego4d_lta.base.durable import atomic_target
 from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.folder_lock import FolderLock
 from ego4d_lta.base.jsonio import write_json_atomic
 from ego4d_lta.data.feature_record import CacheManifest
 
@@ -97,6 +99,8 @@ class ShardWriter:
     """Why an existing shard was found damaged and started again from scratch (None: it was sound or new)."""
     _files: dict = field(default_factory=dict)
     """Array name -> its `.npy` opened for `write_block` (fsynced with each commit, closed by `finish`)."""
+    _lock: FolderLock | None = None
+    """The shard's lock, released by `finish`."""
 
     @classmethod
     def open(
@@ -108,8 +112,20 @@ class ShardWriter:
         dims: dict[str, tuple],
         dtype: str = "float16",
     ) -> ShardWriter:
+        """The shard's writer, holding the shard's lock until `finish`: a second writer of the same shard (another
+        `extract` or `import-features`) is refused naming the first's pid and host."""
         ensure_manifest(split_dir, manifest)
-        path = split_dir / shard_name(*shard)
+        lock = FolderLock.take(split_dir / shard_name(*shard), "feature shard", "wait for it to finish")
+        try:
+            writer = cls._open_locked(split_dir / shard_name(*shard), index, dims, dtype)
+        except BaseException:
+            lock.release()
+            raise
+        writer._lock = lock
+        return writer
+
+    @classmethod
+    def _open_locked(cls, path: Path, index: pd.DataFrame, dims: dict[str, tuple], dtype: str) -> ShardWriter:
         index = index[INDEX_COLUMNS].reset_index(drop=True)
         damaged = None
         if (path / "index.csv").is_file():
@@ -141,9 +157,8 @@ class ShardWriter:
                 for name in dims
             }
             (path / "progress.jsonl").unlink(missing_ok=True)
-            tmp = path / "index.csv.tmp"
-            index.to_csv(tmp, index=False)
-            os.replace(tmp, path / "index.csv")  # last: an index means the arrays are there
+            with atomic_target(path / "index.csv") as tmp:  # last: an index means the arrays are there
+                index.to_csv(tmp, index=False)
         return cls(path=path, index=index, arrays=arrays, finished=read_progress(path), damaged=damaged)
 
     def pending_clips(self) -> list[str]:
@@ -209,6 +224,8 @@ class ShardWriter:
         failed = {c: e["error"] for c, e in self.finished.items() if not e["ok"]}
         done = {"rows": len(self.index), "clips": len(self.finished), "failed": failed, "limited": limited}
         write_json_atomic(self.path / "done.json", done, option=orjson.OPT_INDENT_2)
+        if self._lock is not None:
+            self._lock.release()
         return done
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ego4d_lta.base.durable import atomic_target
+
 FPS = 30
 
 # (name in the taxonomy's style, motion pattern)
@@ -89,8 +91,7 @@ def render_clip(
     noise_index = rng.integers(len(backgrounds), size=total)
     objects = _object_tracks(actions, times, looks, total, size)
     blob = _sprite("disk", 0.07 * size)
-    tmp = path.with_name(f".{path.name}.tmp.mp4")
-    with av.open(str(tmp), "w") as container:
+    with atomic_target(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
@@ -112,7 +113,6 @@ def render_clip(
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    tmp.replace(path)
 
 
 def _object_tracks(

@@ -14,6 +14,7 @@ import open_clip
 import torch
 from torch import nn
 
+from ego4d_lta.base.durable import atomic_target
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.models import TINY_CLIP  # noqa: F401 (re-exported)
 
@@ -73,9 +74,8 @@ class ClipEncoder(nn.Module):
 
 def save_weights(encoder: ClipEncoder, path: Path | str) -> None:
     """A plain open_clip state dict, as open_clip's `pretrained=FILE` loads it (atomically written)."""
-    tmp = Path(str(path) + ".tmp")
-    torch.save(encoder.model.state_dict(), tmp)
-    tmp.replace(path)
+    with atomic_target(path) as tmp:
+        torch.save(encoder.model.state_dict(), tmp)
 
 
 def random_clip(model_name: str, seed: int = 0) -> ClipEncoder:

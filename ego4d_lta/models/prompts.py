@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ego4d_lta.base.durable import atomic_target
 from ego4d_lta.base.errors import UserError
 
 GROUPS = ("verb", "noun", "scenario", "place")
@@ -84,11 +84,9 @@ class PromptBank:
     key: str
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")  # per process: shards of an array job race here
         arrays = {f"emb_{g}": self.embeddings[g] for g in GROUPS}
-        np.savez(tmp, names=np.array(json.dumps(self.names)), key=np.array(self.key), **arrays)
-        tmp.replace(path)
+        with atomic_target(path, suffix=".npz") as tmp:  # per process: shards of an array job race here
+            np.savez(tmp, names=np.array(json.dumps(self.names)), key=np.array(self.key), **arrays)
 
     @classmethod
     def load(cls, path: Path) -> PromptBank:

@@ -23,6 +23,7 @@ with warnings.catch_warnings():  # fvcore (via pytorchvideo) scripts a loss at i
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
     from pytorchvideo.models.slowfast import create_slowfast
 
+from ego4d_lta.base.durable import atomic_target
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.models.inert_unpickle import load_tensors
 
@@ -182,9 +183,8 @@ def save_weights(encoder: SlowFastEncoder, path: Path | str) -> None:
     from dataclasses import asdict
 
     payload = {"format": "ego4d-lta/slowfast", "config": asdict(encoder.cfg), "state_dict": encoder.net.state_dict()}
-    tmp = Path(str(path) + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_target(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_weights(encoder: SlowFastEncoder, path: Path | str) -> str:

@@ -9,7 +9,6 @@ so a crafted file cannot run code.
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from ego4d_lta import __version__
+from ego4d_lta.base.durable import atomic_target
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.jsonio import describe, printable
 from ego4d_lta.data.feature_record import FeatureRecord
@@ -139,16 +139,8 @@ class RunCheckpoint:
             "rng": self.rng,
         }
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(payload, f)
-                f.flush()
-                os.fsync(f.fileno())
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_target(path) as tmp:
+            torch.save(payload, tmp)
         return path
 
     @classmethod

@@ -8,7 +8,6 @@ file is written beside its final name, checked exactly as `ego4d-lta validate` d
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +17,10 @@ import torch
 
 from ego4d_lta import __version__
 from ego4d_lta.base.denormals import flush_denormals
+from ego4d_lta.base.durable import publish, staged_file, sweep_leftovers
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.hashing import file_digest
-from ego4d_lta.base.jsonio import printable, write_json_atomic
+from ego4d_lta.base.jsonio import printable
 from ego4d_lta.base.output_guard import check_output
 from ego4d_lta.challenge.metrics import Scores
 from ego4d_lta.challenge.rules import K
@@ -265,14 +265,13 @@ def _write(
         }
         if pool is not None:
             meta["pool"], meta["pool_sha256"] = pool.name, file_digest(staged[0][0])
-        side_tmp = sidecar.with_name(f".{sidecar.stem}.{os.getpid()}.tmp.json")
-        write_json_atomic(side_tmp, meta, option=orjson.OPT_INDENT_2)
+        with staged_file(sidecar, suffix=".json") as side_tmp:
+            side_tmp.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
         staged.append((side_tmp, sidecar))
         # Every file is written and checked; now the renames. The old sidecar goes first and the new one comes
         # last: a kill in between leaves a submission without a sidecar, never one beside another's sidecar.
         sidecar.unlink(missing_ok=True)
-        for tmp_path, final in staged:
-            tmp_path.replace(final)
+        publish(staged)
     finally:
         for tmp_path, _ in staged:
             tmp_path.unlink(missing_ok=True)
@@ -283,10 +282,7 @@ def _write(
 def remove_leftovers(out: Path, pool: int) -> list[Path]:
     """Temporary files of an earlier prediction to the same name that a kill interrupted, removed."""
     names = [out, sidecar_path(out), *([pool_path(out, pool)] if pool else [])]
-    found = [p for name in names for p in out.parent.glob(f".{name.stem}.*.tmp.json")]
-    for path in found:
-        path.unlink(missing_ok=True)
-    return found
+    return sweep_leftovers(out.parent, [name.stem for name in names], older=None)
 
 
 def pool_path(out: Path, samples: int) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 
+from ego4d_lta.base.durable import atomic_target
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.progress import progress_bar
 from ego4d_lta.data.video import VideoError, open_video
@@ -42,8 +43,7 @@ def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 def resize_clip(src: Path, dst: Path, cfg: ResizeConfig) -> None:
     """One clip: video stream only (LTA uses no audio), same frame rate and timestamps."""
-    tmp = dst.with_name(dst.name + ".part")
-    with open_video(src, src.stem) as container:
+    with open_video(src, src.stem) as container, atomic_target(dst) as tmp:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or Fraction(30)
@@ -61,17 +61,10 @@ def resize_clip(src: Path, dst: Path, cfg: ResizeConfig) -> None:
                 for packet in enc.encode():
                     out.mux(packet)
         except av.error.FFmpegError as e:
-            tmp.unlink(missing_ok=True)
             raise VideoError(f"{src}: clip {src.stem}: corrupt video ({str(e).splitlines()[0][:100]})") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    tmp.replace(dst)
 
 
-def resize_all(
-    src_dir: Path, dst_dir: Path, cfg: ResizeConfig, progress: bool = False
-) -> ResizeSummary:
+def resize_all(src_dir: Path, dst_dir: Path, cfg: ResizeConfig, progress: bool = False) -> ResizeSummary:
     """Every `*.mp4` of `src_dir` in this shard (sorted names, round-robin), skipping finished outputs.
 
     `progress`: a bar on stderr in clips/s with an ETA (whole lines in a log file).

@@ -39,14 +39,13 @@ from ego4d_lta.runtime.checkpoint import RunCheckpoint, TrainState, restore_opti
 from ego4d_lta.runtime.distributed import WorldInfo, all_gather_objects, device_for, setup, world_info_from_env
 from ego4d_lta.runtime.inference import autocast, predict_windows, score_predictions, to_device
 from ego4d_lta.runtime.inputs import RunInputs, SplitInputs, feature_dims
+from ego4d_lta.runtime.run_folder import check_run_free, commit_file, hold_run, remove_leftovers
 from ego4d_lta.runtime.run_log import DEFAULT_LOGGERS, RunLog, check_loggers, epoch_line
 from ego4d_lta.runtime.training import StopFlag, TrainPlan, loss_fn, make_optimizer, restart_schedule, warmup_cosine
 
 RESUMABLE_CHANGES = ("train.stop_after", "train.epochs", "data.workers", "data.data_dir", "data.features_dir")
 """Config keys that may differ between a run and its resumption: paths move, and `train.epochs` extends (or
 shortens) a run; its warm-up + cosine schedule is then recomputed for the new total from the resumed step on."""
-COMMIT_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.json")
-"""What training writes into a run folder; `.<name>.*.tmp` beside them are temporary files of a failed write."""
 
 
 @dataclass
@@ -381,25 +380,6 @@ class Trainer:
         return TrainResult(self.run_dir, state.epoch, state.step, stopped, list(state.history), state.best)
 
 
-def commit_file(path: Path, write) -> None:
-    """One write into the run folder (`write(path)` writes atomically); a failure such as a full disk is one line,
-    and no temporary file stays behind."""
-    try:
-        write(path)
-    except (OSError, RuntimeError) as e:  # torch reports a failed write as a RuntimeError
-        remove_leftovers(path.parent)
-        reason = getattr(e, "strerror", None) or str(e).splitlines()[0][:160]
-        raise UserError(f"{path}: cannot write ({reason})") from None
-
-
-def remove_leftovers(run_dir: Path) -> list[Path]:
-    """Temporary files of writes that a kill or a full disk interrupted (`.last.pt.1234.tmp`, ...), removed."""
-    found = [p for name in COMMIT_FILES for p in Path(run_dir).glob(f".{name}.*.tmp")]
-    for path in found:
-        path.unlink(missing_ok=True)
-    return found
-
-
 @flush_denormals()
 def train(
     cfg: Config,
@@ -411,9 +391,11 @@ def train(
 ) -> TrainResult:
     """Train (or resume) the run in `run_dir` on this process; the other processes of the job do the same.
     `log`: live views on rank 0 (`runtime/run_log.py`): tensorboard (default), wandb; () for none."""
-    return Trainer(cfg, run_dir, resume, device, progress, log).run()
+    with hold_run(run_dir, world_info_from_env().is_main):  # one writer per run folder
+        return Trainer(cfg, run_dir, resume, device, progress, log).run()
 
 
 def plan(cfg: Config, run_dir: Path, resume: bool = False) -> TrainPlan:
     """All `train` checks and builds before its first step, on the CPU, with no process group, writing nothing."""
+    check_run_free(run_dir)
     return Trainer(cfg, run_dir, resume, "cpu", False, log=(), dry_run=True).plan()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ego4d_lta.base.durable import atomic_target
 from ego4d_lta.challenge.metrics import HEADS
 
 
@@ -21,12 +22,12 @@ def save(fig, out: Path | str) -> Path:
     """Write `fig` beside `out`, then rename: never a half-written PNG."""
     plt = pyplot()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        with atomic_target(out, suffix=".png") as tmp:
+            fig.savefig(tmp, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return out
 
 

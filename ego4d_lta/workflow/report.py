@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 
+from ego4d_lta.base.durable import write_bytes_atomic
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.jsonio import printable, printable_path
 from ego4d_lta.base.output_guard import check_output
@@ -158,9 +159,6 @@ def report(paths: list[Path], out_dir: Path) -> tuple[str, list[Path]]:
             run.name = str(run.path)
     text = table(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    md = out_dir / "report.md"
-    tmp = md.with_name(".report.md.tmp")
-    tmp.write_text(text + "\n")
-    tmp.replace(md)
+    md = write_bytes_atomic(out_dir / "report.md", (text + "\n").encode())
     training = plot_training(runs, out_dir / "training.png")
     return text, [md, training, plot_ed_at_z(best_curves(runs), out_dir / "ed_at_z.png")]

@@ -14,7 +14,8 @@ its own non-zero offset in it, and the annotations carry the full official schem
 Layout written under OUT (what `--data OUT` expects everywhere):
     annotations/fho_lta_{train,val,test_unannotated}.json, annotations/fho_lta_taxonomy.json
     clips/<clip_uid>.mp4          H.264, 30 fps, keyframe every 2 s (not with `videos=False`)
-    synthetic.json                the generator's settings, which test clips are broken, the videos' layout
+    synthetic.json                the generator's settings, which test clips are broken, the videos' layout (written
+                                  first as {"status": "in progress"}: an interrupted synth is recognised)
     ego4d_features/v2/<set>/<video_uid>.pt   with `features_like_ego4d` (see `synth/features.py`)
 """
 
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ego4d_lta.base.durable import sweep_leftovers
 from ego4d_lta.base.jsonio import write_json_atomic
 from ego4d_lta.base.output_guard import check_dataset_root
 from ego4d_lta.base.progress import progress_bar
@@ -124,6 +126,10 @@ def generate(out: Path | str, cfg: SynthConfig, progress: bool = False, workers:
     if cfg.missing_videos + cfg.corrupt_videos > preset.clips["test"]:
         raise ValueError(f"at most {preset.clips['test']} broken test clips in size {cfg.size!r}")
     out = check_dataset_root(out)
+    # The marker first, saying the dataset is unfinished: a synth stopped half-way (a full disk, a kill) leaves a
+    # folder that the next synth recognises as its own and writes again; the finished marker replaces it last.
+    write_json_atomic(out / "synthetic.json", {"status": "in progress", "config": None})
+    sweep_leftovers(out / "annotations")  # temporary files of an earlier, interrupted synth
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     (out / "clips").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(cfg.seed)
@@ -183,6 +189,7 @@ def generate(out: Path | str, cfg: SynthConfig, progress: bool = False, workers:
     if cfg.features_like_ego4d:
         summary.missing_features = write_feature_download(out, clip_scripts, videos, cfg)
     info = {
+        "status": "complete",
         "config": asdict(cfg),
         "frame_size": preset.frame_size,
         "fps": FPS,
