@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,7 +50,8 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return Path(reuse)
     out = _shared_tmp(tmp_path_factory) / "demo"
     with FileLock(out.with_suffix(".lock")):  # xdist workers: the first one generates, the others wait
-        if not (out / "data" / "synthetic.json").exists():  # written last
+        marker = out / "data" / "synthetic.json"  # "complete" once every file is written
+        if not marker.exists() or json.loads(marker.read_text()).get("status") != "complete":
             generate(out / "data", DEMO_SYNTH)
     return out
 
