@@ -67,6 +67,10 @@ class ModelConfig:
     """Dropout before the verb and noun decoder heads."""
     finetune_slowfast: bool = False
     """Train SlowFast too: then windows are decoded from video end to end instead of read from the cache."""
+    recognition_weight: float = 0.0
+    """Video variants: > 0 adds a (verb, noun) classifier on each observed segment's aggregator output, trained with
+    the forecast on the observed segments' labels; its loss (mean cross-entropy of verb + noun) is added times this
+    weight. 0: no head is built (the report's model; checkpoints made before the field have none)."""
 
 
 @dataclass
@@ -366,6 +370,7 @@ def check(cfg: Config) -> None:
         "optim.warmup_steps": cfg.optim.warmup_steps,
         "optim.grad_clip": cfg.optim.grad_clip,
         "generate.observed_bonus": cfg.generate.observed_bonus,
+        "model.recognition_weight": m.recognition_weight,
     }
     for key, value in not_negative.items():
         if not value >= 0:
