@@ -61,10 +61,10 @@ def test_the_heads_exist_iff_the_weight_is_positive(variant: str) -> None:
         without(random_feats(2), recognise=True)
 
 
-def test_the_labels_variant_refuses_recognition_heads() -> None:
-    with pytest.raises(UserError, match="nothing to recognise"):
-        build("labels", 1.0)
-    assert build("labels", 0.0).recognition is None
+def test_the_labels_variant_builds_no_heads_and_its_preset_says_so() -> None:
+    assert build("labels", 1.0).recognition is None  # its input is the observed labels
+    assert load_config("labels").model.recognition_weight == 0.0
+    assert load_config("tiny").model.recognition_weight > 0  # the video presets have them by default
     with pytest.raises(UserError, match=r"model\.recognition_weight must be >= 0"):
         load_config("tiny", ["model.recognition_weight=-1"])
 
@@ -157,30 +157,34 @@ def test_the_epoch_line_shows_the_recognition_scores() -> None:
     assert line == plain + "; recognised verb 0.250 noun 0.500 *best"
 
 
+def _train(data: Path, run: Path, weight: float) -> None:
+    sets = ["--set", "train.epochs=1", "--set", f"model.recognition_weight={weight}", "--log", "none", "-q"]
+    assert main(["train", "--config", "tiny", "--data", str(data), "--run", str(run), *sets]) == 0
+
+
+def _predict(run: Path, out: Path) -> bytes:
+    assert main(["predict", "--split", "val", "--run", str(run), "--out", str(out), "-q"]) == 0
+    return out.read_bytes()
+
+
 def test_a_run_with_heads_logs_them_and_an_old_checkpoint_still_predicts(
     demo_report: dict, demo_dir: Path, tmp_path: Path
 ) -> None:
-    data = demo_dir / "data"
-    run = tmp_path / "heads"
-    sets = ["--set", "train.epochs=1", "--set", "model.recognition_weight=1.0"]
-    args = ["train", "--config", "tiny", "--data", str(data), "--run", str(run), "--log", "none", "-q", *sets]
-    assert main(args) == 0
-    [entry] = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    heads, plain = tmp_path / "heads", tmp_path / "plain"
+    _train(demo_dir / "data", heads, 1.0)
+    [entry] = [json.loads(line) for line in (heads / "metrics.jsonl").read_text().splitlines()]
     seen = entry["val_recognition"]
     assert seen.keys() == {"loss", "verb", "noun"} and seen["loss"] > 0
     assert all(0 <= seen[h] <= 1 for h in ("verb", "noun"))
-    best = torch.load(run / "best.pt", weights_only=True)
-    assert "recognition.verb.weight" in best["model"]
-    assert main(["predict", "--split", "val", "--run", str(run), "--out", str(tmp_path / "heads.json"), "-q"]) == 0
+    assert "recognition.verb.weight" in torch.load(heads / "best.pt", weights_only=True)["model"]
+    _predict(heads, tmp_path / "heads.json")
 
-    # a checkpoint from before the field (no key, no heads) loads and predicts exactly as it did
-    demo_run = demo_dir / "runs" / "tiny"
-    old = torch.load(demo_run / "best.pt", weights_only=True)
-    old["config"]["model"].pop("recognition_weight", None)
+    # a checkpoint from before the field (no key, no heads) loads as weight 0 and predicts exactly as it did
+    _train(demo_dir / "data", plain, 0.0)
+    assert "val_recognition" not in json.loads((plain / "metrics.jsonl").read_text())
+    old = torch.load(plain / "best.pt", weights_only=True)
     assert not [k for k in old["model"] if k.startswith("recognition.")]
+    del old["config"]["model"]["recognition_weight"]
     (tmp_path / "old").mkdir()
     torch.save(old, tmp_path / "old" / "best.pt")
-    outs = [tmp_path / "old.json", tmp_path / "demo.json"]
-    for folder, out in zip((tmp_path / "old", demo_run), outs, strict=True):
-        assert main(["predict", "--split", "val", "--run", str(folder), "--out", str(out), "-q"]) == 0
-    assert outs[0].read_bytes() == outs[1].read_bytes()
+    assert _predict(tmp_path / "old", tmp_path / "old.json") == _predict(plain, tmp_path / "plain.json")

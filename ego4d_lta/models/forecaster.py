@@ -129,14 +129,15 @@ def build_forecaster(
             raise UserError(f"model.copy_observed needs a variant with the labels part, not {cfg.variant}")
         copy = ObservedCopy(Z, cfg.observed)
     recognition = None
-    if cfg.recognition_weight > 0:  # built last: a model without heads draws the same initial weights as before
-        if "labels" in variant_parts(cfg.variant):
-            raise UserError(
-                f"model.recognition_weight {cfg.recognition_weight}: the {cfg.variant} variant reads the observed "
-                "labels, so there is nothing to recognise; set it to 0"
-            )
+    if has_recognition(cfg):  # built last: a model without heads draws the same initial weights as before
         recognition = RecognitionHeads(aggregator.out_dim, num_verbs, num_nouns, cfg.head_dropout)
     return Forecaster(fusion, aggregator, decoder, cfg.observed, copy, recognition)
+
+
+def has_recognition(cfg: ModelConfig) -> bool:
+    """Recognition heads: `model.recognition_weight` > 0 on a variant that does not read the observed labels (for
+    `labels` they are the input: nothing to recognise)."""
+    return cfg.recognition_weight > 0 and "labels" not in variant_parts(cfg.variant)
 
 
 MAX_PARAMETERS = 2_000_000_000
@@ -149,7 +150,7 @@ def check_size(cfg: ModelConfig, dims: FeatureDims, num_verbs: int, num_nouns: i
     estimate = (
         dims.slowfast * cfg.slowfast_dim
         + cfg.layers * (4 * width * width + 2 * width * cfg.ffn_dim)
-        + width * Z * (num_verbs + num_nouns)
+        + width * (Z + has_recognition(cfg)) * (num_verbs + num_nouns)
     )
     if estimate > MAX_PARAMETERS:
         raise UserError(
