@@ -63,6 +63,8 @@ def expected_parameters(variant: str, cfg: ModelConfig, dims: FeatureDims) -> in
     layer = (4 * width * width + 4 * width) + (2 * width * cfg.ffn_dim + cfg.ffn_dim + width) + 4 * width
     params += cfg.layers * layer + 2 * width  # layers + final LayerNorm
     params += Z * (width * (V + N) + (V + N))  # Z heads
+    if cfg.recognition_weight > 0 and variant != "labels":
+        params += width * (V + N) + (V + N)  # the recognition heads on every observed segment
     return params
 
 

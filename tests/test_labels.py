@@ -235,6 +235,7 @@ def test_report_recipe_sets_every_row_of_the_table() -> None:
         "optim.grad_clip": (cfg.optim.grad_clip, 0.0),
         "train.precision": (cfg.train.precision, "fp32"),
         "train.select_by": (cfg.train.select_by, "verb"),
+        "model.recognition_weight": (cfg.model.recognition_weight, 0.0),
     }
     assert {k: got for k, (got, _) in rows.items()} == {k: want for k, (_, want) in rows.items()}
     assert cfg.train.epochs == 2 and cfg.model.variant == "slowfast_clip"  # --set still wins, the preset stays

@@ -31,6 +31,10 @@ from ego4d_lta.data.video import (
     window_start,
 )
 
+SEGMENT_LABELS = ("segment_verb", "segment_noun")
+"""Batch keys of the observed segments' own (verb, noun) ids, (B, 8): the recognition heads' targets, never a model
+input (unlike the `labels` variant's `obs_verb` / `obs_noun`, which the set selection also replays)."""
+
 
 @dataclass(frozen=True)
 class Labels:
@@ -38,13 +42,27 @@ class Labels:
 
     verb: np.ndarray
     noun: np.ndarray
+    observed_verb: np.ndarray | None = None
+    """(n, 8) the observed segments' verb ids (what the recognition heads learn), when known."""
+    observed_noun: np.ndarray | None = None
 
 
 def window_labels(windows: Windows, table: pd.DataFrame) -> Labels | None:
-    verb = table["verb"].to_numpy()
+    verb, noun = table["verb"].to_numpy().astype(np.int64), table["noun"].to_numpy().astype(np.int64)
     if len(verb) and (verb < 0).any():
         return None
-    return Labels(verb[windows.future].astype(np.int64), table["noun"].to_numpy()[windows.future].astype(np.int64))
+    return Labels(verb[windows.future], noun[windows.future], verb[windows.observed], noun[windows.observed])
+
+
+def label_batch(labels: Labels | None, idx: np.ndarray) -> dict[str, torch.Tensor]:
+    """The future labels of windows `idx` (`verb`, `noun`) and their observed segments' (`SEGMENT_LABELS`)."""
+    if labels is None:
+        return {}
+    batch = {"verb": torch.from_numpy(labels.verb[idx]), "noun": torch.from_numpy(labels.noun[idx])}
+    if labels.observed_verb is not None and labels.observed_noun is not None:
+        batch[SEGMENT_LABELS[0]] = torch.from_numpy(labels.observed_verb[idx])
+        batch[SEGMENT_LABELS[1]] = torch.from_numpy(labels.observed_noun[idx])
+    return batch
 
 
 def segment_keys(table: pd.DataFrame) -> list[tuple[str, int]]:
@@ -119,10 +137,7 @@ class CacheWindows(Dataset):
         for name in self.cache.arrays:  # slowfast (b, n, 2304), clip (b, n, F, D), omnivore (b, n, 1536)
             rows = self.cache.gather(flat, name)
             batch[name] = torch.from_numpy(rows.reshape(b, n, *self.cache.row_shape(name)))
-        if self.labels is not None:
-            batch["verb"] = torch.from_numpy(self.labels.verb[idx])
-            batch["noun"] = torch.from_numpy(self.labels.noun[idx])
-        return batch
+        return batch | label_batch(self.labels, idx)
 
 
 class VideoWindows(Dataset):
@@ -179,10 +194,7 @@ class VideoWindows(Dataset):
             "images": torch.stack([im for _, _, im, _ in items]),
             "available": torch.tensor([ok for _, _, _, ok in items]),
         }
-        if self.labels is not None:
-            batch["verb"] = torch.from_numpy(self.labels.verb[idx.numpy()])
-            batch["noun"] = torch.from_numpy(self.labels.noun[idx.numpy()])
-        return batch
+        return batch | label_batch(self.labels, idx.numpy())
 
     def _window(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
         uid = self.windows.clip_uids[i]

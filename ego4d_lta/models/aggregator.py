@@ -1,4 +1,5 @@
-"""The transformer aggregator over the observed segments: positions, 6 encoder layers, the last token."""
+"""The transformer aggregator over the observed segments: positions, 6 encoder layers, the last token (the forecast's;
+every token for the recognition heads)."""
 
 from __future__ import annotations
 
@@ -43,5 +44,9 @@ class TransformerAggregator(nn.Module):
         self.out_dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tokens(x)[:, -1]
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, D) -> (B, N, D): every segment's output, each having attended to all N (the recognition heads')."""
         x = self.position_dropout(x + self.positions[: x.shape[1]].to(x.dtype))
-        return self.encoder(x)[:, -1]
+        return self.encoder(x)

@@ -1,4 +1,5 @@
-"""The multi-head decoder (one head per future position) and `generate`, the K-sequence sampler.
+"""The multi-head decoder (one head per future position), the observed segments' recognition heads and `generate`,
+the K-sequence sampler.
 
 Sampling is by inverse CDF from uniform noise the caller supplies, one number per (window, head, k, z):
 a window's K sequences then depend only on its logits and its own noise, not on the batch it was in or the
@@ -45,6 +46,21 @@ class MultiHeadDecoder(nn.Module):
         """(B, D) -> verb logits (B, Z, V), noun logits (B, Z, Nn)."""
         logits = torch.einsum("bd,zdc->bzc", self.dropout(x), self.weight.to(x.dtype)) + self.bias.to(x.dtype)
         return logits[..., : self.num_verbs], logits[..., self.num_verbs :]
+
+
+class RecognitionHeads(nn.Module):
+    """What each observed segment was: dropout -> Linear(D, V) and Linear(D, Nn) on every segment's token."""
+
+    def __init__(self, dim: int, num_verbs: int, num_nouns: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.verb = nn.Linear(dim, num_verbs)
+        self.noun = nn.Linear(dim, num_nouns)
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, N, D) -> verb logits (B, N, V), noun logits (B, N, Nn) of the N observed segments."""
+        x = self.dropout(tokens)
+        return self.verb(x), self.noun(x)
 
 
 def sampling_noise(seed: int | list[int], windows: int, k: int, horizon: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The whole forecaster and the registry of the report's five variants (one class, five part lists).
 
 segment features --fusion--> (B, 8, D) --transformer--> (B, D) --Z heads--> verb / noun logits
+                                         (B, 8, D) --recognition heads (optional)--> each observed segment's verb / noun
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ego4d_lta.base.errors import UserError
 from ego4d_lta.challenge.rules import NUM_OBSERVED, Z
 from ego4d_lta.config import ModelConfig
 from ego4d_lta.models.aggregator import TransformerAggregator
-from ego4d_lta.models.decoder import MultiHeadDecoder
+from ego4d_lta.models.decoder import MultiHeadDecoder, RecognitionHeads
 from ego4d_lta.models.fusion import PARTS, FeatureDims, FeatureStats, ObservedCopy, SegmentFusion
 
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -65,6 +66,7 @@ class Forecaster(nn.Module):
         decoder: MultiHeadDecoder,
         observed: int = NUM_OBSERVED,
         copy: ObservedCopy | None = None,
+        recognition: RecognitionHeads | None = None,
     ) -> None:
         super().__init__()
         self.fusion = fusion
@@ -72,15 +74,24 @@ class Forecaster(nn.Module):
         self.decoder = decoder
         self.observed = observed
         self.copy = copy
+        self.recognition = recognition
+        """Per-segment (verb, noun) classifiers on the aggregator's tokens (None: model.recognition_weight 0)."""
 
-    def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """{"slowfast": (B, N, 2304), "clip": (B, N, F, D)} -> verb (B, Z, V) and noun (B, Z, Nn) logits.
+    def forward(self, feats: dict[str, torch.Tensor], recognise: bool = False) -> tuple:
+        """{"slowfast": (B, N, 2304), "clip": (B, N, F, D)} -> verb (B, Z, V) and noun (B, Z, Nn) logits; with
+        `recognise`, a third item: the recognition heads' (verb (B, n, V), noun (B, n, Nn)) logits of the n segments.
 
         Only the last `observed` of the N segments are read (the report's code reads 4, the challenge gives 8).
         """
         feats = {k: v[:, -self.observed :] if k in SEGMENT_INPUTS else v for k, v in feats.items()}
-        verb, noun = self.decoder(self.aggregator(self.fusion(feats)))
-        return (verb, noun) if self.copy is None else self.copy(verb, noun, feats)
+        tokens = self.aggregator.tokens(self.fusion(feats))
+        verb, noun = self.decoder(tokens[:, -1])
+        out = (verb, noun) if self.copy is None else self.copy(verb, noun, feats)
+        if not recognise:
+            return out
+        if self.recognition is None:
+            raise ValueError("this forecaster has no recognition heads (model.recognition_weight 0)")
+        return (*out, self.recognition(tokens))
 
 
 def build_forecaster(
@@ -117,7 +128,16 @@ def build_forecaster(
         if "labels" not in variant_parts(cfg.variant):
             raise UserError(f"model.copy_observed needs a variant with the labels part, not {cfg.variant}")
         copy = ObservedCopy(Z, cfg.observed)
-    return Forecaster(fusion, aggregator, decoder, cfg.observed, copy)
+    recognition = None
+    if has_recognition(cfg):  # built last: a model without heads draws the same initial weights as before
+        recognition = RecognitionHeads(aggregator.out_dim, num_verbs, num_nouns, cfg.head_dropout)
+    return Forecaster(fusion, aggregator, decoder, cfg.observed, copy, recognition)
+
+
+def has_recognition(cfg: ModelConfig) -> bool:
+    """Recognition heads: `model.recognition_weight` > 0 on a variant that does not read the observed labels (for
+    `labels` they are the input: nothing to recognise)."""
+    return cfg.recognition_weight > 0 and "labels" not in variant_parts(cfg.variant)
 
 
 MAX_PARAMETERS = 2_000_000_000
@@ -130,7 +150,7 @@ def check_size(cfg: ModelConfig, dims: FeatureDims, num_verbs: int, num_nouns: i
     estimate = (
         dims.slowfast * cfg.slowfast_dim
         + cfg.layers * (4 * width * width + 2 * width * cfg.ffn_dim)
-        + width * Z * (num_verbs + num_nouns)
+        + width * (Z + has_recognition(cfg)) * (num_verbs + num_nouns)
     )
     if estimate > MAX_PARAMETERS:
         raise UserError(
@@ -181,6 +201,7 @@ class ForecastingModel(nn.Module):
         self.forecaster = forecaster
         self.encoders = encoders
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: dict[str, torch.Tensor], recognise: bool = False) -> tuple:
+        """The forecaster's logits (`Forecaster.forward`; `recognise`: the recognition heads' too)."""
         feats = self.encoders(batch) if self.encoders is not None else batch
-        return self.forecaster(feats)
+        return self.forecaster(feats, recognise)

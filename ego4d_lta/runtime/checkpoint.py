@@ -182,6 +182,8 @@ class RunCheckpoint:
             raise UserError(f"{where}: incomplete ego4d-lta checkpoint ({type(e).__name__}: {e})") from None
         if not isinstance(ckpt.config, dict):
             raise UserError(f"{where}: config is {describe(ckpt.config)}, expected an object")
+        if isinstance(ckpt.config.get("model"), dict):  # made before recognition heads existed: it has none
+            ckpt.config["model"].setdefault("recognition_weight", 0.0)
         check_model_state(ckpt, where)
         return ckpt
 

@@ -18,9 +18,10 @@ from ego4d_lta.challenge.metrics import Scores, score
 from ego4d_lta.challenge.rules import K, Z
 from ego4d_lta.challenge.selection import observed_candidates, observed_positions, select_in_blocks
 from ego4d_lta.config import GenerateConfig
-from ego4d_lta.data.window_datasets import eval_batches
+from ego4d_lta.data.window_datasets import SEGMENT_LABELS, eval_batches
 from ego4d_lta.models.decoder import generate, sampling_noise
 from ego4d_lta.runtime.distributed import all_gather_objects
+from ego4d_lta.runtime.training import recognition_loss
 
 
 @dataclass
@@ -159,3 +160,40 @@ def choose_set(
 
 def score_predictions(preds: Predictions, labels, num_nouns: int) -> Scores:
     return score(preds.verb, preds.noun, labels.verb, labels.noun, num_nouns)
+
+
+@torch.no_grad()
+def recognition_scores(
+    model: nn.Module,
+    dataset,
+    device: torch.device,
+    batch_size: int,
+    rank: int = 0,
+    world: int = 1,
+    precision: str = "auto",
+) -> dict[str, float]:
+    """The recognition heads over every observed segment of every window with features (a segment counts once per
+    window that reads it, at that position): `loss` (mean cross-entropy, verb + noun, as trained) and top-1 `verb`
+    and `noun` accuracy; summed over the processes."""
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(4, dtype=torch.float64)  # loss sum, verb hits, noun hits, segments
+    for indices in eval_batches(len(dataset), batch_size, rank, world):
+        batch = dataset[indices]
+        ok = batch["available"]
+        with autocast(device, precision):
+            *_, (verb, noun) = model(to_device(batch, device), recognise=True)
+        verb, noun = verb[ok.to(verb.device)].cpu().float(), noun[ok.to(noun.device)].cpu().float()
+        n = verb.shape[1]
+        targets = {key: batch[key][ok][:, -n:] for key in SEGMENT_LABELS}
+        loss = recognition_loss(verb, noun, targets, reduction="sum")
+        verb_hits = (verb.argmax(-1) == targets[SEGMENT_LABELS[0]]).sum()
+        noun_hits = (noun.argmax(-1) == targets[SEGMENT_LABELS[1]]).sum()
+        totals += torch.tensor([float(loss), float(verb_hits), float(noun_hits), verb.shape[0] * n], dtype=totals.dtype)
+    model.train(was_training)
+    if torch.distributed.is_initialized():
+        totals = totals.to(device)
+        torch.distributed.all_reduce(totals)
+        totals = totals.cpu()
+    count = max(float(totals[3]), 1.0)
+    return {"loss": float(totals[0]) / count, "verb": float(totals[1]) / count, "noun": float(totals[2]) / count}

@@ -51,9 +51,11 @@ def epoch_line(entry: dict[str, Any], epochs: int, best: bool) -> str:
     rate_text = f"{rate / 1000:.1f}k" if rate >= 1000 else f"{rate:.0f}"
     scores = entry.get("val")
     val = " ".join(f"{k} {v:.4f}" for k, v in scores.items()) if scores else "no val windows"
+    seen = entry.get("val_recognition")  # runs with recognition heads
+    recognised = f"; recognised verb {seen['verb']:.3f} noun {seen['noun']:.3f}" if seen else ""
     return (
         f"epoch {entry['epoch']}/{epochs} {entry['seconds']:.0f}s lr {entry['lr']:.2e} {rate_text} win/s: "
-        f"loss {entry['loss']:.4f}; val ED@20 {val}{' *best' if best else ''}"
+        f"loss {entry['loss']:.4f}; val ED@20 {val}{recognised}{' *best' if best else ''}"
     )
 
 
@@ -93,7 +95,8 @@ class RunLog:
         self._scalars({"train/loss": loss, "train/lr": lr}, step)
 
     def epoch(self, entry: dict[str, Any]) -> None:
-        """An epoch's metrics.jsonl entry: mean loss, throughput, val ED@20 and AUED per head."""
+        """An epoch's metrics.jsonl entry: mean loss, throughput, val ED@20 and AUED per head (and the recognition
+        heads' val loss and top-1 accuracy, where the run has them)."""
         values = {
             "epoch/loss": entry["loss"],
             "epoch/windows_per_s": entry["windows_per_s"],
@@ -104,6 +107,8 @@ class RunLog:
             values[f"val/ed20_{head}"] = value
         for head, value in (entry.get("val_aued") or {}).items():
             values[f"val/aued_{head}"] = value
+        for key, value in (entry.get("val_recognition") or {}).items():  # loss, verb and noun top-1
+            values[f"val/recognition_{key}"] = value
         self._scalars(values, entry["step"])
 
     def final(self, history: list[dict[str, Any]], best: dict[str, Any] | None) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ego4d_lta.config import Config
+from ego4d_lta.data.window_datasets import SEGMENT_LABELS
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,37 @@ class TrainPlan:
     total_steps: int
     lr: float
     """The peak learning rate (optim.lr scaled to the global batch)."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs_done: int
+    steps: int
+    stopped: str | None = None
+    """Why training stopped early (a signal name, or `stop_after`), else None."""
+    history: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    """Val ED@20 {verb, noun, action} and the epoch of best.pt, if any epoch was validated."""
+
+    def summary(self) -> str:
+        """The one line a finished or stopped run ends with (the CLI and the submitit job print it)."""
+        if self.stopped:
+            return f"{self.run_dir}: stopped ({self.stopped}) at step {self.steps}; last.pt saved, resume with --resume"
+        if self.best is not None:
+            v = self.best
+            return (
+                f"{self.run_dir}: {self.epochs_done} epochs; best val ED@20 verb {v['verb']:.4f} noun {v['noun']:.4f} "
+                f"action {v['action']:.4f} (epoch {v['epoch']}, best.pt)"
+            )
+        return f"{self.run_dir}: {self.epochs_done} epochs (last.pt)"
+
+    @property
+    def exit_status(self) -> int:
+        """0, or 128 + the signal that stopped it, like a shell: what `slurm/train.sh` requeues on (140 = USR2)."""
+        if self.stopped in (None, "stop_after"):
+            return 0
+        return 128 + int(getattr(signal, self.stopped))
 
 
 class StopFlag:
@@ -109,3 +142,27 @@ def loss_fn(
     verb = F.cross_entropy(verb_logits.float().flatten(0, 1), batch["verb"].flatten())
     noun = F.cross_entropy(noun_logits.float().flatten(0, 1), batch["noun"].flatten())
     return (verb + noun) * (verb_logits.shape[1] if reduction == "sum" else 1)
+
+
+def recognition_loss(
+    verb_logits: torch.Tensor, noun_logits: torch.Tensor, batch: dict[str, torch.Tensor], reduction: str = "mean"
+) -> torch.Tensor:
+    """The recognition heads' (B, n, V) and (B, n, Nn) logits against the last n observed segments' own labels:
+    mean cross-entropy over the segments, verb + noun (`reduction="sum"`: summed over them instead)."""
+    n = verb_logits.shape[1]
+    verb, noun = (batch[key][:, -n:].flatten() for key in SEGMENT_LABELS)
+    return F.cross_entropy(verb_logits.float().flatten(0, 1), verb, reduction=reduction) + F.cross_entropy(
+        noun_logits.float().flatten(0, 1), noun, reduction=reduction
+    )
+
+
+def training_loss(
+    outputs: tuple, batch: dict[str, torch.Tensor], reduction: str = "mean", recognition_weight: float = 0.0
+) -> torch.Tensor:
+    """What a step minimises: the forecast's `loss_fn` on the model's (verb, noun) logits, plus, where the model also
+    gave its recognition logits (a third item), `recognition_weight` x `recognition_loss`. Without them it is
+    `loss_fn` alone, bit for bit."""
+    loss = loss_fn(outputs[0], outputs[1], batch, reduction)
+    if len(outputs) > 2:
+        loss = loss + recognition_weight * recognition_loss(*outputs[2], batch)
+    return loss

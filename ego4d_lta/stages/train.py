@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,46 +37,23 @@ from ego4d_lta.data.window_datasets import EpochBatches
 from ego4d_lta.models.forecaster import ForecastingModel, build_forecaster, variant_parts
 from ego4d_lta.runtime.checkpoint import RunCheckpoint, TrainState, restore_optimizer, restore_rng
 from ego4d_lta.runtime.distributed import WorldInfo, all_gather_objects, device_for, setup, world_info_from_env
-from ego4d_lta.runtime.inference import autocast, predict_windows, score_predictions, to_device
+from ego4d_lta.runtime.inference import autocast, predict_windows, recognition_scores, score_predictions, to_device
 from ego4d_lta.runtime.inputs import RunInputs, SplitInputs, feature_dims
 from ego4d_lta.runtime.run_folder import check_run_free, commit_file, hold_run, remove_leftovers
 from ego4d_lta.runtime.run_log import DEFAULT_LOGGERS, RunLog, check_loggers, epoch_line
-from ego4d_lta.runtime.training import StopFlag, TrainPlan, loss_fn, make_optimizer, restart_schedule, warmup_cosine
+from ego4d_lta.runtime.training import (
+    StopFlag,
+    TrainPlan,
+    TrainResult,
+    make_optimizer,
+    restart_schedule,
+    training_loss,
+    warmup_cosine,
+)
 
 RESUMABLE_CHANGES = ("train.stop_after", "train.epochs", "data.workers", "data.data_dir", "data.features_dir")
 """Config keys that may differ between a run and its resumption: paths move, and `train.epochs` extends (or
 shortens) a run; its warm-up + cosine schedule is then recomputed for the new total from the resumed step on."""
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    epochs_done: int
-    steps: int
-    stopped: str | None = None
-    """Why training stopped early (a signal name, or `stop_after`), else None."""
-    history: list[dict] = field(default_factory=list)
-    best: dict | None = None
-    """Val ED@20 {verb, noun, action} and the epoch of best.pt, if any epoch was validated."""
-
-    def summary(self) -> str:
-        """The one line a finished or stopped run ends with (the CLI and the submitit job print it)."""
-        if self.stopped:
-            return f"{self.run_dir}: stopped ({self.stopped}) at step {self.steps}; last.pt saved, resume with --resume"
-        if self.best is not None:
-            v = self.best
-            return (
-                f"{self.run_dir}: {self.epochs_done} epochs; best val ED@20 verb {v['verb']:.4f} noun {v['noun']:.4f} "
-                f"action {v['action']:.4f} (epoch {v['epoch']}, best.pt)"
-            )
-        return f"{self.run_dir}: {self.epochs_done} epochs (last.pt)"
-
-    @property
-    def exit_status(self) -> int:
-        """0, or 128 + the signal that stopped it, like a shell: what `slurm/train.sh` requeues on (140 = USR2)."""
-        if self.stopped in (None, "stop_after"):
-            return 0
-        return 128 + int(getattr(signal, self.stopped))
 
 
 class Trainer:
@@ -167,6 +144,7 @@ class Trainer:
             forecaster.fusion.stats.set(self.train_in.dataset.feature_stats(self.usable))
         forecaster.decoder.set_pairs(torch.from_numpy(action_pairs(self.train_in.table)))
         self.model = ForecastingModel(forecaster, self.inputs.encoders).to(self.device)
+        self.recognising = forecaster.recognition is not None
         self.lr = cfg.optim.lr * cfg.train.batch_size / cfg.optim.base_batch
         self.optimizer = make_optimizer(self.model, cfg, self.lr)
         self.batches = EpochBatches(self.usable, cfg.train.batch_size, info.rank, info.world_size, True, cfg.train.seed)
@@ -304,8 +282,8 @@ class Trainer:
     def _step(self, batch: dict[str, torch.Tensor]) -> float:
         batch = to_device(batch, self.device)
         with autocast(self.device, self.cfg.train.precision):
-            verb_logits, noun_logits = self.ddp(batch)
-        loss = loss_fn(verb_logits, noun_logits, batch, self.cfg.train.loss)
+            outputs = self.ddp(batch, recognise=True) if self.recognising else self.ddp(batch)
+        loss = training_loss(outputs, batch, self.cfg.train.loss, self.cfg.model.recognition_weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.optim.grad_clip > 0:
@@ -333,6 +311,8 @@ class Trainer:
             "val_aued": full.aued if full else None,
             "val_ed_at_z": full.ed_at_z if full else None,
         }
+        if self.recognising and full:  # only runs with recognition heads: the others' metrics stay as they were
+            entry["val_recognition"] = self.validate_recognition()
         self.state.epoch, self.state.batch = epoch + 1, 0
         self.state.history.append(entry)
         key = cfg.train.select_by
@@ -366,6 +346,12 @@ class Trainer:
             self.cfg.train.precision,
         )
         return score_predictions(preds, val.labels, val.taxonomy.num_nouns)
+
+    def validate_recognition(self) -> dict[str, float]:
+        """The recognition heads on val: loss (as trained) and top-1 verb / noun accuracy over the observed segments."""
+        batch = max(1, self.cfg.train.eval_batch_size // self.info.world_size)
+        args = (self.device, batch, self.info.rank, self.info.world_size, self.cfg.train.precision)
+        return recognition_scores(self.model, self.val_in.dataset, *args)
 
     def plan(self) -> TrainPlan:
         """What `run()` would do (`train --dry-run`)."""
