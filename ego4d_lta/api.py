@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ego4d_lta.base.errors import UserError
+from ego4d_lta.base.output_guard import check_output
 from ego4d_lta.challenge.split_guess import infer_split
 from ego4d_lta.challenge.submission import build_submission, write_submission
 from ego4d_lta.challenge.validate import ValidationReport, validate_file
@@ -101,15 +102,26 @@ class Forecast:
         return build_submission(self.keys, self.verb, self.noun)
 
     def write(self, path: Path | str) -> Path:
+        """The submission JSON at `path`; like the command, never over a file of another kind (annotations)."""
+        check_output(path, "submission", flag="Forecast.write")
         return write_submission(path, self.submission())
 
 
-def predict(run: Run, split: str, batch_size: int = 256) -> Forecast:
+MAX_BATCH = 1 << 20
+"""The largest `batch_size` `predict` takes (windows per forward pass), as the command's `--batch-size`."""
+
+
+def predict(run: Run | Path | str, split: str, batch_size: int = 256) -> Forecast:
     """Every window of `split` from the run's feature cache, sampled as `ego4d-lta predict` does (same seed, same
-    result). Video runs (finetune_slowfast) are for the command: this reads features only."""
+    result). `run` is a loaded `Run` or a run folder (`load_run` with its defaults). Video runs (finetune_slowfast)
+    are for the command: this reads features only."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+        raise UserError(f"predict: batch_size must be an integer in 1..{MAX_BATCH}, got {batch_size!r}")
+    if not isinstance(run, Run):
+        run = load_run(run)
     if run.config.model.finetune_slowfast:
         raise UserError("predict: an end-to-end (video) run; use `ego4d-lta predict`, which loads the encoders")
-    sources = RunInputs(run.config, expected=run.checkpoint.features)
+    sources = RunInputs(run.config, expected=run.checkpoint.features, recognitions="")  # never the training run's
     inputs = sources.open(split, training=False)
     preds = predict_windows(
         run.model,

@@ -42,3 +42,20 @@ def test_score_submission_reads_the_split_from_the_file(synth_data: Path, tmp_pa
     assert not wrong.valid and wrong.scores is None and "expected keys are missing" in wrong.errors[0]
     with pytest.raises(UserError, match="no such file"):
         ego4d_lta.score_submission(tmp_path / "nope.json", synth_data / "annotations", split="val")
+
+
+def test_api_mistakes_are_user_errors_and_write_guards_its_target(tmp_path: Path) -> None:
+    """A run folder instead of a loaded run is loaded (here: none there, one line); a batch size outside 1..2**20
+    is named; `Forecast.write` never replaces a file of another kind (an annotation file)."""
+    with pytest.raises(UserError, match="checkpoint not found"):
+        ego4d_lta.predict(tmp_path / "no-run", "val")
+    for bad in (0, -1, 2**21, 1.5, True):
+        with pytest.raises(UserError, match=r"batch_size must be an integer in 1\.\.1048576"):
+            ego4d_lta.predict(tmp_path / "no-run", "val", batch_size=bad)
+    forecast = ego4d_lta.api.Forecast("val", ["c_7"], np.zeros((1, K, 20), int), np.zeros((1, K, 20), int), None)
+    annotations = tmp_path / "fho_lta_val.json"
+    annotations.write_text('{"clips": []}')
+    with pytest.raises(UserError, match=r"Forecast\.write .*refusing to replace it with a submission"):
+        forecast.write(annotations)
+    assert annotations.read_text() == '{"clips": []}'
+    assert forecast.write(tmp_path / "out.json").is_file()
