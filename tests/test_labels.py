@@ -3,6 +3,7 @@ observed-action prior, and the report's recipe: each config field does what it s
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -292,3 +293,19 @@ def test_observed_copy_adds_learned_weight_to_the_observed_classes() -> None:
     assert float(noun_gain.detach().abs().sum()) == pytest.approx(2.0)
     with pytest.raises(UserError, match="copy_observed needs a variant with the labels part"):
         build_forecaster(load_config("slowfast", ["model.copy_observed=true"]).model, FeatureDims(), V, N)
+
+
+def test_the_dry_run_refuses_what_the_real_run_would(cycle_data: Path, tmp_path: Path, capsys) -> None:
+    """`train --dry-run` checks the loggers' packages and the device as the real run does, before its plan."""
+    base = ["train", "--config", "labels", "--data", str(cycle_data), "--run", str(tmp_path / "r"), "--dry-run"]
+    assert cli(base) == 0 and "nothing written" in capsys.readouterr().out
+    cases = []
+    if importlib.util.find_spec("wandb") is None:  # an optional extra
+        cases.append((["--log", "wandb"], "--log wandb: the wandb package is not installed"))
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "--device cuda: CUDA is not available on this machine"))
+    for extra, message in cases:
+        assert cli([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = run_config(args)
     run_dir = args.run or check_inside("runs", Path("runs") / cfg.name, "name")
     if args.dry_run:
-        return _dry_run(cfg, run_dir, args.resume)
+        return _dry_run(cfg, run_dir, args.resume, args)
     if args.launcher:
         return _submit(args, cfg, run_dir)
     log = args.log or ["tensorboard"]
@@ -115,10 +115,15 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_status
 
 
-def _dry_run(cfg: Config, run_dir: Path, resume: bool) -> int:
+def _dry_run(cfg: Config, run_dir: Path, resume: bool, args: argparse.Namespace) -> int:
     from ego4d_lta.cli.configs import render_toml
+    from ego4d_lta.runtime.distributed import device_for, world_info_from_env
+    from ego4d_lta.runtime.run_log import check_loggers
     from ego4d_lta.stages.train import plan
 
+    check_loggers(args.log or ["tensorboard"])  # what the real run checks first: a missing package, no GPU
+    if not args.launcher:  # a launched job's device is the node's, not this machine's
+        device_for(world_info_from_env(), args.device)
     p = plan(cfg, run_dir, resume)
     start = f"resume at epoch {p.start_epoch}, step {p.start_step}" if p.start_step else "a new run"
     print(render_toml(cfg), end="")
