@@ -311,6 +311,30 @@ def test_import_resumes_and_refuses_a_stale_cache(released: Path, tmp_path: Path
     assert _import(released, "val", "--stride", "8", features=features) == 2  # other settings: refused
 
 
+def test_imported_rows_are_float16_by_default_within_rounding_of_float32(
+    released: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    half, full = tmp_path / "half", tmp_path / "full"
+    assert _import(released, "val", features=half) == 0
+    assert _import(released, "val", "--dtype", "float32", features=full) == 0
+    a, b = _cache(half, "val"), _cache(full, "val")
+    assert (a.manifest.dtype, b.manifest.dtype) == ("float16", "float32")
+    shard = Path("ego4d-slowfast8x8_r101_k400") / "val" / "shard-000-of-001" / "slowfast.npy"
+    rows16, rows32 = np.load(half / shard), np.load(full / shard)
+    assert rows16.dtype == np.float16 and rows32.dtype == np.float32
+    assert (half / shard).stat().st_size < 0.51 * (full / shard).stat().st_size
+    assert np.array_equal(rows16, rows32.astype(np.float16))  # the float32 means, rounded once
+    np.testing.assert_allclose(rows16.astype(np.float32), rows32, rtol=2**-11, atol=2**-24)
+    assert np.abs(rows32).max() > 0.1  # real values, not zeros
+    # the other dtype's cache is stale: refused, naming the option that keeps it; that option resumes it
+    assert _import(released, "val", features=full) == 2
+    err = capsys.readouterr().err
+    assert "stale feature cache of float32 rows" in err and "--dtype float32" in err
+    assert _import(released, "val", "--dtype", "float32", features=full) == 0
+    assert _import(released, "val", "--dtype", "float32", features=half) == 2
+    assert "--dtype float16" in capsys.readouterr().err
+
+
 def test_released_slowfast_trains_predicts_and_beats_the_baselines(released: Path, tmp_path: Path) -> None:
     """synth -> import-features -> train --config slowfast -> predict --split test -> validate (a video's feature
     file missing): key-complete and valid, and better than every baseline on val."""

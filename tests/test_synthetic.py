@@ -165,3 +165,23 @@ def test_segments_show_their_noun_and_verb(synth_data: Path) -> None:
     dist = np.stack([((val_motion - centroids[v]) ** 2).sum(-1) for v in labels], axis=1)
     accuracy = (labels[dist.argmin(axis=1)] == val_verbs).mean()
     assert accuracy > 0.5, accuracy  # chance is 0.1
+
+
+def test_scale_gives_ego4d_counts_clip_lengths_and_taxonomy(tmp_path: Path) -> None:
+    from ego4d_lta.challenge.annotations import load_taxonomy
+    from ego4d_lta.stages.synth import generate
+    from ego4d_lta.stages.synth.records import EGO4D_V2
+
+    scale = 1 / 512
+    generate(tmp_path / "d", SynthConfig(videos=False, scale=scale), workers=1)
+    taxonomy = load_taxonomy(tmp_path / "d" / "annotations" / "fho_lta_taxonomy.json")
+    assert (len(taxonomy.verbs), len(taxonomy.nouns)) == (EGO4D_V2.verbs, EGO4D_V2.nouns)
+    for split, full in EGO4D_V2.actions:
+        table, _ = load_annotations(tmp_path / "d" / "annotations", split)
+        assert len(table) == round(full * scale)
+        per_clip = table.groupby("clip_uid")
+        assert (per_clip.end_frame.max() <= EGO4D_V2.clip_seconds * FPS).all()
+        assert per_clip.size().max() > 40  # ~6 actions a minute over 8 minutes
+        assert (table.groupby("video_uid").clip_uid.nunique() >= 2).all()
+    with pytest.raises(ValueError, match="--no-videos"):
+        generate(tmp_path / "e", SynthConfig(scale=scale), workers=1)

@@ -27,6 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FRAMES",
         help="the set's stride, if not Ego4D's 16 (1..32: the window)",
     )
+    p.add_argument(
+        "--dtype",
+        choices=["float16", "float32"],
+        default="float16",
+        help="the cache's rows: float16 (half the disk) or float32 (the download's precision); default: float16",
+    )
     add_data(p)
     add_features(p)
     p.add_argument(
@@ -48,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         stride=args.stride,
         shard=args.shard,
         progress=not args.quiet,
+        dtype=args.dtype,
     )
     s = import_features(cfg)
     print(

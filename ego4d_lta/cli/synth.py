@@ -26,6 +26,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="test clips whose video file is left out (their keys still need predictions)",
     )
     p.add_argument("--corrupt-videos", type=int, default=0, metavar="N", help="test clips whose video file is corrupt")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="Ego4D v2's shape at F x its size (63,956 train / 33,149 val / test as val actions; 8-minute clips, "
+        "two per 23-minute video, ~6 actions a minute; its 117 verbs / 521 nouns) instead of --size; needs "
+        "--no-videos (default: 0, off)",
+    )
     p.add_argument("--no-videos", action="store_true", help="annotations only: render no clips")
     p.add_argument(
         "--features-like-ego4d",
@@ -56,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         features_like_ego4d=args.features_like_ego4d,
         missing_features=args.missing_features,
         features_set=args.features_set,
+        scale=args.scale,
     )
     started = time.perf_counter()
     try:

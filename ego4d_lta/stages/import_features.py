@@ -27,7 +27,7 @@ from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.hashing import file_digest
 from ego4d_lta.base.jsonio import printable
 from ego4d_lta.challenge.annotations import load_split, load_taxonomy, split_path, taxonomy_path
-from ego4d_lta.data.feature_cache import ShardWriter
+from ego4d_lta.data.feature_cache import MANIFEST, FeatureCacheError, ShardWriter
 from ego4d_lta.data.feature_record import CacheManifest, FeatureRecord, ReleasedFeatures
 from ego4d_lta.data.feature_sets import RELEASED_SETS, FeatureSet, released_tag
 from ego4d_lta.data.released_features import (
@@ -40,9 +40,11 @@ from ego4d_lta.data.released_features import (
 )
 from ego4d_lta.runtime.jobs import check_split_and_shard
 
-CACHE_DTYPE = "float32"
-"""Imported rows keep the download's precision: converting them to float16, as `extract` stores its own, took
-longer than reading and pooling them (benchmarks/bench_import.py), for a cache twice the size."""
+CACHE_DTYPES = ("float16", "float32")
+"""What `import-features --dtype` writes the pooled rows as. float16 (the default, as `extract` stores its own) is
+half the disk of float32; the conversion is of the pooled rows only (one per segment), after pooling in float32.
+On synthetic data the val ED@20 of float16 and float32 caches differ by a tenth of the seed-to-seed spread
+(benchmarks/bench_cache_dtype.py, docs/data.md)."""
 
 
 @dataclass
@@ -57,6 +59,8 @@ class ImportConfig:
     """The set's stride in frames, when the download's rows say otherwise than RELEASED_SETS."""
     shard: tuple[int, int] = (0, 1)
     progress: bool = True
+    dtype: str = "float16"
+    """The cache's dtype (CACHE_DTYPES); a cache made with the other one is refused as stale."""
 
 
 @dataclass
@@ -214,9 +218,19 @@ def build_manifest(cfg: ImportConfig, fs: FeatureSet, annotations: Path, exact_l
         annotations_sha256=file_digest(annotations),
         shards=cfg.shard[1],
         package=__version__,
-        dtype=CACHE_DTYPE,
+        dtype=cfg.dtype,
         made_by="import-features",
     )
+
+
+def refuse_other_dtype(split_dir: Path, dtype: str) -> None:
+    """A cache there of the other dtype is stale (as any other setting): the error says how to keep it."""
+    path = split_dir / MANIFEST
+    if path.is_file() and (found := CacheManifest.read(path).dtype) != dtype:
+        raise FeatureCacheError(
+            f"{path}: stale feature cache of {found} rows, --dtype {dtype} now; pass --dtype {found} to keep "
+            "using it, or delete the folder (or use another --features dir) to import again"
+        )
 
 
 def segment_table(table: pd.DataFrame, where: Path) -> pd.DataFrame:
@@ -236,6 +250,8 @@ def segment_table(table: pd.DataFrame, where: Path) -> pd.DataFrame:
 def import_features(cfg: ImportConfig) -> ImportSummary:
     """Import (or finish importing) one shard of one split into FEATURES_DIR/ego4d-<set>/<split>/."""
     check_split_and_shard(cfg.split, cfg.shard)
+    if cfg.dtype not in CACHE_DTYPES:
+        raise UserError(f"--dtype {printable(str(cfg.dtype), 40)}: choose {' or '.join(CACHE_DTYPES)}")
     i, n = cfg.shard
     fs = feature_set(cfg)
     annotations = cfg.data_dir / "annotations"
@@ -250,7 +266,8 @@ def import_features(cfg: ImportConfig) -> ImportSummary:
         rows = rows[rows["video_uid"].isin(set(videos))].reset_index(drop=True)
     split_dir = cfg.features_dir / released_tag(fs.name) / cfg.split
     manifest = build_manifest(cfg, fs, split_file, exact_last_row=bool(counts))
-    writer = ShardWriter.open(split_dir, manifest, cfg.shard, rows, {fs.array: (fs.dim,)}, CACHE_DTYPE)
+    refuse_other_dtype(split_dir, cfg.dtype)
+    writer = ShardWriter.open(split_dir, manifest, cfg.shard, rows, {fs.array: (fs.dim,)}, cfg.dtype)
     pending = set(writer.pending_clips())
     todo = rows[rows["clip_uid"].isin(pending)] if writer.finished else rows  # a fresh shard: every clip
 

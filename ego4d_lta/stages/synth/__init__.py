@@ -39,6 +39,7 @@ from ego4d_lta.challenge.rules import SCENARIOS_FILE, SPLIT_FILES, TAXONOMY_FILE
 from ego4d_lta.data.synthetic_render import FPS, NOUNS, SCENARIOS, VERBS, corrupt, render_clip
 from ego4d_lta.stages.synth.features import write_feature_download
 from ego4d_lta.stages.synth.records import (
+    EGO4D_V2,
     SIZES,
     Activity,
     ClipPlace,
@@ -70,6 +71,51 @@ def place_in_videos(clip_scripts: dict[str, list[ClipScript]], rng: np.random.Ge
                 layout.clips[video].append(script.uid)
                 frame += script.frames
             layout.frames[video] = frame + int(rng.integers(3 * FPS, 10 * FPS))
+            i += take
+    return layout
+
+
+def ego4d_clip_times(rng: np.random.Generator, scale: float) -> dict[str, list[list[tuple[float, float]]]]:
+    """Per split, its clips' segment times in Ego4D v2's shape (`EGO4D_V2`), clips of `clip_seconds` filled with
+    actions until the split holds `scale` times Ego4D's action count (the last clip cut short there)."""
+    shape, plans = EGO4D_V2, {}
+    for split, full in shape.actions:
+        left, clips = max(1, round(full * scale)), []
+        while left > 0:
+            times, t = [], float(rng.uniform(*shape.gap_seconds))
+            while left > len(times):
+                end = t + float(rng.uniform(*shape.action_seconds))
+                if end > shape.clip_seconds - 0.5:
+                    break
+                times.append((round(t, 3), round(end, 3)))
+                t = end + float(rng.uniform(*shape.gap_seconds))
+            clips.append(times)
+            left -= len(times)
+        plans[split] = clips
+    return plans
+
+
+def place_ego4d_like(clip_scripts: dict[str, list[ClipScript]], rng: np.random.Generator) -> VideoLayout:
+    """`EGO4D_V2.clips_per_video` consecutive clips of a split per video (one more at a split's end rather than one
+    alone), at random non-overlapping places in a video of `video_seconds` (longer if they need it)."""
+    layout, per = VideoLayout({}, {}, {}), EGO4D_V2.clips_per_video
+    for scripts in clip_scripts.values():
+        i = 0
+        while i < len(scripts):
+            take = min(per, len(scripts) - i)
+            if len(scripts) - i - take == 1:
+                take += 1
+            group = scripts[i : i + take]
+            video = str(uuid.UUID(bytes=rng.bytes(16), version=4))
+            used = sum(s.frames for s in group)
+            frames = max(round(EGO4D_V2.video_seconds * FPS), used + 2 * FPS)
+            gaps = np.sort(rng.integers(0, frames - used, take))  # the free frames before each clip
+            layout.clips[video], before = [], 0
+            for gap, script in zip(gaps, group, strict=True):
+                layout.place[script.uid] = ClipPlace(video, int(gap) + before, script.frames)
+                layout.clips[video].append(script.uid)
+                before += script.frames
+            layout.frames[video] = frames
             i += take
     return layout
 
@@ -125,6 +171,8 @@ def generate(out: Path | str, cfg: SynthConfig, progress: bool = False, workers:
         raise ValueError("--missing-videos and --corrupt-videos must be >= 0")
     if cfg.missing_videos + cfg.corrupt_videos > preset.clips["test"]:
         raise ValueError(f"at most {preset.clips['test']} broken test clips in size {cfg.size!r}")
+    if cfg.scale < 0 or (cfg.scale and cfg.videos) or cfg.scale > 4:
+        raise ValueError(f"--scale {cfg.scale}: needs --no-videos and 0 < F <= 4")
     out = check_dataset_root(out)
     # The marker first, saying the dataset is unfinished: a synth stopped half-way (a full disk, a kill) leaves a
     # folder that the next synth recognises as its own and writes again; the finished marker replaces it last.
@@ -139,15 +187,21 @@ def generate(out: Path | str, cfg: SynthConfig, progress: bool = False, workers:
     docs = {}
     clip_activity = {}
     clip_scripts: dict[str, list[ClipScript]] = {}
-    for split, count in preset.clips.items():
+    plans = ego4d_clip_times(rng, cfg.scale) if cfg.scale else None
+    for split, count in ((s, len(t)) for s, t in plans.items()) if plans else preset.clips.items():
         scripts = clip_scripts.setdefault(split, [])
         for c in range(count):
             uid = str(uuid.UUID(bytes=rng.bytes(16), version=4))
             activity = activities[c % len(activities)]
             clip_activity[uid] = c % len(activities)
-            length = int(rng.integers(preset.segments[0], preset.segments[1] + 1))
+            if plans:
+                times = plans[split][c]
+                length = len(times)
+            else:
+                length = int(rng.integers(preset.segments[0], preset.segments[1] + 1))
             actions = script_actions(rng, activity, length, cfg)
-            times = segment_times(rng, length)
+            if not plans:
+                times = segment_times(rng, length)
             clip_seed = int(rng.integers(2**31))
             scripts.append(ClipScript(uid, actions, times, activity.scenario))
             summary.clips.setdefault(split, []).append(uid)
@@ -163,7 +217,8 @@ def generate(out: Path | str, cfg: SynthConfig, progress: bool = False, workers:
                 corrupt = broken == "corrupt"
                 jobs.append((path, actions, times, activity.scenario, preset.frame_size, clip_seed, corrupt))
     # Drawn from their own generator: the clips, scripts and videos are those of the same seed before videos existed.
-    videos = place_in_videos(clip_scripts, np.random.default_rng([cfg.seed, 13]))
+    place = place_ego4d_like if cfg.scale else place_in_videos
+    videos = place(clip_scripts, np.random.default_rng([cfg.seed, 13]))
     clip_id = 0
     for split, scripts in clip_scripts.items():
         entries = []
@@ -182,7 +237,11 @@ def generate(out: Path | str, cfg: SynthConfig, progress: bool = False, workers:
         for size in _run_jobs(jobs, workers):
             summary.bytes += size
             bar.update(1)
-    write_json_atomic(out / "annotations" / TAXONOMY_FILE, {"verbs": [v for v, _ in VERBS], "nouns": list(NOUNS)})
+    verbs, nouns = [v for v, _ in VERBS], list(NOUNS)
+    if cfg.scale:  # Ego4D's taxonomy size: the heads and the sampling are as large as on the real data
+        verbs += [f"unused_verb_{i}" for i in range(len(verbs), EGO4D_V2.verbs)]
+        nouns += [f"unused_noun_{i}" for i in range(len(nouns), EGO4D_V2.nouns)]
+    write_json_atomic(out / "annotations" / TAXONOMY_FILE, {"verbs": verbs, "nouns": nouns})
     for split, doc in docs.items():
         write_json_atomic(out / "annotations" / SPLIT_FILES[split], doc)
     write_json_atomic(out / "annotations" / SCENARIOS_FILE, {str(i): name for i, (name, _) in enumerate(SCENARIOS)})

@@ -25,6 +25,26 @@ SIZES = {
 
 
 @dataclass(frozen=True)
+class Ego4DShape:
+    """Ego4D LTA v2 at full size, as `SynthConfig.scale` imitates it (the proportions `benchmarks/bench_import.py`
+    uses): its action counts (test taken as large as val), 8-minute clips cut two to a 23-minute canonical video (the
+    mean: ~3,670 hours in ~9,600 videos), actions of 2-8 s with 0-8 s between them (about six a minute), and its
+    taxonomy's size (the synthetic classes first, the rest never drawn)."""
+
+    actions: tuple[tuple[str, int], ...] = (("train", 63_956), ("val", 33_149), ("test", 33_149))
+    clip_seconds: float = 480.0
+    video_seconds: float = 1380.0
+    clips_per_video: int = 2
+    action_seconds: tuple[float, float] = (2.0, 8.0)
+    gap_seconds: tuple[float, float] = (0.0, 8.0)
+    verbs: int = 117
+    nouns: int = 521
+
+
+EGO4D_V2 = Ego4DShape()
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     """What `ego4d-lta synth` generates; the same config and seed give the same dataset."""
 
@@ -45,6 +65,9 @@ class SynthConfig:
     """Test videos whose feature file the download lacks (the last ones)."""
     features_set: str = "slowfast8x8_r101_k400"
     """Which released set the download imitates (its dimension; all use windows of 32 at stride 16)."""
+    scale: float = 0.0
+    """> 0: Ego4D v2's shape (`EGO4D_V2`) at `scale` times its action counts instead of the `size` preset's clips
+    (annotations and feature download only: needs `videos=False`)."""
 
 
 @dataclass
