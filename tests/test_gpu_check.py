@@ -86,6 +86,7 @@ def test_a_failed_stage_costs_only_its_own_figures(tmp_path: Path) -> None:
     stage("predict", lambda: {"predict_windows_per_s": 9000.0})
     saved = json.loads(path.read_text())
     assert saved["slowfast_clips_per_s"] == 812.5 and saved["predict_windows_per_s"] == 9000.0
-    assert saved["errors"] == {"training from the cache, batch 512": "RuntimeError: CUDA out of memory. Tried to "
-                               "allocate 20.00 GiB"}
+    assert saved["errors"] == {
+        "training from the cache, batch 512": "RuntimeError: CUDA out of memory. Tried to allocate 20.00 GiB"
+    }
     assert sorted(p.name for p in tmp_path.iterdir()) == ["check.json"]  # written whole each time, no leftovers

@@ -44,7 +44,5 @@ def test_help_of_the_issue_flags_names_their_default() -> None:
 
 
 def test_quiet_means_one_thing() -> None:
-    texts = {
-        a.help for p in _subparsers().values() for a in p._actions if "-q" in a.option_strings
-    }
+    texts = {a.help for p in _subparsers().values() for a in p._actions if "-q" in a.option_strings}
     assert texts == {"no progress bar (results, warnings, errors still print)"}

@@ -46,21 +46,38 @@ def _submissions(synth_data: Path, folder: Path) -> tuple[Path, Path]:
 
 
 CASES = {
-    "validate --plot onto the submission": (["validate", "{a}", "--split", "val", "--data", "{data}", "--plot", "{a}"],
-                                            "is one of this command's inputs"),
+    "validate --plot onto the submission": (
+        ["validate", "{a}", "--split", "val", "--data", "{data}", "--plot", "{a}"],
+        "is one of this command's inputs",
+    ),
     "validate --plot onto an annotation file": (
         ["validate", "{a}", "--split", "val", "--data", "{data}", "--plot", "{data}/annotations/fho_lta_val.json"],
         "is one of this command's inputs",
     ),
-    "validate --plot onto a JSON file": (["validate", "{a}", "--split", "val", "--data", "{data}", "--plot", "{b}"],
-                                         "already holds a submission file; refusing to replace it with a png"),
-    "ensemble -o onto an input": (["ensemble", "{a}", "{b}", "--split", "val", "--data", "{data}", "-o", "{a}"],
-                                  "is one of this command's inputs"),
-    "ensemble -o a directory": (["ensemble", "{a}", "{b}", "--split", "val", "--data", "{data}", "-o", "{tmp}"],
-                                "is a directory, expected a submission file name"),
+    "validate --plot onto a JSON file": (
+        ["validate", "{a}", "--split", "val", "--data", "{data}", "--plot", "{b}"],
+        "already holds a submission file; refusing to replace it with a png",
+    ),
+    "ensemble -o onto an input": (
+        ["ensemble", "{a}", "{b}", "--split", "val", "--data", "{data}", "-o", "{a}"],
+        "is one of this command's inputs",
+    ),
+    "ensemble -o a directory": (
+        ["ensemble", "{a}", "{b}", "--split", "val", "--data", "{data}", "-o", "{tmp}"],
+        "is a directory, expected a submission file name",
+    ),
     "ensemble -o onto the taxonomy": (
-        ["ensemble", "{a}", "{b}", "--split", "val", "--annotations", "{data}/annotations", "-o",
-         "{data}/annotations/fho_lta_taxonomy.json"],
+        [
+            "ensemble",
+            "{a}",
+            "{b}",
+            "--split",
+            "val",
+            "--annotations",
+            "{data}/annotations",
+            "-o",
+            "{data}/annotations/fho_lta_taxonomy.json",
+        ],
         "is one of this command's inputs",
     ),
     "ensemble -o onto a config file": (
@@ -89,13 +106,19 @@ CASES = {
         ["train", "--config", "tiny", "--data", "{data}", "--run", "{tmp}/halfrun", "-q"],
         "holds best.pt but no last.pt",
     ),
-    "train --run on a file": (["train", "--config", "tiny", "--data", "{data}", "--run", "{a}", "-q"],
-                              "is a file, expected a run folder"),
-    "train --set name=../../x": (["train", "--config", "tiny", "--data", "{data}", "--set", "name=../../x"],
-                                 "must be a plain name"),
+    "train --run on a file": (
+        ["train", "--config", "tiny", "--data", "{data}", "--run", "{a}", "-q"],
+        "is a file, expected a run folder",
+    ),
+    "train --set name=../../x": (
+        ["train", "--config", "tiny", "--data", "{data}", "--set", "name=../../x"],
+        "must be a plain name",
+    ),
     "report -o onto a file": (["report", "{run}", "-o", "{a}"], "is a file, expected a folder"),
-    "report -o onto a folder whose report.md is not one": (["report", "{run}", "-o", "{tmp}/mine"],
-                                                           "already holds a file this command did not write"),
+    "report -o onto a folder whose report.md is not one": (
+        ["report", "{run}", "-o", "{tmp}/mine"],
+        "already holds a file this command did not write",
+    ),
 }
 
 
