@@ -10,10 +10,14 @@ from torch import nn
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
-    """(length, dim) sine/cosine table of "Attention is all you need" (as the baseline's PositionalEncoding)."""
-    pos = torch.arange(length, dtype=torch.float32)[:, None]
-    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    table = torch.zeros(length, dim)
+    """(length, dim) sine/cosine table of "Attention is all you need" (as the baseline's PositionalEncoding).
+
+    Always computed on the CPU, also when the model is built on the meta device (a checkpoint's shape check): meta
+    `arange` goes through torch's Python decompositions, seconds of start-up for a table of a few KB."""
+    cpu = torch.device("cpu")
+    pos = torch.arange(length, dtype=torch.float32, device=cpu)[:, None]
+    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32, device=cpu) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim, device=cpu)
     table[:, 0::2] = torch.sin(pos * div)
     table[:, 1::2] = torch.cos(pos * div[: dim // 2])
     return table
