@@ -74,8 +74,8 @@ class ClipEncoder(nn.Module):
 
 def save_weights(encoder: ClipEncoder, path: Path | str) -> None:
     """A plain open_clip state dict, as open_clip's `pretrained=FILE` loads it (atomically written)."""
-    with atomic_target(path) as tmp:
-        torch.save(encoder.model.state_dict(), tmp)
+    with atomic_target(path) as tmp, open(tmp, "wb") as f:
+        torch.save(encoder.model.state_dict(), f)  # a file object: the bytes do not depend on the temporary name
 
 
 def random_clip(model_name: str, seed: int = 0) -> ClipEncoder:

@@ -183,8 +183,8 @@ def save_weights(encoder: SlowFastEncoder, path: Path | str) -> None:
     from dataclasses import asdict
 
     payload = {"format": "ego4d-lta/slowfast", "config": asdict(encoder.cfg), "state_dict": encoder.net.state_dict()}
-    with atomic_target(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_target(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)  # a file object: the bytes do not depend on the temporary file's name
 
 
 def load_weights(encoder: SlowFastEncoder, path: Path | str) -> str:

@@ -139,8 +139,8 @@ class RunCheckpoint:
             "rng": self.rng,
         }
         path = Path(path)
-        with atomic_target(path) as tmp:
-            torch.save(payload, tmp)
+        with atomic_target(path) as tmp, open(tmp, "wb") as f:
+            torch.save(payload, f)  # a file object: the bytes do not depend on the temporary file's name
         return path
 
     @classmethod
