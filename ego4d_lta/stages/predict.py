@@ -117,12 +117,7 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
     check_outputs(pcfg, cfg, ckpt_path)
     recognitions = str(pcfg.recognitions) if pcfg.recognitions else ""  # never the training run's file
     sources = RunInputs(cfg, expected=ckpt.features, recognitions=recognitions)
-    if recognitions and not sources.labels_only and not (cfg.generate.samples and cfg.generate.candidates):
-        raise UserError(
-            f"--recognitions {recognitions}: a {cfg.model.variant} run reads video features; it uses recognitions "
-            "only as the set selection's observed candidates: add --set generate.samples=50 (with "
-            "generate.candidates not empty), or leave the file out"
-        )
+    check_recognitions_use(cfg, sources)
     inputs = sources.open(pcfg.split, training=False)
     coverage = recognitions_coverage(pcfg, inputs)
     tax = inputs.taxonomy
@@ -162,6 +157,17 @@ def predict(pcfg: PredictConfig) -> PredictSummary | None:
     if isinstance(outcome, str):
         raise UserError(outcome)
     return outcome if info.is_main else None
+
+
+def check_recognitions_use(cfg: Config, sources: RunInputs) -> None:
+    """A video run uses a recognitions file only as the set selection's observed candidates: without the set
+    selection it would be read and ignored, so it is refused."""
+    if sources.predicting and not sources.labels_only and not (cfg.generate.samples and cfg.generate.candidates):
+        raise UserError(
+            f"--recognitions {printable(sources.recognitions, 200)}: a {cfg.model.variant} run reads video features; "
+            "it uses recognitions only as the set selection's observed candidates: add --set generate.samples=50 "
+            "(with generate.candidates not empty), or leave the file out"
+        )
 
 
 def recognitions_coverage(pcfg: PredictConfig, inputs: SplitInputs) -> dict | None:
@@ -226,25 +232,8 @@ def _write(
             samples = build_submission(inputs.windows.keys, preds.pool_verb, preds.pool_noun, k=pcfg.pool)
             pool_tmp, _ = stage_checked(pool, samples, annotations, pcfg.split, "predict --pool", k=pcfg.pool)
             staged.insert(0, (pool_tmp, pool))  # renamed first: the submission is what a user looks for
-        warnings = list(report.warnings)
+        warnings = [*report.warnings, *prediction_warnings(cfg, inputs, preds, recognitions)]
         fallback = int(preds.fallback.sum())
-        if recognitions and not labels_only(cfg.model.variant) and not cfg.generate.observed_weight:
-            warnings.append(
-                "the recognised replays are candidates only (generate.observed_weight is 0): they are chosen only "
-                "where they cover the model's samples; --set generate.observed_weight=0.6 gives them weight"
-            )
-        uncovered = recognitions["windows"] - recognitions["windows_covered"] if recognitions else 0
-        if uncovered and not labels_only(cfg.model.variant):  # a labels run's are counted as fallbacks below
-            warnings.append(
-                f"{uncovered} of {recognitions['windows']} windows have an observed segment the recognitions file "
-                "lacks: their K were chosen from the model's samples alone"
-            )
-        if fallback:
-            clips = sorted({inputs.windows.clip_uids[i] for i in preds.fallback.nonzero()[0]})
-            warnings.append(
-                f"{fallback} of {len(preds.fallback)} windows had no features or recognitions (clips "
-                f"{', '.join(clips[:5])}{' ...' if len(clips) > 5 else ''}) and got the fallback prediction"
-            )
         meta = {
             "submission": out.name,
             "submission_sha256": file_digest(tmp),
@@ -277,6 +266,31 @@ def _write(
             tmp_path.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     return PredictSummary(out, sidecar, len(inputs.windows), fallback, report.scores, warnings, seconds, pool)
+
+
+def prediction_warnings(cfg: Config, inputs: SplitInputs, preds, recognitions: dict | None) -> list[str]:
+    """What the user should know about how the windows were predicted: fallbacks, replays without weight or data."""
+    warnings = []
+    video = not labels_only(cfg.model.variant)
+    if recognitions and video and not cfg.generate.observed_weight:
+        warnings.append(
+            "the recognised replays are candidates only (generate.observed_weight is 0): they are chosen only "
+            "where they cover the model's samples; --set generate.observed_weight=0.6 gives them weight"
+        )
+    uncovered = recognitions["windows"] - recognitions["windows_covered"] if recognitions else 0
+    if uncovered and video:  # a labels run's are counted as fallbacks below
+        warnings.append(
+            f"{uncovered} of {recognitions['windows']} windows have an observed segment the recognitions file "
+            "lacks: their K were chosen from the model's samples alone"
+        )
+    fallback = int(preds.fallback.sum())
+    if fallback:
+        clips = sorted({inputs.windows.clip_uids[i] for i in preds.fallback.nonzero()[0]})
+        warnings.append(
+            f"{fallback} of {len(preds.fallback)} windows had no features or recognitions (clips "
+            f"{', '.join(clips[:5])}{' ...' if len(clips) > 5 else ''}) and got the fallback prediction"
+        )
+    return warnings
 
 
 def remove_leftovers(out: Path, pool: int) -> list[Path]:
