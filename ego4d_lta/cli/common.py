@@ -7,6 +7,10 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ego4d_lta.config import Config
 
 EXIT_INVALID = 2
 """A user mistake: one line on stderr, no traceback (1 is left to bugs)."""
@@ -34,6 +38,16 @@ def requested_paths(args: argparse.Namespace) -> tuple[Path | None, Path | None]
     if features is None and os.environ.get("EGO4D_LTA_FEATURES"):
         features = default_features_dir(data)
     return data, features
+
+
+def with_requested_paths(cfg: Config, args: argparse.Namespace) -> Config:
+    """`cfg` with the dataset and feature roots asked for (`requested_paths`) put over its own."""
+    data, features = requested_paths(args)
+    if data is not None:
+        cfg.data.data_dir = str(data)
+    if features is not None:
+        cfg.data.features_dir = str(features)
+    return cfg
 
 
 def dataset_paths(args: argparse.Namespace) -> tuple[Path, Path]:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ego4d_lta.base.errors import UserError
-from ego4d_lta.cli.common import add_data, add_features, add_quiet, bounded, requested_paths
+from ego4d_lta.cli.common import add_data, add_features, add_quiet, bounded, with_requested_paths
 from ego4d_lta.config import Config
 
 HELP = "a per-segment (verb, noun) recogniser from a feature cache -> recognitions for predict / labels runs"
@@ -70,20 +70,13 @@ def feature_config(args: argparse.Namespace) -> Config:
         if not item.strip().startswith("data."):
             raise UserError(f"--set {item}: recognise takes data.* settings only (its own are flags: --epochs, ...)")
         apply_override(cfg, item)
-    data, features = requested_paths(args)
-    if data is not None:
-        cfg.data.data_dir = str(data)
-    if features is not None:
-        cfg.data.features_dir = str(features)
-    return cfg
+    return with_requested_paths(cfg, args)
 
 
 def run(args: argparse.Namespace) -> int:
     from ego4d_lta.runtime.recognition import FitSettings
     from ego4d_lta.stages.recognise import RecogniseConfig, recognise
 
-    if not 0 < args.lr <= 10:
-        raise UserError(f"--lr {args.lr}: must be in (0, 10]")
     rc = RecogniseConfig(
         cfg=feature_config(args),
         run_dir=args.run,

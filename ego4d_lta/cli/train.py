@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ego4d_lta.cli.common import add_data, add_features, add_quiet, count, positive, requested_paths
+from ego4d_lta.cli.common import (
+    add_data,
+    add_features,
+    add_quiet,
+    count,
+    positive,
+    with_requested_paths,
+)
 from ego4d_lta.config import Config
 
 HELP = "train a forecaster (plain PyTorch, DDP under torchrun or srun)"
@@ -87,13 +94,7 @@ def run_config(args: argparse.Namespace) -> Config:
     """--config, then --set overrides, then --data / --features (or their environment variables) on top."""
     from ego4d_lta.config import load_config
 
-    cfg = load_config(args.config, list(args.set or []), args.recipe)
-    data, features = requested_paths(args)
-    if data is not None:
-        cfg.data.data_dir = str(data)
-    if features is not None:
-        cfg.data.features_dir = str(features)
-    return cfg
+    return with_requested_paths(load_config(args.config, list(args.set or []), args.recipe), args)
 
 
 def run(args: argparse.Namespace) -> int:
