@@ -335,6 +335,8 @@ def check(cfg: Config) -> None:
             raise UserError(f"generate.{key} must be in [0.01, 100], got {getattr(cfg.generate, key)}")
     if not 0 <= cfg.generate.samples <= MAX_SAMPLES:
         raise UserError(f"generate.samples must be in 0..{MAX_SAMPLES}, got {cfg.generate.samples}")
+    if not 0 <= cfg.generate.observed_bonus <= 100:  # a log-score bonus: beyond ~100 the softmax overflows to NaN
+        raise UserError(f"generate.observed_bonus must be in [0, 100], got {cfg.generate.observed_bonus}")
     if not 0 <= cfg.generate.observed_weight < 1:
         raise UserError(f"generate.observed_weight must be in [0, 1), got {cfg.generate.observed_weight}")
     if not 0 < cfg.optim.lr <= 10:

@@ -83,6 +83,7 @@ def test_a_recipe_is_a_name_never_a_path(tmp_path: Path) -> None:
         ("tiny", ["generate.temperature=1e-300"], "generate.temperature must be in [0.01, 100]"),
         ("tiny", ["model.dropout=nan"], "model.dropout=nan must be a finite number"),
         ("tiny", ["generate.samples=-1"], "generate.samples must be in 0..1000"),
+        ("tiny", ["generate.observed_bonus=1e308"], "generate.observed_bonus must be in [0, 100]"),
         ("tiny", ["generate.samples=100000"], "generate.samples must be in 0..1000"),
         ("tiny", ["generate.observed_weight=1"], "generate.observed_weight must be in [0, 1)"),
         ("tiny", ["generate.sample_temperature=0"], "generate.sample_temperature must be in [0.01, 100]"),

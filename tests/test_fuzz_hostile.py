@@ -4,6 +4,7 @@ nothing outside its temporary folder."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -62,7 +63,10 @@ def _outside(root: Path) -> tuple[set[str], tuple[bool, ...]]:
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture) -> None:
-    code = main(args)
+    try:
+        code = main(args)
+    except SystemExit as stop:  # argparse's own refusal: usage and one error line, exit 2
+        code = stop.code
     err = capsys.readouterr().err
     assert code in (0, 2), (code, err)
     assert "\x1b" not in err and "\x00" not in err and "\x07" not in err, err
@@ -129,3 +133,117 @@ def test_hostile_config_files(content: bytes, tmp_path: Path, capsys: pytest.Cap
     monkeypatch.chdir(root)
     _run(["train", "--config", "mine.toml", "--data", str(root / "nodata"), "-q"], capsys)
     assert not (root / "runs").exists() or all(p.parent == root / "runs" for p in (root / "runs").rglob("*"))
+
+
+def _split_files(root: Path) -> Path:
+    """A tiny dataset in the official layout: val and train annotated (clipA 30, clipB 29 actions), test not."""
+    ann = root / "annotations"
+    ann.mkdir(parents=True)
+    (ann / TAXONOMY_FILE).write_text(json.dumps({"verbs": ["a", "b", "c"], "nouns": ["x", "y"]}))
+    entries = [_entry("clipA", i) for i in range(30)] + [_entry("clipB", i) for i in range(29)]
+    for split in ("train", "val"):
+        (ann / SPLIT_FILES[split]).write_text(json.dumps({"clips": entries}))
+    bare = [{k: v for k, v in e.items() if not k.endswith("_label")} for e in entries]
+    (ann / SPLIT_FILES["test"]).write_text(json.dumps({"clips": bare}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def labels_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A `labels` run trained for one epoch on the tiny dataset (seconds): what predict, ensemble and the API read."""
+    root = tmp_path_factory.mktemp("fuzz-run")
+    data = _split_files(root / "data")
+    small = ["train.epochs=1", "train.batch_size=4", "optim.base_batch=4", "model.layers=1", "model.label_dim=16"]
+    small += ["model.heads=2", "model.ffn_dim=32"]
+    args = ["train", "--config", "labels", "--data", str(data), "--run", str(root / "run"), "--device", "cpu", "-q"]
+    assert main([*args, *(a for s in small for a in ("--set", s))]) == 0
+    return data, root / "run"
+
+
+GENERATE_KEYS = st.sampled_from(
+    ["generate.strategy", "generate.temperature", "generate.top_p", "generate.seed", "generate.observed_bonus",
+     "generate.samples", "generate.sample_temperature", "generate.candidates", "generate.observed_weight",
+     "model.layers", "generate.nope", "generate"]
+)  # fmt: skip
+
+
+@st.composite
+def recognitions_docs(draw: st.DrawFn) -> object:
+    """A recognitions file for val: mostly well formed, with a few hostile changes (top-k lists included)."""
+    doc: dict = {
+        f"{u}_{i}": {"verb": i % 3, "noun": i % 2} for u, n in (("clipA", 30), ("clipB", 29)) for i in range(n)
+    }
+    for _ in range(draw(st.integers(0, 3))):
+        key = draw(st.sampled_from(sorted(doc)))
+        action = draw(st.sampled_from(["set", "drop", "replace", "topk", "rename"]))
+        if action != "rename" and not isinstance(doc[key], dict):
+            continue
+        if action == "set":
+            doc[key][draw(st.sampled_from(["verb", "noun"]))] = draw(VALUE)
+        elif action == "drop":
+            doc[key].pop(draw(st.sampled_from(["verb", "noun"])), None)
+        elif action == "replace":
+            doc[key] = draw(VALUE)
+        elif action == "topk":
+            doc[key]["verb_topk"] = draw(st.one_of(VALUE, st.lists(st.lists(VALUE, max_size=3), max_size=3)))
+        else:
+            doc[draw(HOSTILE_TEXT)] = doc.pop(key)
+    return draw(st.sampled_from([doc, doc, doc, {}, [doc], None]))
+
+
+@FUZZ
+@given(sets=st.lists(st.tuples(GENERATE_KEYS, OVERRIDE_VALUES), max_size=3), recognitions=recognitions_docs(),
+       out=HOSTILE_TEXT, pool=st.sampled_from([None, "-1", "0", "5", "6", "1001", "x"]))  # fmt: skip
+def test_hostile_predict(labels_run, sets, recognitions, out, pool, tmp_path: Path, capsys, monkeypatch) -> None:
+    data, run = labels_run
+    root = tmp_path / "fuzz"
+    (root / "outs").mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(root)
+    (root / "r.json").write_text(json.dumps(recognitions, allow_nan=True))
+    before, recognised = _outside(tmp_path), (root / "r.json").read_bytes()
+    args = ["predict", "--run", str(run), "--split", "val", "--data", str(data), "--device", "cpu", "-q"]
+    # a hostile name below outs/ (an explicit --out elsewhere is the user's to choose)
+    args += ["--recognitions", "r.json", "--out", f"outs/{out}", *(["--pool", pool] if pool else [])]
+    for key, value in sets:
+        args += ["--set", f"{key}={value}"]
+    _run(args, capsys)
+    assert _outside(tmp_path) == before and (root / "r.json").read_bytes() == recognised  # the input untouched
+
+
+@FUZZ
+@given(doc=annotation_docs(), name=HOSTILE_TEXT)
+def test_hostile_ensemble_inputs(doc: object, name: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """An ensemble of a valid submission and a hostile file (an annotation-like document) under a hostile name."""
+    root = tmp_path / "fuzz"
+    data = _split_files(root / "data") if not (root / "data").exists() else root / "data"
+    monkeypatch.chdir(root)
+    good = _submission(root / "s.json")
+    (root / "bad.json").write_text(json.dumps(doc, allow_nan=True))
+    before = _outside(tmp_path)
+    _run(["ensemble", str(good), "bad.json", "-o", name or "e.json", "--split", "val", "--data", str(data)], capsys)
+    _run(["ensemble", str(good), str(good), "-o", name or "e.json", "--data", str(data)], capsys)
+    assert _outside(tmp_path) == before
+
+
+@FUZZ
+@given(sets=st.lists(st.tuples(OVERRIDE_KEYS | GENERATE_KEYS, OVERRIDE_VALUES), min_size=1, max_size=3))
+def test_hostile_configs(sets: list[tuple[str, str]], tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _run(["configs", "tiny", *(a for key, value in sets for a in ("--set", f"{key}={value}"))], capsys)
+
+
+@FUZZ
+@given(split=HOSTILE_TEXT | st.sampled_from(["val", "test", "train"]), batch=VALUE, checkpoint=HOSTILE_TEXT)
+def test_hostile_api_calls(labels_run, split, batch, checkpoint) -> None:
+    """The Python API: a hostile split, batch size or checkpoint name is a `UserError` (or a forecast), nothing else."""
+    import ego4d_lta
+    from ego4d_lta.base.errors import UserError
+
+    data, run = labels_run
+    try:
+        forecast = ego4d_lta.predict(ego4d_lta.load_run(run, data=data), split, batch_size=batch)
+        assert forecast.verb.shape[1:] == (K, Z)
+    except UserError:
+        pass
+    with contextlib.suppress(UserError):
+        ego4d_lta.load_run(run, checkpoint=checkpoint or "best", data=data)

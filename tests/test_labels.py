@@ -309,3 +309,15 @@ def test_the_dry_run_refuses_what_the_real_run_would(cycle_data: Path, tmp_path:
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_vanishing_nucleus_keeps_the_top_class() -> None:
+    """top_p below float32's smallest number (1e-300 rounds to 0 against the probabilities) cut every class and
+    indexed class -1; the top class always stays, so the draw is the argmax."""
+    from ego4d_lta.models.decoder import sample_sequences
+
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(4, Z, V, generator=g)
+    noise = torch.rand(4, K, Z, generator=g)
+    ids = sample_sequences(logits, noise, "nucleus", 1.0, 1e-300)
+    assert torch.equal(ids, logits.argmax(-1)[:, None].expand(-1, K, -1))

@@ -87,7 +87,9 @@ def sample_sequences(
     sorted_probs, order = probs.sort(dim=-1, descending=True)
     if top_p < 1.0:
         before = sorted_probs.cumsum(-1) - sorted_probs  # mass of the classes ranked above each class
-        sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)  # the top class always stays
+        cut = before >= top_p
+        cut[..., 0] = False  # the top class always stays (a top_p below float32's range would cut it too)
+        sorted_probs = sorted_probs.masked_fill(cut, 0.0)
     cdf = sorted_probs.cumsum(-1)
     u = noise.permute(0, 2, 1).to(cdf.device, cdf.dtype) * cdf[..., -1:]  # (B, Z, K), scaled to the kept mass
     kept = (sorted_probs > 0).sum(-1, keepdim=True) - 1  # u rounding up to the total must not pick a cut class

@@ -147,8 +147,8 @@ class RunCheckpoint:
     def load(cls, path: Path) -> RunCheckpoint:
         """A checkpoint written by `save`, on the CPU; one-line errors for anything else."""
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: checkpoint not found")
+        if not _is_file(path):
+            raise UserError(f"{printable(str(path), 200)}: checkpoint not found")
         try:
             doc = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # truncated, not a torch file, or objects other than tensors and containers
@@ -290,11 +290,19 @@ def restore_rng(ckpt: RunCheckpoint, rank: int, world_size: int, device: torch.d
     return True
 
 
+def _is_file(path: Path) -> bool:
+    """`path.is_file()`, with the OS's refusals of the name itself (too long, ...) as one-line `UserError`s."""
+    try:
+        return path.is_file()
+    except OSError as e:
+        raise UserError(f"{printable(str(path), 200)}: not a usable checkpoint path ({e.strerror})") from None
+
+
 def resolve(run_dir: Path, which: str) -> Path:
     """`best`, `last` or a path."""
     if which in ("best", "last"):
         path = Path(run_dir) / f"{which}.pt"
-        if not path.is_file() and which == "best" and (Path(run_dir) / "last.pt").is_file():
+        if not _is_file(path) and which == "best" and _is_file(Path(run_dir) / "last.pt"):
             return Path(run_dir) / "last.pt"  # no epoch finished validation yet
         return path
     return Path(which)
