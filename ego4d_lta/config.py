@@ -67,6 +67,16 @@ class ModelConfig:
     """Dropout before the verb and noun decoder heads."""
     finetune_slowfast: bool = False
     """Train SlowFast too: then windows are decoded from video end to end instead of read from the cache."""
+    decoder: str = "heads"
+    """heads: Z independent (verb, noun) heads, the report's; sequence: a pointer-generator over actions
+    (`models.sequence_decoder`), each step conditioned on the ones before and either a new (verb, noun) or a copy of
+    an observed segment's action (video variants: as the recognition heads see it, so they need
+    `recognition_weight` > 0). `copy_observed` applies to the heads; the sequence decoder copies by its pointer."""
+    sequence_dim: int = 256
+    """Width of the sequence decoder's recurrent state."""
+    hypotheses: int = 1
+    """Sequence decoder: H > 1 learned start codes trained winner-takes-all (only the best code's loss counts), so
+    the codes can cover different futures; sequence s of the K decodes from code s mod H."""
     recognition_weight: float = 0.3
     """Video variants: > 0 adds a (verb, noun) classifier on each observed segment's aggregator output, trained with
     the forecast on the observed segments' labels; its loss (mean cross-entropy of verb + noun) is added times this
@@ -360,7 +370,9 @@ def check(cfg: Config) -> None:
         "model.layers": (m.layers, 1, MAX_INT),
         "model.ffn_dim": (m.ffn_dim, 1, MAX_INT),
         "model.slowfast_dim": (m.slowfast_dim, 1, MAX_INT),
-        "model.label_dim": (m.label_dim, 2, MAX_INT),  # half of it embeds the verb: 1 would leave verbs unseen
+        "model.label_dim": (m.label_dim, 2, MAX_INT),
+        "model.sequence_dim": (m.sequence_dim, 2, MAX_INT),
+        "model.hypotheses": (m.hypotheses, 1, 64),  # half of it embeds the verb: 1 would leave verbs unseen
         "data.workers": (cfg.data.workers, 0, MAX_WORKERS),
     }
     for key, (value, low, high) in ranges.items():

@@ -247,6 +247,13 @@ def test_report_recipe_sets_every_row_of_the_table() -> None:
         load_config("slowfast_clip", recipe="nope")
 
 
+def test_report_recipe_restores_the_heads_over_a_sequence_decoder_preset(tmp_path: Path) -> None:
+    preset = tmp_path / "seq.toml"
+    preset.write_text('[model]\nvariant = "labels"\ndecoder = "sequence"\n')
+    assert load_config(str(preset)).model.decoder == "sequence"
+    assert load_config(str(preset), recipe="report").model.decoder == "heads"
+
+
 def test_report_slowfast_head_is_dropout_then_linear_on_raw_features() -> None:
     torch.manual_seed(0)
     raw = torch.randn(3, 8, 12) * 5 + 7

@@ -17,6 +17,7 @@ from ego4d_lta.challenge.selection import observed_candidates, pair_distances
 from ego4d_lta.challenge.windows import make_windows
 from ego4d_lta.config import GenerateConfig, load_config
 from ego4d_lta.data.label_windows import LabelWindows
+from ego4d_lta.models.decoder import heads_drawer
 from ego4d_lta.models.forecaster import FeatureDims, ForecastingModel, build_forecaster
 from ego4d_lta.runtime.inference import choose_set, predict_windows
 from tests.test_labels import CYCLE, N, V, cycle_data  # noqa: F401 (a fixture)
@@ -54,7 +55,8 @@ def test_the_set_follows_the_weight_between_the_model_and_the_observed_replays()
     sets = {}
     for weight in (0.0, 0.9):
         gen = GenerateConfig(samples=16, observed_weight=weight)
-        verb, noun = choose_set(verb_logits, noun_logits, drawn, observed, gen, {"pairs": pairs}, list(range(4)))
+        draw = heads_drawer(verb_logits, noun_logits, pairs)
+        verb, noun = choose_set(draw, drawn, observed, gen, list(range(4)))
         assert verb.shape == noun.shape == (4, K, Z)
         sets[weight] = [
             {(tuple(v), tuple(n)) for v, n in zip(verb[w].tolist(), noun[w].tolist(), strict=True)} for w in range(4)
@@ -74,7 +76,7 @@ def test_the_chosen_set_is_optimal_on_a_pool_small_enough_to_enumerate() -> None
     observed = (torch.randint(V, (3, NUM_OBSERVED), generator=g), torch.randint(N, (3, NUM_OBSERVED), generator=g))
     drawn = (torch.randint(V, (3, K, Z), generator=g), torch.randint(N, (3, K, Z), generator=g))
     gen = GenerateConfig(strategy="iid", samples=3, observed_weight=0.5, candidates=["repeat_last"])
-    verb, noun = choose_set(verb_logits, noun_logits, drawn, observed, gen, {}, [0, 1, 2])
+    verb, noun = choose_set(heads_drawer(verb_logits, noun_logits), drawn, observed, gen, [0, 1, 2], joint=False)
     # the pool: the drawn 5 (weight 0), the 3 samples (0.5 / 3), repeat-last (0.5); rebuild the samples' part
     from ego4d_lta.models.decoder import generate
     from ego4d_lta.runtime.inference import window_noise

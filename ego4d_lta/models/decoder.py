@@ -9,6 +9,7 @@ number of processes, so predictions are reproducible for a seed whatever the har
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -17,7 +18,25 @@ from torch import nn
 STRATEGIES = ("iid", "greedy_sample", "nucleus", "joint", "joint_greedy")
 
 
-class MultiHeadDecoder(nn.Module):
+class PairsBuffer(nn.Module):
+    """A decoder's `pairs` buffer: (P, 2) the (verb, noun) pairs seen in training, sorted, that the `joint`
+    strategies and the sequence decoder draw from; its length is the checkpoint's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("pairs", torch.zeros(0, 2, dtype=torch.long))
+
+    def set_pairs(self, pairs: torch.Tensor) -> None:
+        self.pairs = torch.as_tensor(pairs, dtype=torch.long, device=self.pairs.device).reshape(-1, 2)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        key = prefix + "pairs"  # older checkpoints have none
+        state_dict.setdefault(key, torch.zeros(0, 2, dtype=torch.long))
+        self.pairs = torch.empty_like(state_dict[key], device=self.pairs.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class MultiHeadDecoder(PairsBuffer):
     """Z independent Linear(D, V + Nn) heads (the baseline's), stored as one (Z, D, V + Nn) weight."""
 
     def __init__(self, dim: int, horizon: int, num_verbs: int, num_nouns: int, dropout: float) -> None:
@@ -30,17 +49,6 @@ class MultiHeadDecoder(nn.Module):
         bound = 1 / math.sqrt(dim)  # nn.Linear's default initialisation, per head
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
-        self.register_buffer("pairs", torch.zeros(0, 2, dtype=torch.long))
-        """(P, 2) the (verb, noun) pairs seen in training: what the `joint` strategy samples from."""
-
-    def set_pairs(self, pairs: torch.Tensor) -> None:
-        self.pairs = torch.as_tensor(pairs, dtype=torch.long, device=self.weight.device).reshape(-1, 2)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        key = prefix + "pairs"  # the pair list's length is the checkpoint's; older checkpoints have none
-        state_dict.setdefault(key, torch.zeros(0, 2, dtype=torch.long))
-        self.pairs = torch.empty_like(state_dict[key], device=self.weight.device)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, D) -> verb logits (B, Z, V), noun logits (B, Z, Nn)."""
@@ -141,6 +149,26 @@ def generate(
     verbs = sample_sequences(verb_logits, noise[:, 0], strategy, temperature, top_p)
     nouns = sample_sequences(noun_logits, noise[:, 1], strategy, temperature, top_p)
     return verbs, nouns
+
+
+Drawer = Callable[[torch.Tensor, str, float, float], tuple[torch.Tensor, torch.Tensor]]
+"""A batch's sequence sampler: (noise (B, 2, S, Z), strategy, temperature, top_p) -> S verb and S noun sequences,
+(B, S, Z) each. Predict calls it for the K it writes, the set selection's samples and the `--pool`."""
+
+
+def heads_drawer(
+    verb_logits: torch.Tensor,
+    noun_logits: torch.Tensor,
+    pairs: torch.Tensor | None = None,
+    observed: tuple[torch.Tensor, torch.Tensor] | None = None,
+    observed_bonus: float = 0.0,
+) -> Drawer:
+    """The multi-head decoder's `Drawer`: `generate` on the batch's logits."""
+
+    def draw(noise: torch.Tensor, strategy: str, temperature: float = 1.0, top_p: float = 1.0):
+        return generate(verb_logits, noun_logits, noise, strategy, temperature, top_p, pairs, observed, observed_bonus)
+
+    return draw
 
 
 def _boost(logits: torch.Tensor, classes: torch.Tensor, bonus: float) -> torch.Tensor:

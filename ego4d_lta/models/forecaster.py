@@ -2,6 +2,8 @@
 
 segment features --fusion--> (B, 8, D) --transformer--> (B, D) --Z heads--> verb / noun logits
                                          (B, 8, D) --recognition heads (optional)--> each observed segment's verb / noun
+                                         (B, 8, D) --sequence decoder (model.decoder)--> whole sequences, each step
+                                                     generated or copied from an observed segment
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from ego4d_lta.base.errors import UserError
 from ego4d_lta.challenge.rules import NUM_OBSERVED, Z
 from ego4d_lta.config import ModelConfig
 from ego4d_lta.models.aggregator import TransformerAggregator
-from ego4d_lta.models.decoder import MultiHeadDecoder, RecognitionHeads
+from ego4d_lta.models.decoder import Drawer, MultiHeadDecoder, RecognitionHeads, heads_drawer
 from ego4d_lta.models.fusion import PARTS, FeatureDims, FeatureStats, ObservedCopy, SegmentFusion
+from ego4d_lta.models.sequence_decoder import CopySource, PointerGeneratorDecoder
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "slowfast": ("slowfast",),
@@ -77,21 +80,66 @@ class Forecaster(nn.Module):
         self.recognition = recognition
         """Per-segment (verb, noun) classifiers on the aggregator's tokens (None: model.recognition_weight 0)."""
 
-    def forward(self, feats: dict[str, torch.Tensor], recognise: bool = False) -> tuple:
+    @property
+    def sequential(self) -> bool:
+        """True with the sequence decoder (`model.decoder = "sequence"`): its forward scores target sequences."""
+        return isinstance(self.decoder, PointerGeneratorDecoder)
+
+    def forward(
+        self,
+        feats: dict[str, torch.Tensor],
+        recognise: bool = False,
+        targets: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple:
         """{"slowfast": (B, N, 2304), "clip": (B, N, F, D)} -> verb (B, Z, V) and noun (B, Z, Nn) logits; with
-        `recognise`, a third item: the recognition heads' (verb (B, n, V), noun (B, n, Nn)) logits of the n segments.
+        `recognise`, a further item: the recognition heads' (verb (B, n, V), noun (B, n, Nn)) logits of the n
+        segments. The sequence decoder instead scores the `targets` ((B, Z) verb and noun ids): its first item is a
+        `SequenceNLL` (it has no per-position logits; `drawer` samples it).
 
         Only the last `observed` of the N segments are read (the report's code reads 4, the challenge gives 8).
         """
-        feats = {k: v[:, -self.observed :] if k in SEGMENT_INPUTS else v for k, v in feats.items()}
+        feats = self._observed(feats)
         tokens = self.aggregator.tokens(self.fusion(feats))
-        verb, noun = self.decoder(tokens[:, -1])
-        out = (verb, noun) if self.copy is None else self.copy(verb, noun, feats)
+        if self.sequential:
+            if targets is None:
+                raise ValueError("the sequence decoder scores target sequences (targets=); `drawer` samples it")
+            out: tuple = (self.decoder(tokens, self._copy_source(feats, tokens), targets),)
+        else:
+            out = self._heads(feats, tokens)
         if not recognise:
             return out
         if self.recognition is None:
             raise ValueError("this forecaster has no recognition heads (model.recognition_weight 0)")
         return (*out, self.recognition(tokens))
+
+    def drawer(self, feats: dict[str, torch.Tensor], observed_bonus: float = 0.0) -> Drawer:
+        """The batch's sequence sampler (`decoder.Drawer`), for either decoder."""
+        feats = self._observed(feats)
+        tokens = self.aggregator.tokens(self.fusion(feats))
+        observed = (feats["obs_verb"], feats["obs_noun"]) if "obs_verb" in feats else None
+        if not self.sequential:
+            return heads_drawer(*self._heads(feats, tokens), self.decoder.pairs, observed, observed_bonus)
+        source = self._copy_source(feats, tokens)
+        bonus = observed_bonus if observed is not None else 0.0  # as the heads': only observed labels get a bonus
+
+        def draw(noise: torch.Tensor, strategy: str, temperature: float = 1.0, top_p: float = 1.0):
+            return self.decoder.draw(tokens, source, noise[:, 0], strategy, temperature, top_p, bonus)
+
+        return draw
+
+    def _observed(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v[:, -self.observed :] if k in SEGMENT_INPUTS else v for k, v in feats.items()}
+
+    def _heads(self, feats: dict[str, torch.Tensor], tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        verb, noun = self.decoder(tokens[:, -1])
+        return (verb, noun) if self.copy is None else self.copy(verb, noun, feats)
+
+    def _copy_source(self, feats: dict[str, torch.Tensor], tokens: torch.Tensor) -> CopySource:
+        """What the sequence decoder's pointer copies: the observed labels, else the recognition heads' view."""
+        if "obs_verb" in feats:
+            return CopySource(feats["obs_verb"], feats["obs_noun"])
+        verb, noun = self.recognition(tokens)
+        return CopySource(torch.log_softmax(verb.float(), -1), torch.log_softmax(noun.float(), -1))
 
 
 def build_forecaster(
@@ -122,9 +170,9 @@ def build_forecaster(
         cfg.position_dropout,
         cfg.positions,
     )
-    decoder = MultiHeadDecoder(aggregator.out_dim, Z, num_verbs, num_nouns, cfg.head_dropout)
+    decoder = build_decoder(cfg, aggregator.out_dim, num_verbs, num_nouns)
     copy = None
-    if cfg.copy_observed:
+    if cfg.copy_observed and cfg.decoder == "heads":  # the sequence decoder copies by its pointer
         if "labels" not in variant_parts(cfg.variant):
             raise UserError(f"model.copy_observed needs a variant with the labels part, not {cfg.variant}")
         copy = ObservedCopy(Z, cfg.observed)
@@ -132,6 +180,23 @@ def build_forecaster(
     if has_recognition(cfg):  # built last: a model without heads draws the same initial weights as before
         recognition = RecognitionHeads(aggregator.out_dim, num_verbs, num_nouns, cfg.head_dropout)
     return Forecaster(fusion, aggregator, decoder, cfg.observed, copy, recognition)
+
+
+DECODERS = ("heads", "sequence")
+"""`model.decoder`: the report's Z independent heads, or the pointer-generator sequence decoder."""
+
+
+def build_decoder(cfg: ModelConfig, dim: int, num_verbs: int, num_nouns: int) -> nn.Module:
+    if cfg.decoder not in DECODERS:
+        raise UserError(f"model.decoder {cfg.decoder!r}: choose {' or '.join(DECODERS)}")
+    if cfg.decoder == "heads":
+        return MultiHeadDecoder(dim, Z, num_verbs, num_nouns, cfg.head_dropout)
+    if "labels" not in variant_parts(cfg.variant) and not has_recognition(cfg):
+        raise UserError(
+            "model.decoder sequence on a video variant copies the observed segments through the recognition heads: "
+            "set model.recognition_weight > 0"
+        )
+    return PointerGeneratorDecoder(dim, cfg.sequence_dim, Z, num_verbs, num_nouns, cfg.hypotheses, cfg.head_dropout)
 
 
 def has_recognition(cfg: ModelConfig) -> bool:
@@ -151,6 +216,7 @@ def check_size(cfg: ModelConfig, dims: FeatureDims, num_verbs: int, num_nouns: i
         dims.slowfast * cfg.slowfast_dim
         + cfg.layers * (4 * width * width + 2 * width * cfg.ffn_dim)
         + width * (Z + has_recognition(cfg)) * (num_verbs + num_nouns)
+        + (cfg.decoder == "sequence") * (cfg.sequence_dim * (8 * cfg.sequence_dim + 2 * width + num_verbs + num_nouns))
     )
     if estimate > MAX_PARAMETERS:
         raise UserError(
@@ -202,6 +268,13 @@ class ForecastingModel(nn.Module):
         self.encoders = encoders
 
     def forward(self, batch: dict[str, torch.Tensor], recognise: bool = False) -> tuple:
-        """The forecaster's logits (`Forecaster.forward`; `recognise`: the recognition heads' too)."""
+        """The forecaster's outputs (`Forecaster.forward`; `recognise`: the recognition heads' too); a sequence
+        decoder scores the batch's future labels (`verb`, `noun`)."""
         feats = self.encoders(batch) if self.encoders is not None else batch
-        return self.forecaster(feats, recognise)
+        targets = (batch["verb"], batch["noun"]) if self.forecaster.sequential else None
+        return self.forecaster(feats, recognise, targets)
+
+    def drawer(self, batch: dict[str, torch.Tensor], observed_bonus: float = 0.0) -> Drawer:
+        """The batch's sequence sampler (`Forecaster.drawer`)."""
+        feats = self.encoders(batch) if self.encoders is not None else batch
+        return self.forecaster.drawer(feats, observed_bonus)

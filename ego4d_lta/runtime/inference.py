@@ -19,7 +19,8 @@ from ego4d_lta.challenge.rules import K, Z
 from ego4d_lta.challenge.selection import observed_candidates, observed_positions, select_in_blocks
 from ego4d_lta.config import GenerateConfig
 from ego4d_lta.data.window_datasets import SEGMENT_LABELS, eval_batches
-from ego4d_lta.models.decoder import generate, sampling_noise
+from ego4d_lta.models.decoder import Drawer, heads_drawer, sampling_noise
+from ego4d_lta.models.forecaster import ForecastingModel
 from ego4d_lta.runtime.distributed import all_gather_objects
 from ego4d_lta.runtime.training import recognition_loss
 
@@ -78,23 +79,21 @@ def predict_windows(
     was_training = model.training
     model.eval()
     pairs = training_pairs(model)
+    sample = (gen.strategy, gen.temperature, gen.top_p)
     parts: list[tuple] = []
     for indices in eval_batches(n, batch_size, rank, world):
         batch = dataset[indices]
         ok = batch["available"].numpy()
         with autocast(device, precision):
-            verb_logits, noun_logits = model(to_device(batch, device))
-        observed = (batch["obs_verb"], batch["obs_noun"]) if "obs_verb" in batch else None
-        options = dict(pairs=pairs, observed=observed, observed_bonus=gen.observed_bonus)
-        sample = (gen.strategy, gen.temperature, gen.top_p)
-        heads = [generate(verb_logits, noun_logits, noise[indices], *sample, **options)]
+            draw = batch_drawer(model, to_device(batch, device), gen.observed_bonus, pairs)
+        heads = [draw(noise[indices], *sample)]
         if gen.samples:
-            replayed = observed  # the inputs' observed labels, else the recognitions file's (-1: unknown)
-            if replayed is None and recognised is not None:
+            replayed = (batch["obs_verb"], batch["obs_noun"]) if "obs_verb" in batch else None
+            if replayed is None and recognised is not None:  # the recognitions file's observed ids (-1: unknown)
                 replayed = tuple(torch.from_numpy(ids[indices]) for ids in recognised)
-            heads[0] = choose_set(verb_logits, noun_logits, heads[0], replayed, gen, options, indices)
+            heads[0] = choose_set(draw, heads[0], replayed, gen, indices, joint=pairs is not None and len(pairs) > 0)
         if pool_noise is not None:
-            heads.append(generate(verb_logits, noun_logits, pool_noise[indices], *sample, **options))
+            heads.append(draw(pool_noise[indices], *sample))
         arrays = [x.cpu().numpy().astype(np.int32) for pair in heads for x in pair]  # verb, noun[, pool v, pool n]
         for head, arr in enumerate(arrays):
             arr[~ok] = fallback[head % 2]
@@ -123,22 +122,31 @@ def window_noise(seed: int, indices: list[int], samples: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(rows))
 
 
+def batch_drawer(model: nn.Module, batch: dict[str, torch.Tensor], observed_bonus: float, pairs) -> Drawer:
+    """The batch's sequence sampler: the forecasting model's own (either decoder), or for any other module that
+    returns (verb, noun) logits, `generate` on them."""
+    if isinstance(model, ForecastingModel):
+        return model.drawer(batch, observed_bonus)
+    verb_logits, noun_logits = model(batch)[:2]
+    observed = (batch["obs_verb"], batch["obs_noun"]) if "obs_verb" in batch else None
+    return heads_drawer(verb_logits, noun_logits, pairs, observed, observed_bonus)
+
+
 def choose_set(
-    verb_logits: torch.Tensor,
-    noun_logits: torch.Tensor,
+    draw: Drawer,
     drawn: tuple[torch.Tensor, torch.Tensor],
     observed: tuple[torch.Tensor, torch.Tensor] | None,
     gen: GenerateConfig,
-    options: dict,
     indices: list[int],
+    joint: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """K sequences per window chosen as a set (`challenge.selection`) from the pool of the strategy's `drawn` K
-    (candidates only), `gen.samples` model samples (drawn with `generate`'s `options`) and the replays of the
-    `observed` ids (-1: unknown, no replay), the evidence weighted by `gen.observed_weight`."""
-    pairs = options.get("pairs")
-    strategy = "joint" if pairs is not None and len(pairs) else "nucleus"
+    (candidates only), `gen.samples` sequences of `draw` (over the training pairs where `joint`, at
+    `gen.sample_temperature`) and the replays of the `observed` ids (-1: unknown, no replay), the evidence weighted
+    by `gen.observed_weight`. Distances count actions over the ids' largest noun + 1 (a bijection: any larger
+    count gives the same distances)."""
     noise = window_noise(gen.seed, indices, gen.samples)
-    sampled = generate(verb_logits, noun_logits, noise, strategy, gen.sample_temperature, gen.top_p, **options)
+    sampled = draw(noise, "joint" if joint else "nucleus", gen.sample_temperature, gen.top_p)
     verbs = [drawn[0].cpu().numpy(), sampled[0].cpu().numpy()]
     nouns = [drawn[1].cpu().numpy(), sampled[1].cpu().numpy()]
     weights = [np.zeros(K), np.full(gen.samples, 1.0 / gen.samples)]
@@ -153,7 +161,7 @@ def choose_set(
         share = np.where(known, gen.observed_weight, 0.0)[:, None]
         weights = np.concatenate([weights * (1 - share), np.broadcast_to(share / c, (len(known), c))], 1)
     verb, noun = np.concatenate(verbs, 1), np.concatenate(nouns, 1)
-    chosen = select_in_blocks(verb, noun, noun_logits.shape[-1], weights, K)
+    chosen = select_in_blocks(verb, noun, int(noun.max()) + 1, weights, K)
     rows = np.arange(len(verb))[:, None]
     return torch.from_numpy(verb[rows, chosen]), torch.from_numpy(noun[rows, chosen])
 

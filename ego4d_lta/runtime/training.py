@@ -14,6 +14,7 @@ from torch import nn
 
 from ego4d_lta.config import Config
 from ego4d_lta.data.window_datasets import SEGMENT_LABELS
+from ego4d_lta.models.sequence_decoder import SequenceNLL
 
 
 @dataclass(frozen=True)
@@ -159,10 +160,13 @@ def recognition_loss(
 def training_loss(
     outputs: tuple, batch: dict[str, torch.Tensor], reduction: str = "mean", recognition_weight: float = 0.0
 ) -> torch.Tensor:
-    """What a step minimises: the forecast's `loss_fn` on the model's (verb, noun) logits, plus, where the model also
-    gave its recognition logits (a third item), `recognition_weight` x `recognition_loss`. Without them it is
-    `loss_fn` alone, bit for bit."""
-    loss = loss_fn(outputs[0], outputs[1], batch, reduction)
-    if len(outputs) > 2:
-        loss = loss + recognition_weight * recognition_loss(*outputs[2], batch)
+    """What a step minimises: the forecast's `loss_fn` on the model's (verb, noun) logits (a sequence decoder's
+    `SequenceNLL.loss` instead), plus, where the model also gave its recognition logits (the last item),
+    `recognition_weight` x `recognition_loss`. Without them it is the forecast's loss alone, bit for bit."""
+    if isinstance(outputs[0], SequenceNLL):
+        loss, rest = outputs[0].loss(reduction), outputs[1:]
+    else:
+        loss, rest = loss_fn(outputs[0], outputs[1], batch, reduction), outputs[2:]
+    if rest:
+        loss = loss + recognition_weight * recognition_loss(*rest[0], batch)
     return loss
