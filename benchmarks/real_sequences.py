@@ -1,6 +1,7 @@
 """Learning on real action sequences, through the product's own path: the `labels` forecaster against the past.
 
     python benchmarks/real_sequences.py [--quick] [--out DIR] [--sets ego4d,ek55] [--seeds 3]
+                                        [--decoders heads,sequence]
 
 Each real set in ../shared/data (or $EGO4D_LTA_SHARED_DATA) is cut into three disjoint parts, **train / dev /
 report**, and written in the official annotation layout twice (under --out or a temporary folder, never the
@@ -21,7 +22,8 @@ Rows (report part, val ED@20 verb / noun / action, lower is better):
 - repeat last (K = 1); a first-order Markov chain over training actions, K = 5 samples;
 - observed replay, rotations 0-4 (the 8 observed actions cycled, starting at each of the first 5);
 - observed replay, 5 chosen on dev from the 8 rotations and repeat-last (greedy, by dev action ED);
-- the `labels` preset, mean ± sd over --seeds training seeds: with the report's sampling (iid, T = 1, no
+- for each `model.decoder` (`--decoders`: the report's 20 heads, the sequence decoder), the `labels` preset, mean
+  ± sd over --seeds training seeds: with the report's sampling (iid, T = 1, no
   observed prior, no set selection), with the strategy alone (no set selection), and with the set selection
   (`generate.samples`), its observed_weight and sample temperature chosen on dev with seed 0.
 
@@ -52,6 +54,7 @@ from ego4d_lta.challenge.rules import K, Z
 from ego4d_lta.challenge.selection import observed_candidates
 from ego4d_lta.challenge.windows import make_windows
 from ego4d_lta.cli import main as cli
+from ego4d_lta.config import load_config
 
 SHARED = Path(os.environ.get("EGO4D_LTA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 HEADS = ("verb", "noun", "action")
@@ -64,12 +67,22 @@ REPORT_SAMPLING = [
 """The report's decoding: K i.i.d. samples at T = 1, no observed-action prior, no set selection."""
 NO_SET = ["generate.samples=0"]
 """The preset's strategy, its K as drawn (also what picks best.pt on dev: cheaper than the set selection)."""
-SET_GRID = [(w, t) for t in (1.0, 0.7) for w in (0.0, 0.2, 0.4, 0.6, 0.8)]
-"""(generate.observed_weight, generate.sample_temperature) tried on dev for the set selection."""
+DECODERS = {
+    "heads": ["model.decoder='heads'"],
+    "sequence": ["model.decoder='sequence'", "model.sequence_dim=128"],
+}
+"""`model.decoder` rows: the report's 20 independent heads and the pointer-generator sequence decoder."""
+SET_GRID = {
+    "heads": [(w, t) for t in (1.0, 0.7) for w in (0.0, 0.2, 0.4, 0.6, 0.8)],
+    "sequence": [(w, 1.0) for w in (0.2, 0.4, 0.6, 0.8)],
+}
+"""(generate.observed_weight, generate.sample_temperature) tried on dev for the set selection, per decoder (the
+sequence decoder's draws cost ~5x the heads': a smaller grid, around the heads' best)."""
 SET_SAMPLES = 50
 """Model samples per window in the set selection's pool (generate.samples)."""
-DEV_SWEEPS: dict[tuple[float, float], list[dict[str, float]]] = {}
-"""Every dev sweep's scores per (observed_weight, sample_temperature): the `labels` preset's choice is their mean."""
+DEV_SWEEPS: dict[tuple[str, float, float], list[dict[str, float]]] = {}
+"""Every dev sweep's scores per (decoder, observed_weight, sample_temperature): the `labels` preset's choice is
+their mean."""
 TRAINED: set[Path] = set()
 """The runs this process has trained."""
 PREDICTIONS = itertools.count()
@@ -297,14 +310,15 @@ def set_settings(weight: float, temperature: float) -> list[str]:
     ]
 
 
-def choose_set_settings(parts: Parts, run: Path, recognitions: Path | None) -> list[str]:
+def choose_set_settings(parts: Parts, run: Path, recognitions: Path | None, decoder: str) -> list[str]:
     """The set selection's (observed_weight, sample_temperature) with the lowest dev action ED (seed 0's run)."""
     tried = {}
-    for weight, temperature in SET_GRID:
+    for weight, temperature in SET_GRID[decoder]:
         tried[(weight, temperature)] = predict(parts.dev, run, set_settings(weight, temperature), recognitions)
-        DEV_SWEEPS.setdefault((weight, temperature), []).append(tried[(weight, temperature)])
+        DEV_SWEEPS.setdefault((decoder, weight, temperature), []).append(tried[(weight, temperature)])
         print(
-            f"    dev {parts.name}: set selection w={weight} T={temperature}: {_fmt(tried[(weight, temperature)])}",
+            f"    dev {parts.name} {decoder}: set selection w={weight} T={temperature}: "
+            f"{_fmt(tried[(weight, temperature)])}",
             file=sys.stderr,
             flush=True,
         )
@@ -333,20 +347,20 @@ def _fmt(ed: dict) -> str:
 
 
 def model_rows(
-    parts: Parts, name: str, seeds: int, base: list[str], rows: Rows, recog: Path | None, trained_on: str
+    parts: Parts, name: str, seeds: int, base: list[str], rows: Rows, recog: Path | None, trained_on: str, decoder: str
 ) -> None:
     """Train `seeds` runs (on ground truth, or on recognised inputs when trained_on says so), choose the set
     selection's settings on dev with seed 0, then one report prediction per row and seed."""
     runs = parts.dev.parent / "runs"
-    extra = [f"data.recognitions='{recog}'"] if trained_on == "recognised" else []
-    paths = [runs / f"{trained_on.replace(' ', '-')}-seed{s}" for s in range(seeds)]
+    extra = [*DECODERS[decoder], *([f"data.recognitions='{recog}'"] if trained_on == "recognised" else [])]
+    paths = [runs / f"{decoder}-{trained_on.replace(' ', '-')}-seed{s}" for s in range(seeds)]
     for s, run in enumerate(paths):
         if run not in TRAINED:  # the ground-truth runs serve the recognised-input rows too
             took = train(parts.dev, run, [*base, *extra, *NO_SET, f"train.seed={s}"])  # best.pt: K as drawn
             TRAINED.add(run)
             print(f"    {name}: trained {run.name} in {took:.0f} s", file=sys.stderr, flush=True)
-    chosen = choose_set_settings(parts, paths[0], recog)
-    label = f"labels (trained on {trained_on})" if recog else "labels"
+    chosen = choose_set_settings(parts, paths[0], recog, decoder)
+    label = f"labels {decoder} (trained on {trained_on})" if recog else f"labels {decoder}"
     variants = {
         f"{label}, report's sampling (iid T=1, no prior, no set)": REPORT_SAMPLING,
         f"{label}, preset strategy, K as drawn": NO_SET,
@@ -356,18 +370,19 @@ def model_rows(
         rows.add(name, method, [predict(parts.report, run, settings, recog) for run in paths])
 
 
-def evaluate(parts: Parts, seeds: int, base: list[str], rows: Rows) -> None:
+def evaluate(parts: Parts, seeds: int, base: list[str], rows: Rows, decoders: list[str]) -> None:
     dev, report = held_out(parts.dev, None), held_out(parts.report, None)
     for method, ed in heuristics(dev, report).items():
         rows.add(parts.name, method, [ed])
-    model_rows(parts, parts.name, seeds, base, rows, None, "ground truth")
+    for decoder in decoders:
+        model_rows(parts, parts.name, seeds, base, rows, None, "ground truth", decoder)
     if parts.recognitions is not None:
         name = f"{parts.name}_recog"
         dev, report = held_out(parts.dev, parts.recognitions), held_out(parts.report, parts.recognitions)
         for method, ed in heuristics(dev, report).items():
             rows.add(name, method, [ed])
-        for trained_on in ("ground truth", "recognised"):
-            model_rows(parts, name, seeds, base, rows, parts.recognitions, trained_on)
+        for decoder, trained_on in itertools.product(decoders, ("ground truth", "recognised")):
+            model_rows(parts, name, seeds, base, rows, parts.recognitions, trained_on, decoder)
 
 
 def main() -> None:
@@ -378,7 +393,11 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=None, help="EK-55 epochs at batch 256 (default 6; --quick: 1)")
     p.add_argument("--ego4d-epochs", type=int, default=None, help="Ego4D epochs at batch 64 (default 8; --quick: 2)")
     p.add_argument("--quick", action="store_true", help="fewer epochs and seeds: a smoke run")
+    p.add_argument("--decoders", default="heads,sequence", help="model.decoder rows (default: both)")
     args = p.parse_args()
+    decoders = args.decoders.split(",")
+    if any(d not in DECODERS for d in decoders):
+        raise SystemExit(f"--decoders: choose from {', '.join(DECODERS)}")
     import torch
 
     torch.set_num_threads(int(os.environ.get("EGO4D_LTA_THREADS", "1")))  # a busy 2-core machine: 1 is faster
@@ -396,7 +415,7 @@ def main() -> None:
             if name not in converters:
                 raise SystemExit(f"--sets: unknown set {name!r} ({', '.join(converters)})")
             convert, base = converters[name]
-            evaluate(convert(root / name), seeds, base, rows)
+            evaluate(convert(root / name), seeds, base, rows, decoders)
     print("report parts only; every choice (best.pt, replay offsets, set selection) made on dev; model rows: mean ± sd")
     print(f"over {seeds} training seeds. Ego4D rows: challenge val clips split by clip, to measure learning only.")
     print(f"{'set':<12}{'method':<74}" + "".join(f"{h:>18}" for h in HEADS))
@@ -407,14 +426,17 @@ def main() -> None:
         f"# the set selection on dev, mean over the {len(next(iter(DEV_SWEEPS.values()), []))} dev sweeps (the "
         "labels preset's choice is the lowest action):"
     )
-    for (weight, temperature), eds in sorted(DEV_SWEEPS.items(), key=lambda kv: np.mean([e["action"] for e in kv[1]])):
+    for (decoder, weight, temperature), eds in sorted(
+        DEV_SWEEPS.items(), key=lambda kv: np.mean([e["action"] for e in kv[1]])
+    ):
         mean = {h: float(np.mean([e[h] for e in eds])) for h in HEADS}
-        print(f"#   observed_weight={weight} sample_temperature={temperature}: {_fmt(mean)}")
+        print(f"#   model.decoder={decoder} observed_weight={weight} sample_temperature={temperature}: {_fmt(mean)}")
     ek = [(m, ed) for s, m, ed in rows if s == "ek55"]
-    if ek:
+    preset = f"labels {load_config('labels').model.decoder}"
+    model = [np.mean(ed["action"]) for m, ed in ek if "set selection" in m and m.startswith(preset)]
+    if ek and model:
         best = min(np.mean(ed["action"]) for m, ed in ek if not m.startswith("labels"))
-        model = next(np.mean(ed["action"]) for m, ed in ek if "set selection" in m)
-        print(f"ratio={model / best:.4f}")
+        print(f"ratio={model[0] / best:.4f}")
 
 
 if __name__ == "__main__":

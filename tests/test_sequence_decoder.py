@@ -79,18 +79,20 @@ def _draw_frequencies(decoder, tokens, source, pairs, temperature=1.0, top_p=1.0
     return {a: drawn.count(a) / n for a in ACTIONS}
 
 
-def test_draws_follow_the_model_and_its_temperature() -> None:
+@pytest.mark.parametrize("kind", ["labels", "recognised"])
+def test_draws_follow_the_trained_likelihood_and_the_temperature(kind: str) -> None:
     decoder, tokens = _decoder()
-    p = {s[0]: v for s, v in _probabilities(decoder, tokens, LABELS, 1).items()}
+    source = LABELS if kind == "labels" else _soft()
+    p = {s[0]: v for s, v in _probabilities(decoder, tokens, source, 1).items()}
     everything = torch.tensor(ACTIONS)
-    got = _draw_frequencies(decoder, tokens, LABELS, everything)
+    got = _draw_frequencies(decoder, tokens, source, everything)
     assert max(abs(got[a] - p[a]) for a in ACTIONS) < 0.01, (got, p)
     cooled = {a: p[a] ** 2 / sum(q**2 for q in p.values()) for a in ACTIONS}  # temperature 0.5: p^2, renormalised
-    got = _draw_frequencies(decoder, tokens, LABELS, everything, temperature=0.5)
+    got = _draw_frequencies(decoder, tokens, source, everything, temperature=0.5)
     assert max(abs(got[a] - cooled[a]) for a in ACTIONS) < 0.01, (got, cooled)
     ranked = sorted(ACTIONS, key=p.get, reverse=True)
     kept = [a for i, a in enumerate(ranked) if sum(p[b] for b in ranked[:i]) < 0.5]  # the nucleus of mass 0.5
-    got = _draw_frequencies(decoder, tokens, LABELS, everything, top_p=0.5)
+    got = _draw_frequencies(decoder, tokens, source, everything, top_p=0.5)
     for a in ACTIONS:
         want = p[a] / sum(p[b] for b in kept) if a in kept else 0.0
         assert abs(got[a] - want) < 0.01, (a, got, want)

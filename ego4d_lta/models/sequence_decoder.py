@@ -11,7 +11,7 @@ future one action at a time, each step conditioned on the actions before it (See
     p(v, n) = (1 - g_t) softmax(W_v o_t)[v] softmax(W_n o_t)[n] + g_t sum_j a_tj copy_j(v, n)
 
 `copy_j` is segment j's action: for `labels` variants the observed (verb, noun) itself; for video variants the
-recognition heads' distribution over segment j's token (training) and its most likely training pair (decoding).
+recognition heads' verb x noun distribution over segment j's token (restricted to the training pairs when decoding).
 Training maximises the sequences' likelihood with teacher forcing; with `model.hypotheses` H > 1, H learned codes
 start H decoders and only the best one's loss counts (winner-takes-all, relaxed by `WTA_RELAX`), so the codes can
 learn different futures. Decoding draws whole sequences: one uniform per step picks an action of the mixture above
@@ -157,50 +157,62 @@ class PointerGeneratorDecoder(PairsBuffer):
         if strategy == "iid":
             temperature, top_p = 1.0, 1.0
         copy_ids = copy_actions(source, self.pairs)
+        spread = copy_spread(source, self.pairs)
         b, s, _ = noise.shape
         per = max(1, ROWS_PER_CHUNK // max(1, s * (len(self.pairs) + copy_ids[0].shape[1])))
-        outs = [
-            self._draw_chunk(
-                tokens[i : i + per],
-                tuple(c[i : i + per] for c in copy_ids),
-                noise[i : i + per],
-                strategy,
-                temperature,
-                top_p,
-                observed_bonus,
+        outs = []
+        for i in range(0, b, per):
+            rows = slice(i, i + per)
+            copying = (tuple(c[rows] for c in copy_ids), None if spread is None else spread[rows])
+            outs.append(
+                self._draw_chunk(tokens[rows], copying, noise[rows], strategy, temperature, top_p, observed_bonus)
             )
-            for i in range(0, b, per)
-        ]
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
 
-    def _draw_chunk(self, tokens, copy_ids, noise, strategy, temperature, top_p, observed_bonus):
-        b, s, steps = noise.shape
+    def _draw_chunk(self, tokens, copying, noise, strategy, temperature, top_p, observed_bonus):
+        (copy_ids, spread), (b, s, steps) = copying, noise.shape
         codes = (torch.arange(s, device=tokens.device) % self.hypotheses).expand(b, s)
         h, keys, values = self.start(tokens, codes)
         pairs = self.pairs.to(tokens.device)
         into_pairs = pair_columns(copy_ids[0], copy_ids[1], pairs, self.num_nouns)  # (b, n): column in pairs or -1
-        known = copy_ids[0] >= 0
+        known, inside = copy_ids[0] >= 0, (into_pairs >= 0).T[..., None]  # (b, n), (n, b, 1)
+        into = into_pairs.clamp(min=0).T[..., None].expand(-1, -1, s)  # (n, b, s)
+        boost = _bonus(into_pairs, known, len(pairs), observed_bonus)
         start = torch.full((b, s), self.num_verbs, device=h.device)
         prev = (start, torch.full_like(start, self.num_nouns))
         verbs, nouns = [], []
         for t in range(steps):
             h, verb, noun, copy, _ = self.step(h, prev, keys, values)
-            probs = (verb[..., pairs[:, 0]] + noun[..., pairs[:, 1]]).exp()  # (b, s, P)
+            # columns first, (C, b, s): a gather of whole rows (a last-dim gather of (b, s, P) is many times slower)
+            verb, noun = verb.permute(2, 0, 1).contiguous(), noun.permute(2, 0, 1).contiguous()
+            probs = (verb.index_select(0, pairs[:, 0]) + noun.index_select(0, pairs[:, 1])).exp()  # (P, b, s)
             copied = copy.exp() * known[:, None]  # (b, s, n)
-            inside = into_pairs >= 0
-            probs.scatter_add_(-1, into_pairs.clamp(min=0)[:, None].expand(-1, s, -1), copied * inside[:, None])
-            columns = torch.cat([probs, copied * ~inside[:, None]], -1)  # a copied pair outside P: its own column
-            if observed_bonus:
-                seen = torch.zeros_like(probs[:, 0]).scatter_add_(-1, into_pairs.clamp(min=0), inside.float())
-                seen = seen.clamp(max=1)
-                seen = torch.cat([seen, (~inside & known).float()], -1)
-                columns = columns * torch.exp(observed_bonus * seen)[:, None]
+            if spread is not None:  # recognised segments: each copy spreads over the pairs as the heads see them
+                columns = probs.permute(1, 2, 0) + torch.bmm(copied, spread)  # (b, s, P)
+            else:  # labels: a copy is the segment's own pair; one outside P gets a column of its own
+                copied = copied.permute(2, 0, 1)
+                probs.scatter_add_(0, into, copied * inside)
+                columns = torch.cat([probs, copied * ~inside], 0)
+                if boost is not None:
+                    columns = columns * boost
+                columns = columns.permute(1, 2, 0).contiguous()  # (b, s, C): the cumulative sum runs along memory
             pick = _pick(columns, noise[..., t], strategy, temperature, top_p)  # (b, s) column ids
             v, n = _column_ids(pick, pairs, copy_ids)
             verbs.append(v)
             nouns.append(n)
             prev = (v, n)
         return torch.stack(verbs, -1), torch.stack(nouns, -1)
+
+
+def _bonus(into_pairs: torch.Tensor, known: torch.Tensor, num_pairs: int, bonus: float) -> torch.Tensor | None:
+    """(C, b, 1) factors e^bonus on each window's observed actions' columns (None without a bonus)."""
+    if not bonus:
+        return None
+    inside = into_pairs >= 0
+    seen = torch.zeros(num_pairs, len(known), device=known.device)
+    seen = seen.scatter_add_(0, into_pairs.clamp(min=0).T, inside.T.float()).clamp(max=1)
+    seen = torch.cat([seen, (~inside & known).T.float()], 0)
+    return torch.exp(bonus * seen)[..., None]
 
 
 def copy_log_prob(source: CopySource, verb: torch.Tensor, noun: torch.Tensor) -> torch.Tensor:
@@ -223,6 +235,14 @@ def copy_actions(source: CopySource, pairs: torch.Tensor) -> tuple[torch.Tensor,
     return best[..., 0], best[..., 1]
 
 
+def copy_spread(source: CopySource, pairs: torch.Tensor) -> torch.Tensor | None:
+    """(B, n, P) the probability of each training pair under each recognised segment's verb x noun distribution,
+    what copying it emits when decoding (as in training); None for labels, whose copies are their own pairs."""
+    if not source.soft:
+        return None
+    return (source.verb.float()[..., pairs[:, 0]] + source.noun.float()[..., pairs[:, 1]]).exp()
+
+
 def pair_columns(verb: torch.Tensor, noun: torch.Tensor, pairs: torch.Tensor, num_nouns: int) -> torch.Tensor:
     """The column of each (verb, noun) among `pairs` (sorted by verb, then noun, as `action_pairs` makes them), -1
     where it is not one."""
@@ -233,16 +253,19 @@ def pair_columns(verb: torch.Tensor, noun: torch.Tensor, pairs: torch.Tensor, nu
 
 
 def _pick(columns: torch.Tensor, u: torch.Tensor, strategy: str, temperature: float, top_p: float) -> torch.Tensor:
-    """One column per (window, sequence) of unnormalised probabilities (b, s, C), by the uniforms u (b, s)."""
-    weights = columns.clamp(min=0).pow(1.0 / temperature) if temperature != 1.0 else columns
+    """One column per (window, sequence) of unnormalised probabilities (b, s, C), by the uniforms u (b, s): the
+    inverse CDF (the column whose cumulative mass first exceeds u x the total)."""
+    weights = columns.pow(1.0 / temperature) if temperature != 1.0 else columns
     if top_p < 1.0:  # the nucleus needs the classes ranked: `sample_sequences`' own rule, one step at a time
         logits = weights.clamp(min=1e-30).log().flatten(0, 1)[:, None]
         ids = sample_sequences(logits, u.reshape(-1, 1, 1), "nucleus", 1.0, top_p).reshape(u.shape)
     else:
         cdf = weights.cumsum(-1)
-        ids = torch.searchsorted(cdf, (u.to(cdf.dtype) * cdf[..., -1])[..., None], right=True)[..., 0]
-        last = columns.shape[-1] - 1 - (weights > 0).flip(-1).int().argmax(-1)  # rounding must not pick a 0 column
-        ids = torch.minimum(ids, last)
+        value = u.to(cdf.dtype) * cdf[..., -1]
+        ids = torch.searchsorted(cdf, value[..., None], right=True)[..., 0]
+        over = value >= cdf[..., -1]  # u rounding up to the total: the last column with mass, not a 0 one after it
+        if over.any():
+            ids[over] = columns.shape[-1] - 1 - (weights[over] > 0).flip(-1).int().argmax(-1)
     if strategy in ("greedy_sample", "joint_greedy"):
         ids[:, 0] = columns[:, 0].argmax(-1)
     return ids
