@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,14 @@ def test_messages_of_issue_23_lead_with_the_fix(capsys: pytest.CaptureFixture[st
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         assert "(0, 1)" not in text and "default: 0/1, all" in text, command
+
+
+def test_a_split_smaller_than_one_batch_names_a_batch_that_fits(
+    synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/submitting.md's `train --config labels` on the demo's data: the preset's batch of 256 is more than its
+    train windows, and the line says which setting fits."""
+    assert main(["train", "--config", "labels", "--data", str(synth_data), "--run", str(tmp_path / "r"), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    fits = re.search(r"train split: (\d+) usable windows, .*: pass --set train.batch_size=N with N <= (\d+)$", err)
+    assert fits and fits.group(1) == fits.group(2) and int(fits.group(1)) < 256, err

@@ -162,6 +162,17 @@ def test_job_hosts_expand_like_scontrol(nodelist: str, hosts: list[str], tmp_pat
         assert out.stdout.split() == hosts  # the reference
 
 
+def test_expanding_a_node_list_leaves_the_environment_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    """submitit's parser reads SLURM_JOB_NODELIST: set for the call only, whether it was set before or not."""
+    monkeypatch.delenv("SLURM_JOB_NODELIST", raising=False)
+    assert job_hosts("n[1-2]") == ["n1", "n2"] and "SLURM_JOB_NODELIST" not in os.environ
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "mine[5-6]")
+    assert job_hosts("n[1-2]") == ["n1", "n2"]
+    with pytest.raises(UserError):
+        job_hosts("n[1-")
+    assert os.environ["SLURM_JOB_NODELIST"] == "mine[5-6]"
+
+
 @pytest.mark.parametrize("nodelist", ["", "gpu[1-", "gpu[a-b]", ","])
 def test_a_broken_node_list_is_a_user_error(nodelist: str) -> None:
     with pytest.raises(UserError, match="not a Slurm node list"):

@@ -3,12 +3,13 @@
 base -> config -> challenge -> data | models -> runtime -> stages -> workflow -> api -> cli, each importing only
 the groups before it (and its own); data and models never import each other; no stage imports another stage;
 nothing imports the CLI. `api` is one module, the Python API; the package root re-exports it lazily (by name, on
-first use: `import ego4d_lta` imports nothing of it).
+first use: `import ego4d_lta` imports nothing of it). Of other libraries the package imports only public names.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,35 @@ def test_no_stage_imports_a_sibling(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(__import__(__name__), "PACKAGE", fake)
     assert violations() == [
         "ego4d_lta/stages/predict.py:1 imports ego4d_lta.stages.train: a stage never imports another stage"
+    ]
+
+
+def private_imports(package: Path) -> list[str]:
+    """Every import of another library's private name (`from submitit.slurm.slurm import _parse_node_list`, `import
+    a._b`): those change without notice between releases."""
+    out = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                if not name.startswith(("ego4d_lta", "__future__")) and re.search(r"(^|\.)_(?!_)", name):
+                    out.append(f"{path.relative_to(package.parent)}:{node.lineno} imports {name}")
+    return out
+
+
+def test_other_libraries_are_used_through_public_names(tmp_path: Path) -> None:
+    assert private_imports(PACKAGE) == []
+    fake = tmp_path / "ego4d_lta"
+    fake.mkdir()
+    (fake / "bad.py").write_text("from submitit.slurm.slurm import _parse_node_list\nimport os.path, torch._dynamo\n")
+    assert private_imports(fake) == [
+        "ego4d_lta/bad.py:1 imports submitit.slurm.slurm._parse_node_list",
+        "ego4d_lta/bad.py:2 imports torch._dynamo",
     ]
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -41,18 +42,37 @@ class WorldInfo:
 def job_hosts(nodelist: str) -> list[str]:
     """A Slurm node list expanded as `scontrol show hostnames` does: `r6i[3-4]n[0-1]` -> r6i3n0 r6i3n1 r6i4n0 ...
 
-    submitit's parser (a dependency already, used by `launch`), not a hand-written one: it handles several
-    bracket groups in one name, suffixes after a bracket and zero padding.
+    By submitit's public `SlurmJobEnvironment.hostnames` (submitit is a dependency already, used by `launch`; its
+    `helpers.TorchDistributedEnvironment` takes the master address from the same property), which reads
+    SLURM_JOB_NODELIST: set to `nodelist` for the call. It handles several bracket groups in one name, suffixes
+    after a bracket and zero padding; `scontrol` is not on every node and refuses a suffix after a bracket.
     """
-    from submitit.slurm.slurm import SlurmParseException, _parse_node_list
+    from submitit.slurm.slurm import SlurmJobEnvironment, SlurmParseException
 
-    try:
-        hosts = _parse_node_list(nodelist.strip())
-    except SlurmParseException:
-        hosts = []
+    nodelist, hosts = nodelist.strip(), []
+    if nodelist:  # an empty list would give this machine's name
+        with _environ("SLURM_JOB_NODELIST", nodelist):
+            try:
+                hosts = list(SlurmJobEnvironment().hostnames)
+            except SlurmParseException:
+                hosts = []
     if not hosts or not all(hosts):
         raise UserError(f"SLURM_JOB_NODELIST={nodelist!r}: not a Slurm node list (e.g. gpu[01-04],cpu1)")
     return hosts
+
+
+@contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    """`os.environ[name]` is `value` inside the block and as it was after it."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def first_host(nodelist: str) -> str:

@@ -130,7 +130,7 @@ class Trainer:
         if len(usable) < self.cfg.train.batch_size:
             raise UserError(
                 f"train split: {len(usable)} usable windows, fewer than one batch (train.batch_size="
-                f"{self.cfg.train.batch_size})"
+                f"{self.cfg.train.batch_size}): pass --set train.batch_size=N with N <= {len(usable)}"
             )
         return usable
 
