@@ -34,7 +34,7 @@ from ego4d_lta.runtime.distributed import WorldInfo, device_for
 from ego4d_lta.runtime.encoder_config import encoder_preset
 from ego4d_lta.runtime.inference import autocast, to_device
 from ego4d_lta.runtime.inputs import RunInputs, feature_dims
-from ego4d_lta.runtime.training import loss_fn, make_optimizer
+from ego4d_lta.runtime.training import make_optimizer, training_loss
 
 
 def time_steps(model, dataset, cfg, device, steps: int, warmup: int = 3) -> float:
@@ -55,7 +55,7 @@ def time_steps(model, dataset, cfg, device, steps: int, warmup: int = 3) -> floa
                 started = time.perf_counter()
             batch = to_device(batch, device)
             with autocast(device):
-                loss = loss_fn(*model(batch), batch)
+                loss = training_loss(model(batch), batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

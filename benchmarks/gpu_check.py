@@ -53,6 +53,7 @@ from bench_extract import bare_throughput, make_dataset
 from bench_train import random_cache, time_steps
 
 from ego4d_lta.config import load_config
+from ego4d_lta.data.label_windows import action_pairs
 from ego4d_lta.data.video import frame_indices, probe, stream_windows, window_start
 from ego4d_lta.models.clip import random_clip
 from ego4d_lta.models.clip import save_weights as save_clip
@@ -276,8 +277,9 @@ def cache_model(cfg, training: bool, device: torch.device):
     inputs = sources.open("train", training=training)
     tax = inputs.taxonomy
     torch.manual_seed(0)
-    dims = feature_dims(sources.record)
-    return inputs, ForecastingModel(build_forecaster(cfg.model, dims, tax.num_verbs, tax.num_nouns)).to(device)
+    forecaster = build_forecaster(cfg.model, feature_dims(sources.record), tax.num_verbs, tax.num_nouns)
+    forecaster.decoder.set_pairs(torch.from_numpy(action_pairs(inputs.table)))  # what the joint and sequence draw
+    return inputs, ForecastingModel(forecaster).to(device)
 
 
 def train_cache(data: Path, sizes: Sizes, name: str, batch: int, device: torch.device) -> dict:

@@ -17,7 +17,7 @@ V, N = 7, 11
 
 
 def tiny_model_cfg(variant: str, **kw) -> ModelConfig:
-    base = dict(variant=variant, slowfast_dim=24, layers=2, heads=4, ffn_dim=40, attn_heads=2)
+    base = dict(variant=variant, slowfast_dim=24, layers=2, heads=4, ffn_dim=40, attn_heads=2, decoder="heads")
     return ModelConfig(**{**base, **kw})
 
 
@@ -62,23 +62,36 @@ def expected_parameters(variant: str, cfg: ModelConfig, dims: FeatureDims) -> in
             params += V * (cfg.label_dim // 2) + N * (cfg.label_dim - cfg.label_dim // 2)  # the two embeddings
     layer = (4 * width * width + 4 * width) + (2 * width * cfg.ffn_dim + cfg.ffn_dim + width) + 4 * width
     params += cfg.layers * layer + 2 * width  # layers + final LayerNorm
-    params += Z * (width * (V + N) + (V + N))  # Z heads
-    if cfg.recognition_weight > 0 and variant != "labels":
+    if cfg.decoder == "heads":
+        params += Z * (width * (V + N) + (V + N))  # Z heads
+    else:  # the pointer-generator: embeddings (+ start), init, codes, GRU, query/key/value, mix, gate, outputs
+        w = cfg.sequence_dim
+        params += (V + 1) * (w // 2) + (N + 1) * (w - w // 2) + (width * w + w) + cfg.hypotheses * w
+        params += 6 * w * w + 6 * w + (w * w + w) + 2 * (width * w + w) + (2 * w * w + w) + (2 * w + 1)
+        params += w * (V + N) + (V + N)
+    if (cfg.recognition_weight > 0 or cfg.decoder == "sequence") and variant != "labels":
         params += width * (V + N) + (V + N)  # the recognition heads on every observed segment
     return params
 
 
+@pytest.mark.parametrize("decoder", ["heads", "sequence"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_every_variant_builds_with_the_right_shapes_and_parameter_count(variant: str) -> None:
-    cfg = tiny_model_cfg(variant)
+def test_every_variant_builds_with_the_right_shapes_and_parameter_count(variant: str, decoder: str) -> None:
+    cfg = tiny_model_cfg(variant, decoder=decoder, sequence_dim=12, hypotheses=2)
     torch.manual_seed(0)
     model = build_forecaster(cfg, TINY, V, N, random_bank(TINY.clip))
     trainable = sum(p.numel() for p in model.parameters())
     assert trainable == expected_parameters(variant, cfg, TINY)
-    verb, noun = model(random_feats(3))
-    assert verb.shape == (3, Z, V) and noun.shape == (3, Z, N)
     noise = torch.from_numpy(sampling_noise(0, 3, K, Z))
-    verbs, nouns = generate(verb, noun, noise, "greedy_sample")
+    if decoder == "heads":
+        verb, noun = model(random_feats(3))
+        assert verb.shape == (3, Z, V) and noun.shape == (3, Z, N)
+        verbs, nouns = generate(verb, noun, noise, "greedy_sample")
+    else:
+        targets = (torch.randint(V, (3, Z)), torch.randint(N, (3, Z)))
+        assert model(random_feats(3), targets=targets)[0].nll.shape == (3, 2)  # per window and hypothesis
+        model.decoder.set_pairs(torch.tensor([[v, n] for v in range(V) for n in range(N)]))
+        verbs, nouns = model.drawer(random_feats(3))(noise, "greedy_sample")
     assert verbs.shape == (3, K, Z) and nouns.shape == (3, K, Z)
     assert int(verbs.min()) >= 0 and int(verbs.max()) < V and int(nouns.max()) < N
 

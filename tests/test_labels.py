@@ -195,7 +195,9 @@ def test_observed_bonus_pulls_samples_toward_the_observed_actions() -> None:
 
 
 def test_the_model_reads_only_the_last_observed_segments() -> None:
-    cfg = load_config("labels", ["model.observed=3", "model.label_dim=16", "model.layers=1"]).model
+    cfg = load_config(
+        "labels", ["model.observed=3", "model.label_dim=16", "model.layers=1", "model.decoder='heads'"]
+    ).model
     torch.manual_seed(0)
     model = build_forecaster(cfg, FeatureDims(), V, N).eval()
     batch = {"obs_verb": torch.randint(V, (2, 8)), "obs_noun": torch.randint(N, (2, 8))}
@@ -284,7 +286,9 @@ def test_action_pairs_are_the_distinct_labelled_pairs(cycle_data: Path) -> None:
 
 
 def test_observed_copy_adds_learned_weight_to_the_observed_classes() -> None:
-    cfg = load_config("labels", ["model.observed=2", "model.label_dim=16", "model.layers=1"]).model
+    cfg = load_config(
+        "labels", ["model.observed=2", "model.label_dim=16", "model.layers=1", "model.decoder='heads'"]
+    ).model
     torch.manual_seed(0)
     model = build_forecaster(cfg, FeatureDims(), V, N).eval()
     batch = {"obs_verb": torch.tensor([[0, 0, 0, 0, 0, 0, 1, 2]]), "obs_noun": torch.tensor([[0, 0, 0, 0, 0, 0, 3, 3]])}

@@ -157,8 +157,8 @@ def test_the_epoch_line_shows_the_recognition_scores() -> None:
     assert line == plain + "; recognised verb 0.250 noun 0.500 *best"
 
 
-def _train(data: Path, run: Path, weight: float) -> None:
-    sets = ["--set", "train.epochs=1", "--set", f"model.recognition_weight={weight}", "--log", "none", "-q"]
+def _train(data: Path, run: Path, weight: float, *more: str) -> None:
+    sets = ["--set", "train.epochs=1", "--set", f"model.recognition_weight={weight}", "--log", "none", "-q", *more]
     assert main(["train", "--config", "tiny", "--data", str(data), "--run", str(run), *sets]) == 0
 
 
@@ -179,12 +179,13 @@ def test_a_run_with_heads_logs_them_and_an_old_checkpoint_still_predicts(
     assert "recognition.verb.weight" in torch.load(heads / "best.pt", weights_only=True)["model"]
     _predict(heads, tmp_path / "heads.json")
 
-    # a checkpoint from before the field (no key, no heads) loads as weight 0 and predicts exactly as it did
-    _train(demo_dir / "data", plain, 0.0)
+    # a checkpoint from before the fields (no keys: no recognition heads, the 20 heads) loads as weight 0 and the
+    # heads decoder, not as today's defaults, and predicts exactly as it did
+    _train(demo_dir / "data", plain, 0.0, "--set", "model.decoder='heads'")
     assert "val_recognition" not in json.loads((plain / "metrics.jsonl").read_text())
     old = torch.load(plain / "best.pt", weights_only=True)
     assert not [k for k in old["model"] if k.startswith("recognition.")]
-    del old["config"]["model"]["recognition_weight"]
+    del old["config"]["model"]["recognition_weight"], old["config"]["model"]["decoder"]
     (tmp_path / "old").mkdir()
     torch.save(old, tmp_path / "old" / "best.pt")
     assert _predict(tmp_path / "old", tmp_path / "old.json") == _predict(plain, tmp_path / "plain.json")

@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from ego4d_lta.base.errors import UserError
 from ego4d_lta.challenge.annotations import load_annotations
 from ego4d_lta.challenge.metrics import score
 from ego4d_lta.challenge.rules import K, Z
 from ego4d_lta.challenge.windows import make_windows
 from ego4d_lta.cli import main as cli
 from ego4d_lta.config import load_config
+from ego4d_lta.data.window_datasets import SEGMENT_LABELS
 from ego4d_lta.models.forecaster import FeatureDims, build_forecaster
 from ego4d_lta.models.sequence_decoder import WTA_RELAX, CopySource, PointerGeneratorDecoder, SequenceNLL
+from ego4d_lta.runtime.training import training_loss
 from tests.test_labels import SMALL, cycle_data  # noqa: F401 (a fixture)
 
 V, N, SEGMENTS = 3, 2, 4
@@ -148,9 +149,15 @@ def test_winner_takes_all_counts_the_best_hypothesis_and_a_little_of_the_rest() 
 
 
 def test_video_variants_copy_through_the_recognition_heads() -> None:
-    cfg = load_config("tiny", ["model.decoder='sequence'", "model.recognition_weight=0"])
-    with pytest.raises(UserError, match=r"model.decoder sequence on a video variant .* model.recognition_weight > 0"):
-        build_forecaster(cfg.model, FeatureDims(slowfast=16, clip=8), V, N)
+    cfg = load_config("tiny", ["model.decoder='sequence'", "model.recognition_weight=0"])  # built for the pointer ...
+    forecaster = build_forecaster(cfg.model, FeatureDims(slowfast=16, clip=8), V, N)
+    feats = {"slowfast": torch.randn(2, 8, 16), "clip": torch.randn(2, 8, 3, 8)}
+    targets = (torch.randint(V, (2, Z)), torch.randint(N, (2, Z)))
+    batch = {"verb": targets[0], "noun": targets[1]} | {k: torch.zeros(2, 8, dtype=torch.long) for k in SEGMENT_LABELS}
+    outputs = forecaster(feats, recognise=True, targets=targets)
+    assert forecaster.recognition is not None and len(outputs) == 2
+    # ... with no recognition loss at weight 0: the step's loss is the sequences' NLL alone
+    assert float(training_loss(outputs, batch, "mean", 0.0)) == pytest.approx(float(outputs[0].loss("mean")))
     cfg = load_config("tiny", ["model.decoder='sequence'", "model.sequence_dim=16"])
     torch.manual_seed(0)
     forecaster = build_forecaster(cfg.model, FeatureDims(slowfast=16, clip=8), V, N).eval()
@@ -166,7 +173,7 @@ def test_video_variants_copy_through_the_recognition_heads() -> None:
     verb, noun = forecaster.drawer(feats)(torch.rand(2, 2, 4, Z), "nucleus")
     assert (verb == 2).all() and (noun == 1).all()
     (nll,) = forecaster(feats, targets=(torch.full((2, Z), 2), torch.full((2, Z), 1)))
-    assert float(nll.nll.max()) < 1e-3  # the copied action is certain
+    assert float(nll.nll.detach().max()) < 1e-3  # the copied action is certain
 
 
 def test_the_labels_preset_with_the_sequence_decoder_learns_the_cycle(cycle_data: Path, tmp_path: Path, capsys) -> None:  # noqa: F811
@@ -187,5 +194,8 @@ def test_the_labels_preset_with_the_sequence_decoder_learns_the_cycle(cycle_data
     model_ed = json.loads(capsys.readouterr().out)["scores"]["action"]
     assert model_ed < score(*repeat, *truth, N).ed20["action"] - 0.3
     test = tmp_path / "test.json"
-    assert cli(["predict", "--run", str(run), "--split", "test", "--out", str(test), "--device", "cpu", "-q"]) == 0
-    assert len(json.loads(test.read_text())) == 4
+    argv = ["predict", "--run", str(run), "--split", "test", "--out", str(test), "--device", "cpu", "-q"]
+    assert cli([*argv, "--pool", "8"]) == 0  # the pool for `ensemble` is drawn from the sequence decoder too
+    pool = json.loads(test.with_suffix(".pool8.json").read_text())
+    assert len(json.loads(test.read_text())) == len(pool) == 4
+    assert all(len(entry["verb"]) == 8 for entry in pool.values())

@@ -172,10 +172,10 @@ def build_forecaster(
     )
     decoder = build_decoder(cfg, aggregator.out_dim, num_verbs, num_nouns)
     copy = None
-    if cfg.copy_observed and cfg.decoder == "heads":  # the sequence decoder copies by its pointer
+    if cfg.copy_observed:
         if "labels" not in variant_parts(cfg.variant):
             raise UserError(f"model.copy_observed needs a variant with the labels part, not {cfg.variant}")
-        copy = ObservedCopy(Z, cfg.observed)
+        copy = ObservedCopy(Z, cfg.observed) if cfg.decoder == "heads" else None  # the sequence decoder's pointer
     recognition = None
     if has_recognition(cfg):  # built last: a model without heads draws the same initial weights as before
         recognition = RecognitionHeads(aggregator.out_dim, num_verbs, num_nouns, cfg.head_dropout)
@@ -191,18 +191,14 @@ def build_decoder(cfg: ModelConfig, dim: int, num_verbs: int, num_nouns: int) ->
         raise UserError(f"model.decoder {cfg.decoder!r}: choose {' or '.join(DECODERS)}")
     if cfg.decoder == "heads":
         return MultiHeadDecoder(dim, Z, num_verbs, num_nouns, cfg.head_dropout)
-    if "labels" not in variant_parts(cfg.variant) and not has_recognition(cfg):
-        raise UserError(
-            "model.decoder sequence on a video variant copies the observed segments through the recognition heads: "
-            "set model.recognition_weight > 0"
-        )
     return PointerGeneratorDecoder(dim, cfg.sequence_dim, Z, num_verbs, num_nouns, cfg.hypotheses, cfg.head_dropout)
 
 
 def has_recognition(cfg: ModelConfig) -> bool:
-    """Recognition heads: `model.recognition_weight` > 0 on a variant that does not read the observed labels (for
-    `labels` they are the input: nothing to recognise)."""
-    return cfg.recognition_weight > 0 and "labels" not in variant_parts(cfg.variant)
+    """Recognition heads, on a variant that does not read the observed labels (for `labels` they are the input:
+    nothing to recognise): with `model.recognition_weight` > 0, or as the sequence decoder's view of what it copies
+    (at weight 0 trained only through the forecast's copies)."""
+    return (cfg.recognition_weight > 0 or cfg.decoder == "sequence") and "labels" not in variant_parts(cfg.variant)
 
 
 MAX_PARAMETERS = 2_000_000_000
@@ -216,7 +212,7 @@ def check_size(cfg: ModelConfig, dims: FeatureDims, num_verbs: int, num_nouns: i
         dims.slowfast * cfg.slowfast_dim
         + cfg.layers * (4 * width * width + 2 * width * cfg.ffn_dim)
         + width * (Z + has_recognition(cfg)) * (num_verbs + num_nouns)
-        + (cfg.decoder == "sequence") * (cfg.sequence_dim * (8 * cfg.sequence_dim + 2 * width + num_verbs + num_nouns))
+        + (cfg.decoder == "sequence") * (cfg.sequence_dim * (9 * cfg.sequence_dim + 3 * width + num_verbs + num_nouns))
     )
     if estimate > MAX_PARAMETERS:
         raise UserError(

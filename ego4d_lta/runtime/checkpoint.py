@@ -25,6 +25,9 @@ from ego4d_lta.data.feature_record import FeatureRecord
 FORMAT = "ego4d-lta/checkpoint"
 VERSION = 2
 """2: the prompt bank stored explicitly and the full feature record (1: bank only inside the model's buffers)."""
+BEFORE_THE_FIELD = {"recognition_weight": 0.0, "decoder": "heads"}
+"""model.* fields added after checkpoints were made, with the model those checkpoints have: no recognition heads,
+the 20 heads (a newer default must not rebuild an older run as another model)."""
 
 
 @dataclass
@@ -182,8 +185,9 @@ class RunCheckpoint:
             raise UserError(f"{where}: incomplete ego4d-lta checkpoint ({type(e).__name__}: {e})") from None
         if not isinstance(ckpt.config, dict):
             raise UserError(f"{where}: config is {describe(ckpt.config)}, expected an object")
-        if isinstance(ckpt.config.get("model"), dict):  # made before recognition heads existed: it has none
-            ckpt.config["model"].setdefault("recognition_weight", 0.0)
+        if isinstance(ckpt.config.get("model"), dict):  # made before a field existed: what it was then
+            for key, value in BEFORE_THE_FIELD.items():
+                ckpt.config["model"].setdefault(key, value)
         check_model_state(ckpt, where)
         return ckpt
 
