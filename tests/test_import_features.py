@@ -492,3 +492,63 @@ def test_a_clean_import_points_to_no_warnings(released: Path, tmp_path: Path, ca
     assert _import(released, "val", features=tmp_path / "features") == 0
     out = capsys.readouterr().out
     assert "0 videos unusable)" in out and "see the warnings above" not in out, out
+
+
+def _rows(features: Path, split: str = "val") -> np.ndarray:
+    return np.load(features / "ego4d-slowfast8x8_r101_k400" / split / "shard-000-of-001" / "slowfast.npy")
+
+
+def _replace(path: Path, change) -> None:
+    """`path` (a link into the released download) replaced by a file of the same size holding `change(rows)`,
+    its mtime put back: only the ctime tells it apart."""
+    import os
+
+    import torch
+
+    before = path.stat()
+    rows = torch.load(path)
+    path.unlink()
+    torch.save(change(rows), path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_a_rerun_imports_again_the_clips_of_a_changed_file(
+    released: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Issue 25: an import rerun after a video's file was replaced kept the old rows. Now the rerun imports that
+    video's clips again (the others not), so the cache equals a fresh import of the download as it is now; a file
+    that appears later is imported, one deleted since its import keeps its rows, and while the rerun is refused
+    halfway (another changed file that is corrupt) no reader takes the shard for finished."""
+    data, folder, videos = _linked_download(released, tmp_path, "val")
+    late = folder / f"{videos[1]}.pt"
+    late.unlink()  # missing at the first import: its clips get no features
+    assert _import(data, "val") == 0
+    first = _rows(data / "features")
+    late.symlink_to(download_dir(released) / SET_DIR / late.name)
+    _replace(folder / f"{videos[0]}.pt", lambda x: x.flip(0) * 0.5)
+    capsys.readouterr()
+    assert _import(data, "val") == 0
+    err = capsys.readouterr().err
+    assert _import(data, "val", features=tmp_path / "fresh") == 0
+    fresh = _rows(tmp_path / "fresh")
+    assert np.array_equal(_rows(data / "features"), fresh) and not np.array_equal(first, fresh)
+    assert f"2 video files ({videos[0]}, {videos[1]}) changed since imported" in err, err
+    assert _cache(data / "features", "val").index.ok.all()
+    capsys.readouterr()
+    assert _import(data, "val") == 0  # nothing changed: nothing imported
+    assert "(0 imported now" in capsys.readouterr().out
+
+    (folder / f"{videos[1]}.pt").unlink()  # deleted once imported: its rows stay
+    assert _import(data, "val") == 0 and np.array_equal(_rows(data / "features"), fresh)
+    assert _cache(data / "features", "val").index.ok.all()
+
+    late.symlink_to(download_dir(released) / SET_DIR / late.name)
+    _replace(folder / f"{videos[0]}.pt", lambda x: x * 2)
+    _replace(late, lambda x: x * float("nan"))  # corrupt: stops the import there
+    assert _import(data, "val") == 2
+    assert f"{late}: " in capsys.readouterr().err
+    from ego4d_lta.data.feature_cache import FeatureCacheError
+
+    with pytest.raises(FeatureCacheError, match="is not finished"):
+        _cache(data / "features", "val")
