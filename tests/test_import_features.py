@@ -194,6 +194,14 @@ def _corrupt_middle(path: Path) -> None:
     path.write_bytes(bytes(raw))
 
 
+def _flip_middle(path: Path) -> None:
+    """The lowest bit of one byte in the middle of the tensor's data flipped: a value off by one unit in its last
+    place, which no rule on values can see."""
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    path.write_bytes(bytes(raw))
+
+
 def _hostile_tensor(kind: str, path: Path, rows: int) -> None:
     import torch
 
@@ -211,6 +219,8 @@ def _hostile_tensor(kind: str, path: Path, rows: int) -> None:
         "width": lambda: torch.save(torch.zeros(rows, 1536), path),
         "integers": lambda: torch.save(ok.int(), path),
         "strided": lambda: torch.save(torch.zeros(2304).as_strided((300_000_000, 2304), (0, 1)), path),
+        "overlapping": lambda: torch.save(ok.flatten().repeat(2).as_strided((rows, 2304), (1, 1)), path),
+        "bit flip": lambda: (torch.save(ok, path), _flip_middle(path)),
         "nan": lambda: torch.save(torch.where(torch.arange(rows)[:, None] == rows // 3, float("nan"), ok), path),
         "fp16 inf": lambda: torch.save(ok.half().index_fill(0, torch.tensor([rows // 2]), float("inf")), path),
         "huge": lambda: torch.save(ok * 1e5, path),
@@ -231,10 +241,12 @@ HOSTILE_TENSORS = {
     "width": "expected (T, 2304) for this set",
     "integers": "torch.int32 tensor, expected floating-point features",
     "strided": "strides (0, 1) over 9216 stored bytes, expected real strides",
+    "overlapping": "strides (1, 1) over",
+    "bit flip": "damaged (Bad CRC-32 for file",
     "nan": "nan (values must be finite)",
     "fp16 inf": "inf (values must be finite)",
     "huge": "above 10000",
-    "0x7f": "above 10000",
+    "0x7f": "damaged (Bad CRC-32 for file",
 }
 
 
@@ -270,6 +282,26 @@ def test_a_file_that_is_not_a_released_tensor_stops_the_import_in_one_line(
         np.load(shard / "slowfast.npy")
         == np.load(str(shard / "slowfast.npy").replace(str(data / "features"), str(clean)))
     ).all()
+
+
+@pytest.mark.parametrize("form", ["transposed", "float64", "offset view"])
+def test_the_same_values_stored_otherwise_give_the_same_rows(form: str, released: Path, tmp_path: Path) -> None:
+    """A file's strides, storage offset and float dtype do not change what is imported: the rows equal, bit for bit,
+    those of the released contiguous float32 file (column-major rows were summed pairwise, which rounds otherwise)."""
+    import torch
+
+    data, folder, videos = _linked_download(released, tmp_path, "val")
+    for video in videos:
+        path = folder / f"{video}.pt"
+        x = torch.load(path)
+        path.unlink()
+        stored = {"transposed": lambda x: x.t().contiguous().t(), "float64": lambda x: x.double(),
+                  "offset view": lambda x: torch.cat([x[:7], x])[7:]}[form](x)  # fmt: skip
+        assert torch.equal(stored.float(), x)
+        torch.save(stored, path)
+    assert _import(released, "val", "--dtype", "float32", features=tmp_path / "clean") == 0
+    assert _import(data, "val", "--dtype", "float32", features=tmp_path / "stored") == 0
+    assert np.array_equal(_rows(tmp_path / "stored"), _rows(tmp_path / "clean"))
 
 
 def test_hostile_manifests_paths_and_strides_are_one_line(
