@@ -113,3 +113,89 @@ def test_resume_refuses_a_last_pt_with_a_mistyped_field_in_one_line(
     line = _one_line(capsys)
     assert f"{tmp_path / 'run' / 'last.pt'}: " in line and expected in line, line
     assert (tmp_path / "run" / "last.pt").read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def e2e_run(labels_run: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An end-to-end run's best.pt (`tiny` with model.finetune_slowfast on the tiny encoders' weight files), saved
+    as training saves it, from the real RunInputs, encoders and forecaster (no epoch trained: the weights' values
+    do not matter here, their keys and shapes do)."""
+    from ego4d_lta.config import load_config
+    from ego4d_lta.models.factory import random_tiny_weights
+    from ego4d_lta.models.forecaster import build_forecaster
+    from ego4d_lta.runtime.checkpoint import RunCheckpoint, TrainState
+    from ego4d_lta.runtime.encoder_config import ENCODER_PRESETS
+    from ego4d_lta.runtime.inputs import RunInputs, feature_dims
+
+    data, _ = labels_run
+    root = tmp_path_factory.mktemp("e2e")
+    sampling = ENCODER_PRESETS["tiny"].sampling
+    slowfast, clip = random_tiny_weights(root / "weights", sampling.num_frames, sampling.crop_size)
+    sets = ["model.finetune_slowfast=true", f"data.slowfast_weights={slowfast}", f"data.clip_weights={clip}"]
+    cfg = load_config("tiny", sets)
+    cfg.data.data_dir = str(data)
+    inputs = RunInputs(cfg)
+    assert inputs.encoders is not None
+    nv, nn = (len(names) for names in _taxonomy_names(data))
+    forecaster = build_forecaster(cfg.model, feature_dims(inputs.record), nv, nn, inputs.bank)
+    bank = {g: torch.as_tensor(v) for g, v in inputs.bank.items()} if inputs.bank else None
+    ckpt = RunCheckpoint(cfg.to_dict(), inputs.record, nv, nn, (0, 0), forecaster.state_dict(), TrainState(),
+                         bank, inputs.encoders.trainable_state())  # fmt: skip
+    (root / "run").mkdir()
+    ckpt.save(root / "run" / "best.pt")
+    return root / "run"
+
+
+def _taxonomy_names(data: Path) -> tuple[list[str], list[str]]:
+    from ego4d_lta.challenge.annotations import load_taxonomy, taxonomy_path
+
+    taxonomy = load_taxonomy(taxonomy_path(data / "annotations"))
+    return taxonomy.verbs, taxonomy.nouns
+
+
+def _first_encoder_matrix(d: dict) -> str:
+    return next(k for k, v in d["encoders"].items() if v.ndim >= 2)
+
+
+ENCODER_WEIGHTS: dict[str, tuple[Callable[[dict], object], str]] = {
+    "wrong shape": (lambda d: d["encoders"].__setitem__(_first_encoder_matrix(d), torch.zeros(3, 3)),
+                    ": shape [3, 3], the SlowFast its config builds (data.encoders=tiny: tiny) has ["),
+    "missing key": (lambda d: d["encoders"].pop(_first_encoder_matrix(d)), "']: missing, the SlowFast its config"),
+    "extra key": (lambda d: d["encoders"].__setitem__("slowfast.bogus", torch.zeros(2)),
+                  "encoders['slowfast.bogus']: not a weight of the SlowFast"),
+    "not fine-tuned": (lambda d: d["config"]["model"].__setitem__("finetune_slowfast", False),
+                       "']: not a weight of a run without model.finetune_slowfast"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ENCODER_WEIGHTS)
+def test_predict_refuses_encoder_weights_that_do_not_fit_in_one_line(
+    case: str, e2e_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Issue 25: an end-to-end run's encoder weights were loaded with strict=False, so a wrong-shape tensor was a
+    traceback and a missing or extra one was silently skipped (the untrained SlowFast weight used instead)."""
+    change, expected = ENCODER_WEIGHTS[case]
+    before = _hostile_copy(e2e_run, tmp_path / "run", "best.pt", change)
+    out = tmp_path / "val.json"
+    assert main(["predict", "--run", str(tmp_path / "run"), "--split", "val", "--out", str(out), "-q"]) == 2
+    line = _one_line(capsys)
+    assert f"{tmp_path / 'run' / 'best.pt'}: encoders['" in line and expected in line, line
+    assert not out.exists() and (tmp_path / "run" / "best.pt").read_bytes() == before
+
+
+def test_fitting_encoder_weights_are_loaded(e2e_run: Path, tmp_path: Path) -> None:
+    """The check passes an untouched end-to-end checkpoint, and every encoder weight it holds is what the model's
+    SlowFast holds after loading (values moved off the weight files' so that loading shows)."""
+    from ego4d_lta.config import from_dict
+    from ego4d_lta.runtime.checkpoint import RunCheckpoint
+    from ego4d_lta.runtime.inputs import RunInputs
+    from ego4d_lta.stages.predict import load_model
+
+    _hostile_copy(e2e_run, tmp_path / "run", "best.pt", lambda d: d.__setitem__(
+        "encoders", {k: v + 1 if v.is_floating_point() else v for k, v in d["encoders"].items()}))  # fmt: skip
+    ckpt = RunCheckpoint.load(tmp_path / "run" / "best.pt")
+    inputs = RunInputs(from_dict(ckpt.config), expected=ckpt.features)
+    model = load_model(ckpt, from_dict(ckpt.config), inputs.encoders)
+    loaded = model.encoders.trainable_state()
+    assert loaded.keys() == ckpt.encoders.keys()
+    assert all(torch.equal(loaded[k], v) for k, v in ckpt.encoders.items())

@@ -1,6 +1,7 @@
 """Fuzz: hostile annotation files, `--set` overrides and config files. Every command ends with exit 0 or 2 (a one-line
 error, never a traceback: an uncaught exception fails the test), prints no raw control character, and touches
-nothing outside its temporary folder."""
+nothing outside its temporary folder. `import-features` is fuzzed with generated feature files and manifests in
+test_fuzz_import.py."""
 
 from __future__ import annotations
 

@@ -194,6 +194,14 @@ def _corrupt_middle(path: Path) -> None:
     path.write_bytes(bytes(raw))
 
 
+def _flip_middle(path: Path) -> None:
+    """The lowest bit of one byte in the middle of the tensor's data flipped: a value off by one unit in its last
+    place, which no rule on values can see."""
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    path.write_bytes(bytes(raw))
+
+
 def _hostile_tensor(kind: str, path: Path, rows: int) -> None:
     import torch
 
@@ -211,6 +219,8 @@ def _hostile_tensor(kind: str, path: Path, rows: int) -> None:
         "width": lambda: torch.save(torch.zeros(rows, 1536), path),
         "integers": lambda: torch.save(ok.int(), path),
         "strided": lambda: torch.save(torch.zeros(2304).as_strided((300_000_000, 2304), (0, 1)), path),
+        "overlapping": lambda: torch.save(ok.flatten().repeat(2).as_strided((rows, 2304), (1, 1)), path),
+        "bit flip": lambda: (torch.save(ok, path), _flip_middle(path)),
         "nan": lambda: torch.save(torch.where(torch.arange(rows)[:, None] == rows // 3, float("nan"), ok), path),
         "fp16 inf": lambda: torch.save(ok.half().index_fill(0, torch.tensor([rows // 2]), float("inf")), path),
         "huge": lambda: torch.save(ok * 1e5, path),
@@ -231,10 +241,12 @@ HOSTILE_TENSORS = {
     "width": "expected (T, 2304) for this set",
     "integers": "torch.int32 tensor, expected floating-point features",
     "strided": "strides (0, 1) over 9216 stored bytes, expected real strides",
+    "overlapping": "strides (1, 1) over",
+    "bit flip": "damaged (Bad CRC-32 for file",
     "nan": "nan (values must be finite)",
     "fp16 inf": "inf (values must be finite)",
     "huge": "above 10000",
-    "0x7f": "above 10000",
+    "0x7f": "damaged (Bad CRC-32 for file",
 }
 
 
@@ -270,6 +282,26 @@ def test_a_file_that_is_not_a_released_tensor_stops_the_import_in_one_line(
         np.load(shard / "slowfast.npy")
         == np.load(str(shard / "slowfast.npy").replace(str(data / "features"), str(clean)))
     ).all()
+
+
+@pytest.mark.parametrize("form", ["transposed", "float64", "offset view"])
+def test_the_same_values_stored_otherwise_give_the_same_rows(form: str, released: Path, tmp_path: Path) -> None:
+    """A file's strides, storage offset and float dtype do not change what is imported: the rows equal, bit for bit,
+    those of the released contiguous float32 file (column-major rows were summed pairwise, which rounds otherwise)."""
+    import torch
+
+    data, folder, videos = _linked_download(released, tmp_path, "val")
+    for video in videos:
+        path = folder / f"{video}.pt"
+        x = torch.load(path)
+        path.unlink()
+        stored = {"transposed": lambda x: x.t().contiguous().t(), "float64": lambda x: x.double(),
+                  "offset view": lambda x: torch.cat([x[:7], x])[7:]}[form](x)  # fmt: skip
+        assert torch.equal(stored.float(), x)
+        torch.save(stored, path)
+    assert _import(released, "val", "--dtype", "float32", features=tmp_path / "clean") == 0
+    assert _import(data, "val", "--dtype", "float32", features=tmp_path / "stored") == 0
+    assert np.array_equal(_rows(tmp_path / "stored"), _rows(tmp_path / "clean"))
 
 
 def test_hostile_manifests_paths_and_strides_are_one_line(
@@ -492,3 +524,63 @@ def test_a_clean_import_points_to_no_warnings(released: Path, tmp_path: Path, ca
     assert _import(released, "val", features=tmp_path / "features") == 0
     out = capsys.readouterr().out
     assert "0 videos unusable)" in out and "see the warnings above" not in out, out
+
+
+def _rows(features: Path, split: str = "val") -> np.ndarray:
+    return np.load(features / "ego4d-slowfast8x8_r101_k400" / split / "shard-000-of-001" / "slowfast.npy")
+
+
+def _replace(path: Path, change) -> None:
+    """`path` (a link into the released download) replaced by a file of the same size holding `change(rows)`,
+    its mtime put back: only the ctime tells it apart."""
+    import os
+
+    import torch
+
+    before = path.stat()
+    rows = torch.load(path)
+    path.unlink()
+    torch.save(change(rows), path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_a_rerun_imports_again_the_clips_of_a_changed_file(
+    released: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Issue 25: an import rerun after a video's file was replaced kept the old rows. Now the rerun imports that
+    video's clips again (the others not), so the cache equals a fresh import of the download as it is now; a file
+    that appears later is imported, one deleted since its import keeps its rows, and while the rerun is refused
+    halfway (another changed file that is corrupt) no reader takes the shard for finished."""
+    data, folder, videos = _linked_download(released, tmp_path, "val")
+    late = folder / f"{videos[1]}.pt"
+    late.unlink()  # missing at the first import: its clips get no features
+    assert _import(data, "val") == 0
+    first = _rows(data / "features")
+    late.symlink_to(download_dir(released) / SET_DIR / late.name)
+    _replace(folder / f"{videos[0]}.pt", lambda x: x.flip(0) * 0.5)
+    capsys.readouterr()
+    assert _import(data, "val") == 0
+    err = capsys.readouterr().err
+    assert _import(data, "val", features=tmp_path / "fresh") == 0
+    fresh = _rows(tmp_path / "fresh")
+    assert np.array_equal(_rows(data / "features"), fresh) and not np.array_equal(first, fresh)
+    assert f"2 video files ({videos[0]}, {videos[1]}) changed since imported" in err, err
+    assert _cache(data / "features", "val").index.ok.all()
+    capsys.readouterr()
+    assert _import(data, "val") == 0  # nothing changed: nothing imported
+    assert "(0 imported now" in capsys.readouterr().out
+
+    (folder / f"{videos[1]}.pt").unlink()  # deleted once imported: its rows stay
+    assert _import(data, "val") == 0 and np.array_equal(_rows(data / "features"), fresh)
+    assert _cache(data / "features", "val").index.ok.all()
+
+    late.symlink_to(download_dir(released) / SET_DIR / late.name)
+    _replace(folder / f"{videos[0]}.pt", lambda x: x * 2)
+    _replace(late, lambda x: x * float("nan"))  # corrupt: stops the import there
+    assert _import(data, "val") == 2
+    assert f"{late}: " in capsys.readouterr().err
+    from ego4d_lta.data.feature_cache import FeatureCacheError
+
+    with pytest.raises(FeatureCacheError, match="is not finished"):
+        _cache(data / "features", "val")

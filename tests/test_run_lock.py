@@ -108,3 +108,66 @@ def test_a_shard_being_written_is_refused_to_a_second_writer(tmp_path: Path) -> 
     writer.finish()
     assert not (writer.path / LOCK_NAME).exists()
     build(split_dir)  # and a later writer in this process takes it again
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _two_ranks(cmd: list[str]) -> list[subprocess.Popen]:
+    """Rank 0 and rank 1 of a 2-process gloo job, started as torchrun starts them (RANK, WORLD_SIZE, MASTER_*) but
+    with no agent that would kill one when the other exits: a rank left waiting stays waiting."""
+    port = str(_free_port())
+    env = os.environ | {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
+    ranks = [env | {"RANK": str(rank), "LOCAL_RANK": str(rank)} for rank in (0, 1)]
+    return [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e) for e in ranks]
+
+
+def _finish(procs: list[subprocess.Popen], timeout: float) -> list[tuple[int, str]]:
+    """Each rank's exit status and stderr; a rank still running after `timeout` s fails the test (and is killed)."""
+    deadline, outs = time.monotonic() + timeout, []
+    try:
+        for proc in procs:
+            _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            outs.append((proc.returncode, err))
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"a rank was still running after {timeout:.0f} s: left waiting in a collective", pytrace=False)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                _kill(proc)
+    return outs
+
+
+def _listing(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()} if folder.exists() else {}
+
+
+def test_every_rank_of_a_job_refused_the_run_exits_in_one_line(tmp_path: Path) -> None:
+    """Issue 25: only rank 0 took the run's lock, before the job's processes met; refused, it exited, and rank 1
+    waited for it in the process group's rendezvous (gloo's default: 30 minutes). Now rank 0's outcome is
+    broadcast: both ranks exit 2 at once with the same line naming the holder, and neither writes into the run."""
+    data = write_dataset(tmp_path / "data", {"train": {f"t{c}": c for c in range(6)}, "val": {"v0": 0}, "test": {}})
+    run = tmp_path / "run"
+    holder = _holder(f"from ego4d_lta.base.folder_lock import FolderLock\nlock = FolderLock.take({str(run)!r}, 'run')")
+    before = _listing(run)
+    try:
+        outs = _finish(_two_ranks(_train(data, run, "--set", "train.seed=2")), timeout=240)
+    finally:
+        _kill(holder)
+    for rank, (code, err) in enumerate(outs):
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, (rank, code, err[-2000:])
+        assert f"this run is being written by pid {holder.pid} on {socket.gethostname()}" in lines[0], (rank, err)
+    assert _listing(run) == before
+
+
+def test_a_job_on_a_free_run_trains_and_releases_it(tmp_path: Path) -> None:
+    """The same two ranks on a free run folder: rank 0 holds it, both train, and the lock is gone after."""
+    data = write_dataset(tmp_path / "data", {"train": {f"t{c}": c for c in range(6)}, "val": {"v0": 0}, "test": {}})
+    run = tmp_path / "run"
+    outs = _finish(_two_ranks(_train(data, run)), timeout=400)
+    assert all(code == 0 for code, _ in outs), [err[-2000:] for _, err in outs]
+    assert (run / "last.pt").is_file() and not (run / LOCK_NAME).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ego4d_lta.cli.common import add_data, add_features, add_quiet, dataset_paths, shard
@@ -57,9 +58,19 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
     )
     s = import_features(cfg)
+    if s.changed_videos:
+        print(f"{_changed(s.changed_videos)} changed since imported: their clips imported again", file=sys.stderr)
     print(
         f"{s.split_dir}: {s.rows} segments of {s.videos} videos ready ({s.done_now} imported now in {s.seconds:.1f} s, "
         f"{s.segments_per_second:.0f} segments/s; {s.unusable} without features, {len(s.failed_videos)} videos "
         f"unusable{': see the warnings above' if s.failed_videos else ''})"
     )
     return 0
+
+
+def _changed(videos: list[str]) -> str:
+    """The videos whose files changed since their import, named (the first three) for the terminal."""
+    from ego4d_lta.base.jsonio import printable
+
+    named = ", ".join(printable(v, 60) for v in videos[:3]) + (f" and {len(videos) - 3} more" if videos[3:] else "")
+    return f"{len(videos)} video file{'s' if videos[1:] else ''} ({named})"

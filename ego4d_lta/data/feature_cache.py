@@ -7,7 +7,8 @@ Layout (design §4.4), one folder per split under `FEATURES_DIR/<backbone-tag>/`
     <split>/shard-000-of-004/slowfast.npy     (rows, 2304) float16, memory-mapped
     <split>/shard-000-of-004/clip.npy         (rows, frames, D) float16, memory-mapped
     <split>/shard-000-of-004/omnivore.npy     (rows, 1536) float16 (caches imported from Ego4D's released features)
-    <split>/shard-000-of-004/progress.jsonl   one line per finished clip ({"clip", "ok", "error", "unusable"}), fsynced
+    <split>/shard-000-of-004/progress.jsonl   one line per finished clip ({"clip", "ok", "error", "unusable",
+                                              "source"}), fsynced; a later line for a clip replaces an earlier one
     <split>/shard-000-of-004/done.json        written when every clip of the shard is finished
 
 Shards partition the clips, so they can run at once (a Slurm array) without sharing a file. A clip's rows are
@@ -22,6 +23,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import orjson
@@ -85,6 +87,19 @@ def record_prompt_bank(tag_dir: Path, bank: str, clip: object, keep: Callable[[s
         write_json_atomic(path, replace(found, prompt_bank=bank).to_json(), option=orjson.OPT_INDENT_2)
         changed.append(found.split)
     return changed
+
+
+class FinishedClip(NamedTuple):
+    """One clip's progress record, as `ShardWriter.clips_finished` writes it."""
+
+    clip: str
+    error: str | None = None
+    """Why the clip has no features (None: it was written)."""
+    unusable: dict[int, str] | None = None
+    """Segments (action_idx -> reason) of a written clip that got no features."""
+    source: object = None
+    """What identifies the input its rows came from (import-features: the video file's stamp), so that a rerun can
+    tell a changed input; any JSON value, compared for equality only."""
 
 
 @dataclass
@@ -165,6 +180,16 @@ class ShardWriter:
         """Clips of this shard without a progress line, in index order."""
         return [c for c in dict.fromkeys(self.index["clip_uid"]) if c not in self.finished]
 
+    def redo(self, clips: list[str]) -> None:
+        """Finished clips to write again (their input changed): pending from now on, and the shard unfinished (no
+        `done.json`, so no reader takes it as complete) until `finish`. Their old progress lines stay until the new
+        ones replace them, so a kill in between redoes them again."""
+        if not clips:
+            return
+        (self.path / "done.json").unlink(missing_ok=True)
+        for clip in clips:
+            self.finished.pop(clip, None)
+
     def write(self, rows: np.ndarray, features: dict[str, np.ndarray]) -> None:
         self._check_finite(features)
         for name, arr in self.arrays.items():
@@ -193,10 +218,11 @@ class ShardWriter:
     def clip_finished(self, clip_uid: str, error: str | None = None, unusable: dict[int, str] | None = None) -> None:
         """Record a clip as done (its rows first reach the disk) or as failed with a reason; `unusable`: segments
         (action_idx -> reason) of a finished clip that got no features."""
-        self.clips_finished([(clip_uid, error, unusable)])
+        self.clips_finished([FinishedClip(clip_uid, error, unusable)])
 
-    def clips_finished(self, clips: list[tuple[str, str | None, dict[int, str] | None]]) -> None:
-        """`clip_finished` for several clips with one flush and one fsync (fast writers commit in batches)."""
+    def clips_finished(self, clips: list[FinishedClip] | list[tuple]) -> None:
+        """`clip_finished` for several clips (`FinishedClip`s or tuples of its fields) with one flush and one fsync
+        (fast writers commit in batches)."""
         if not clips:
             return
         for arr in self.arrays.values():
@@ -204,10 +230,12 @@ class ShardWriter:
         for f in self._files.values():
             os.fsync(f.fileno())
         entries = []
-        for clip_uid, error, unusable in clips:
+        for clip_uid, error, unusable, source in (FinishedClip(*c) for c in clips):
             entry = {"clip": clip_uid, "ok": error is None, **({"error": error} if error else {})}
             if unusable:
                 entry["unusable"] = [[int(a), reason] for a, reason in sorted(unusable.items())]
+            if source is not None:
+                entry["source"] = source
             entries.append(entry)
         with open(self.path / "progress.jsonl", "a", encoding="utf-8") as f:
             f.write("".join(json.dumps(entry) + "\n" for entry in entries))

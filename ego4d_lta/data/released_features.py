@@ -103,10 +103,13 @@ def pool_rows(features: np.ndarray, span: RowSpan) -> np.ndarray:
 
 
 def pool_spans(features: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """(n, D) float32 means of rows [first, last] for many segments (reads only their rows)."""
+    """(n, D) float32 means of rows [first, last] for many segments (reads only their rows).
+
+    The rows are summed one after the other in C order whatever the file's strides (numpy sums a column-major
+    block pairwise, which rounds otherwise): the same values give the same features however they were stored."""
     out = np.empty((len(first), features.shape[1]), np.float32)
     for k, (a, b) in enumerate(zip(first.tolist(), last.tolist(), strict=True)):
-        out[k] = np.add.reduce(features[a : b + 1], axis=0, dtype=np.float32)
+        out[k] = np.add.reduce(np.ascontiguousarray(features[a : b + 1]), axis=0, dtype=np.float32)
         out[k] /= b - a + 1
     return out
 

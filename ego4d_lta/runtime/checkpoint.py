@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,6 +21,9 @@ from ego4d_lta.base.durable import atomic_target
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.jsonio import describe, printable
 from ego4d_lta.data.feature_record import FeatureRecord
+
+if TYPE_CHECKING:
+    from ego4d_lta.config import Config
 
 FORMAT = "ego4d-lta/checkpoint"
 VERSION = 2
@@ -249,6 +252,33 @@ def check_model_state(ckpt: RunCheckpoint, where: str) -> None:
         raise UserError(f"{where}: model[{printable(missing[0], 120)!r}]: missing, {built} has it")
     if unexpected:
         raise UserError(f"{where}: model[{printable(unexpected[0], 120)!r}]: not a weight of {built}")
+    check_encoder_state(ckpt.encoders, cfg, where)
+
+
+def check_encoder_state(encoders: dict[str, torch.Tensor], cfg: Config, where: str) -> None:
+    """An end-to-end run's trained encoder weights fit the SlowFast its config builds (on the meta device): the same
+    keys as `VideoEncoders.trainable_state`, each of the same shape; a run that does not fine-tune holds none. (They
+    are loaded with `strict=False` only because the frozen CLIP is re-read from its file.)"""
+    expected: dict[str, list[int]] = {}
+    built = "a run without model.finetune_slowfast (it keeps no encoder weights)"
+    if cfg.model.finetune_slowfast:
+        from ego4d_lta.models.slowfast import SLOWFAST_PRESETS, SlowFastEncoder
+        from ego4d_lta.runtime.encoder_config import encoder_preset
+
+        enc = encoder_preset(cfg.data.encoders, cfg.data.clip_model or None)
+        with torch.device("meta"):
+            slowfast = SlowFastEncoder(SLOWFAST_PRESETS[enc.slowfast], enc.sampling.num_frames, enc.sampling.crop_size)
+        expected = {f"slowfast.{k}": list(v.shape) for k, v in slowfast.state_dict().items()}
+        built = f"the SlowFast its config builds (data.encoders={cfg.data.encoders}: {enc.slowfast})"
+    for key, value in encoders.items():
+        name = f"{where}: encoders[{printable(key, 120)!r}]"
+        if key not in expected:
+            raise UserError(f"{name}: not a weight of {built}")
+        if list(value.shape) != expected[key]:
+            raise UserError(f"{name}: shape {list(value.shape)}, {built} has {expected[key]}")
+    missing = next((key for key in expected if key not in encoders), None)
+    if missing is not None:
+        raise UserError(f"{where}: encoders[{printable(missing, 120)!r}]: missing, {built} has it")
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, scheduler: Any, ckpt: RunCheckpoint, path: Path) -> None:

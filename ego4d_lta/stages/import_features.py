@@ -3,31 +3,30 @@
 For users without the videos (hundreds of GB of clips, days of SlowFast): every annotated segment of a split
 gets the pooled rows of its canonical video's `<video_uid>.pt` (`data/released_features.py` says which rows).
 Each video file is read once (memory-mapped where torch can), for all its clips. Shards partition the videos
-(`--shard I/N`); a killed run resumes at the first clip it had not finished. A video whose file is missing or
-unreadable, or holds a tensor of the wrong shape, and a segment past the video's rows are reported by video and
-clip: those segments get no features (their windows still get a prediction, the fallback).
+(`--shard I/N`); a killed run resumes at the first clip it had not finished. Each clip's progress line records its
+video file's stamp (`source_stamp`: size, mtime, ctime and manifest frame count); a rerun imports again the clips whose
+file has changed since, so a replaced download never leaves the old rows behind. A video whose file is missing,
+and a segment past the video's rows, are reported by video and clip: those segments get no features (their windows
+still get a prediction, the fallback); a file that is there but breaks a rule stops the import
+(`data/released_files.py`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ego4d_lta import __version__
 from ego4d_lta.base.errors import UserError
 from ego4d_lta.base.hashing import file_digest
 from ego4d_lta.base.jsonio import printable
 from ego4d_lta.challenge.annotations import load_split, load_taxonomy, split_path, taxonomy_path
-from ego4d_lta.data.feature_cache import MANIFEST, FeatureCacheError, ShardWriter
+from ego4d_lta.data.feature_cache import MANIFEST, FeatureCacheError, FinishedClip, ShardWriter
 from ego4d_lta.data.feature_record import CacheManifest, FeatureRecord, ReleasedFeatures
 from ego4d_lta.data.feature_sets import RELEASED_SETS, FeatureSet, released_tag
 from ego4d_lta.data.released_features import (
@@ -37,6 +36,13 @@ from ego4d_lta.data.released_features import (
     segment_spans,
     used_rows,
     value_problem,
+)
+from ego4d_lta.data.released_files import (
+    FeatureFileError,
+    InvalidFeatureFile,
+    frame_counts,
+    load_rows,
+    source_stamp,
 )
 from ego4d_lta.runtime.jobs import check_split_and_shard
 
@@ -74,26 +80,12 @@ class ImportSummary:
     """video_uid -> why none of its segments have features."""
     unusable: int = 0
     """Segments without features (those of failed videos included)."""
+    changed_videos: list[str] = field(default_factory=list)
+    """Videos imported before whose file has changed since: their clips were imported again."""
 
     @property
     def segments_per_second(self) -> float:
         return self.done_now / self.seconds if self.seconds else 0.0
-
-
-PATH_LIMIT = 200
-"""How much of a path an error line shows (`printable`: control and non-ASCII characters escaped)."""
-
-
-class FeatureFileError(Exception):
-    """A video's feature file that is missing (its segments get no features); the message says why."""
-
-
-class InvalidFeatureFile(UserError):
-    """A video's feature file that is there but is not what Ego4D releases: the import stops before writing any of
-    its rows (a corrupted or foreign file is re-downloaded, not silently skipped)."""
-
-    def __init__(self, path: Path, rule: str) -> None:
-        super().__init__(f"{printable(str(path), PATH_LIMIT)}: {rule}; replace the file and rerun")
 
 
 def feature_set(cfg: ImportConfig) -> FeatureSet:
@@ -117,87 +109,6 @@ def set_folder(download: Path, set_name: str) -> Path:
         f"--ego4d-features {download}: no {set_name} features there (looked in {', '.join(map(str, candidates[:3]))}); "
         f"download them with `ego4d --output_directory {download} --datasets {set_name} --benchmarks FHO`"
     )
-
-
-def frame_counts(folder: Path) -> dict[str, int]:
-    """Videos' frame counts from `manifest.csv` when it has `video_uid` and `num_frames` columns (then the
-    back-shifted last row is placed exactly); else empty (the last row is taken at its regular place)."""
-    path = folder / "manifest.csv"
-    if not path.is_file():
-        return {}
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line, byte = raw[: e.start].count(b"\n") + 1, raw[e.start]
-        raise UserError(f"{printable(str(path), PATH_LIMIT)}: line {line}: byte {byte:#04x} is not UTF-8") from None
-    with io.StringIO(text, newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"video_uid", "num_frames"} <= set(reader.fieldnames):
-            return {}
-        counts = {}
-        for line, row in enumerate(reader, start=2):
-            try:
-                counts[row["video_uid"]] = int(row["num_frames"])
-            except (TypeError, ValueError):
-                raise UserError(
-                    f"{printable(str(path), PATH_LIMIT)}: line {line}: num_frames "
-                    f"'{printable(str(row['num_frames']), 40)}' is not an integer"
-                ) from None
-        return counts
-
-
-def load_rows(path: Path, dim: int) -> np.ndarray:
-    """A video's (T, dim) rows, memory-mapped when the file allows; tensors only (`weights_only`, no code run).
-
-    A missing file is a FeatureFileError (the video's segments get no features); a file that is there but is not a
-    dense, CPU, floating-point (T, dim) tensor whose storage holds every element is an InvalidFeatureFile."""
-    if not path.exists():
-        raise FeatureFileError(f"feature file missing ({printable(str(path), PATH_LIMIT)})")
-    if not path.is_file():
-        raise InvalidFeatureFile(path, "not a regular file")
-    try:
-        with warnings.catch_warnings():  # torch's notes on what a file holds (a sparse tensor): the rules below say it
-            warnings.simplefilter("ignore")
-            obj = _load(path)
-    except OSError as e:
-        raise InvalidFeatureFile(path, f"cannot read it ({e.strerror or type(e).__name__})") from None
-    except Exception as e:  # torch.load on arbitrary bytes raises anything: all mean "not a tensor file"
-        first_line = printable((str(e).splitlines() or [""])[0], 120)
-        raise InvalidFeatureFile(path, f"not a torch tensor file ({type(e).__name__}: {first_line})") from None
-    return tensor_rows(path, obj, dim)
-
-
-def _load(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as e:
-        if "mmap" not in str(e):  # files in torch's legacy format cannot be memory-mapped: read them whole
-            raise
-        return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def tensor_rows(path: Path, obj: object, dim: int) -> np.ndarray:
-    """`obj` as (T, dim) numpy rows, or an InvalidFeatureFile naming the first rule it breaks."""
-    if type(obj) is not torch.Tensor:
-        raise InvalidFeatureFile(path, f"holds a {type(obj).__name__}, expected a plain (T, {dim}) tensor")
-    if obj.layout != torch.strided:
-        raise InvalidFeatureFile(path, f"holds a {obj.layout} tensor, expected a dense one")
-    if obj.device.type != "cpu":
-        raise InvalidFeatureFile(path, f"holds a tensor on the {obj.device.type} device, expected one with its data")
-    if obj.ndim != 2 or obj.shape[1] != dim or obj.shape[0] < 1:
-        raise InvalidFeatureFile(path, f"holds a tensor of shape {tuple(obj.shape)}, expected (T, {dim}) for this set")
-    if not obj.is_floating_point():
-        raise InvalidFeatureFile(path, f"holds a {obj.dtype} tensor, expected floating-point features")
-    stored = obj.untyped_storage().nbytes() - obj.storage_offset() * obj.element_size()
-    if any(s < 1 for s, n in zip(obj.stride(), obj.shape, strict=True) if n > 1) or obj.nbytes > stored:
-        raise InvalidFeatureFile(
-            path, f"holds a {tuple(obj.shape)} tensor with strides {obj.stride()} over {stored} stored bytes, "
-            "expected real strides (every value stored once)"
-        )  # fmt: skip
-    if obj.dtype not in (torch.float16, torch.float32, torch.float64):
-        obj = obj.float()  # bfloat16 has no numpy view
-    return obj.detach().numpy()
 
 
 def build_manifest(cfg: ImportConfig, fs: FeatureSet, annotations: Path, exact_last_row: bool) -> CacheManifest:
@@ -268,10 +179,11 @@ def import_features(cfg: ImportConfig) -> ImportSummary:
     manifest = build_manifest(cfg, fs, split_file, exact_last_row=bool(counts))
     refuse_other_dtype(split_dir, cfg.dtype)
     writer = ShardWriter.open(split_dir, manifest, cfg.shard, rows, {fs.array: (fs.dim,)}, cfg.dtype)
+    stamps = {video: source_stamp(folder / f"{video}.pt", counts.get(video)) for video in videos}
+    summary = ImportSummary(split_dir, len(rows), len(videos), 0, 0.0)
+    summary.changed_videos = redo_changed(writer, rows, stamps)
     pending = set(writer.pending_clips())
     todo = rows[rows["clip_uid"].isin(pending)] if writer.finished else rows  # a fresh shard: every clip
-
-    summary = ImportSummary(split_dir, len(rows), len(videos), 0, 0.0)
     started = time.perf_counter()
     from tqdm import tqdm
 
@@ -282,7 +194,8 @@ def import_features(cfg: ImportConfig) -> ImportSummary:
         try:
             for video, segments in todo.groupby("video_uid", sort=True):
                 path = folder / f"{video}.pt"
-                done = import_video(path, video, segments, fs, counts.get(video), writer, commit, summary)
+                source = Source(path, counts.get(video), stamps[video])
+                done = import_video(source, video, segments, fs, writer, commit, summary)
                 bar.update(len(segments))
                 for warning in done:
                     bar.write(f"warning: {warning}", file=sys.stderr)
@@ -291,6 +204,34 @@ def import_features(cfg: ImportConfig) -> ImportSummary:
     summary.seconds = time.perf_counter() - started
     writer.finish()
     return summary
+
+
+def redo_changed(writer: ShardWriter, rows: pd.DataFrame, stamps: dict[str, list[int] | None]) -> list[str]:
+    """The videos whose finished clips were imported from a file other than the one there now (another stamp, or
+    none recorded), their clips made pending again (`ShardWriter.redo`). A file gone since is not a change: its
+    rows stay (the download may be deleted once imported)."""
+    recorded = {}
+    for clip, video in zip(rows["clip_uid"], rows["video_uid"], strict=True):
+        if clip in writer.finished:
+            recorded.setdefault(video, {})[clip] = writer.finished[clip].get("source")
+    changed = sorted(
+        video
+        for video, clips in recorded.items()
+        if stamps[video] is not None and any(source != stamps[video] for source in clips.values())
+    )
+    writer.redo([clip for video in changed for clip in recorded[video]])
+    return changed
+
+
+@dataclass(frozen=True)
+class Source:
+    """A video's feature file as this run reads it."""
+
+    path: Path
+    frames: int | None
+    """Its frame count in manifest.csv (None: not listed)."""
+    stamp: list[int] | None
+    """`source_stamp`, taken before the file is read (a file changed while read differs on the next run)."""
 
 
 class _Batch:
@@ -302,8 +243,8 @@ class _Batch:
     def __init__(self, writer: ShardWriter) -> None:
         self.writer, self.clips, self.last = writer, [], time.monotonic()
 
-    def add(self, clip: str, error: str | None = None, unusable: dict[int, str] | None = None) -> None:
-        self.clips.append((clip, error, unusable))
+    def add(self, clip: FinishedClip) -> None:
+        self.clips.append(clip)
         if time.monotonic() - self.last >= self.COMMIT_SECONDS:
             self.flush()
 
@@ -313,26 +254,26 @@ class _Batch:
 
 
 def import_video(
-    path: Path,
+    source: Source,
     video: str,
     segments: pd.DataFrame,
     fs: FeatureSet,
-    frames: int | None,
     writer: ShardWriter,
     commit: _Batch,
     summary: ImportSummary,
 ) -> list[str]:
     """Pool one video's rows for its pending segments (one read of its file) into the cache; the warnings."""
     clips = list(dict.fromkeys(segments["clip_uid"]))
+    path = source.path
     try:
         features = load_rows(path, fs.dim)
-        starts, ends = row_windows(len(features), frames, fs.window, fs.stride)
+        starts, ends = row_windows(len(features), source.frames, fs.window, fs.stride)
     except (FeatureFileError, ValueError) as e:
         reason = f"video {video}: {e}"
         summary.failed_videos[video] = str(e)
         summary.unusable += len(segments)
         for clip in clips:
-            commit.add(clip, error=reason)
+            commit.add(FinishedClip(clip, error=reason, source=source.stamp))
         return [f"{reason}; no features for its {len(segments)} segments (clips {', '.join(clips)})"]
     first, last, _, fits = segment_spans(segments["video_start"], segments["video_end"], starts, ends, fs.window)
     problem = value_problem(features, used_rows(len(features), first[fits], last[fits]), fs.max_abs)
@@ -354,7 +295,7 @@ def import_video(
                 f"video {video} has {len(features)} rows; frames [{a}, {b}) run past the last row's window "
                 f"(ends at {ends[-1]})"
             )
-        commit.add(clip, unusable=unusable)
+        commit.add(FinishedClip(clip, unusable=unusable, source=source.stamp))
         if unusable:
             summary.unusable += len(unusable)
             listed, why = ", ".join(map(str, sorted(unusable))), unusable[min(unusable)]

@@ -377,7 +377,10 @@ def train(
 ) -> TrainResult:
     """Train (or resume) the run in `run_dir` on this process; the other processes of the job do the same.
     `log`: live views on rank 0 (`runtime/run_log.py`): tensorboard (default), wandb; () for none."""
-    with hold_run(run_dir, world_info_from_env().is_main):  # one writer per run folder
+    info = world_info_from_env()
+    if info.world_size > 1:  # the job's processes meet first, so that all of them learn rank 0's lock outcome
+        setup(info, device_for(info, device))
+    with hold_run(run_dir, info.is_main):  # one writer per run folder
         return Trainer(cfg, run_dir, resume, device, progress, log).run()
 
 
