@@ -29,6 +29,12 @@ def main() -> None:
     parser.add_argument("--demo", type=Path, default=Path("demo"), help="a finished `ego4d-lta demo` folder")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument(
+        "--decoder",
+        default="heads",
+        choices=["heads", "sequence"],
+        help="model.decoder of the runs (default heads: what the documented figures were measured with)",
+    )
     parser.add_argument("--sampling-seeds", type=int, default=5)
     parser.add_argument("--pool", type=int, default=20, help="samples per window of each run's pool")
     args = parser.parse_args()
@@ -40,7 +46,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = []
         for seed in range(args.seeds):
-            cfg = load_config("tiny", [f"train.seed={seed}", f"train.epochs={args.epochs}"])
+            cfg = load_config(
+                "tiny", [f"train.seed={seed}", f"train.epochs={args.epochs}", f"model.decoder='{args.decoder}'"]
+            )
             cfg.data.data_dir = str(data)
             runs.append(Path(tmp) / f"seed{seed}")
             train(cfg, runs[-1], progress=False)

@@ -27,6 +27,7 @@ HEADS = ("verb", "noun", "action")
 def run_one(args: argparse.Namespace, weight: float, seed: int) -> tuple[list[float], dict | None]:
     """Val ED@20 (verb, noun, action) of best.pt, and the recognition scores of its epoch (None without heads)."""
     sets = [f"model.recognition_weight={weight}", f"train.seed={seed}", f"data.data_dir={args.data}"]
+    sets.append(f"model.decoder='{args.decoder}'")
     cfg = load_config(args.config, sets)
     run_dir = args.out / f"w{weight:g}-s{seed}"
     result = train(cfg, run_dir, resume=(run_dir / "last.pt").is_file(), progress=False, log=())
@@ -44,6 +45,12 @@ def main() -> None:
     p.add_argument("--config", default="tiny")
     p.add_argument("--weights", type=float, nargs="+", default=[0.0, 1.0])
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument(
+        "--decoder",
+        default="heads",
+        choices=["heads", "sequence"],
+        help="model.decoder of the runs (default heads: what the documented figures were measured with)",
+    )
     args = p.parse_args()
     means = {}
     for weight in args.weights:

@@ -6,14 +6,15 @@ For each decoder and seed trains `--config` (default `tiny`, the fused slowfast_
 cache) with `model.decoder=D` and `train.seed=S` into OUT/<D>-s<S>/ (a run already there is resumed, so a finished
 one is reused), then predicts val from its best.pt with the product's `predict` twice: the K as drawn (the preset's
 strategy) and the K chosen as a set from 50 of the model's samples (`generate.samples=50`; a video run has no
-observed labels to replay). Prints val ED@20 verb / noun / action per run and as mean ± sd over the seeds. Lower is
-better. The last line is `ratio=<mean action ED of the heads / of the sequence decoder>`, K as drawn (above 1: the
-sequence decoder is better).
+observed labels to replay). Prints val ED@20 verb / noun / action per run and as mean ± sd over the seeds (lower is
+better), and predict's mean wall seconds. The last line is `ratio=<mean action ED of the heads / of the sequence
+decoder>`, K as drawn (above 1: the sequence decoder is better).
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ DECODINGS = {"K as drawn": [], "K as a set (50 samples)": ["generate.samples=50"
 
 
 def run_one(args: argparse.Namespace, decoder: str, seed: int) -> dict[str, list[float]]:
-    """Val ED@20 (verb, noun, action) of best.pt per decoding."""
+    """Val ED@20 (verb, noun, action) of best.pt per decoding, then predict's wall seconds."""
     sets = [f"model.decoder='{decoder}'", f"train.seed={seed}", f"data.data_dir='{args.data}'"]
     if decoder == "sequence":
         sets.append(f"model.sequence_dim={args.sequence_dim}")
@@ -37,8 +38,9 @@ def run_one(args: argparse.Namespace, decoder: str, seed: int) -> dict[str, list
     out = {}
     for name, overrides in DECODINGS.items():
         target = run_dir / f"val-{len(out)}.json"
+        started = time.perf_counter()
         summary = predict(PredictConfig(run_dir, "val", out=target, overrides=overrides, progress=False))
-        out[name] = [summary.scores.ed20[h] for h in HEADS]
+        out[name] = [summary.scores.ed20[h] for h in HEADS] + [time.perf_counter() - started]
     return out
 
 
@@ -56,14 +58,18 @@ def main() -> None:
         for seed in range(args.seeds):
             for name, ed in run_one(args, decoder, seed).items():
                 scores[name].append(ed)
-                cells = " ".join(f"{h} {v:.4f}" for h, v in zip(HEADS, ed, strict=True))
-                print(f"{decoder} seed {seed}, {name}: {cells}", flush=True)
+                cells = " ".join(f"{h} {v:.4f}" for h, v in zip(HEADS, ed, strict=False))
+                print(f"{decoder} seed {seed}, {name}: {cells}; predict {ed[3]:.1f} s", flush=True)
         for name, runs in scores.items():
             arr = np.array(runs)
-            sd = arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros(3)
+            sd = arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros(4)
             means[(decoder, name)] = arr.mean(axis=0)
-            cells = " / ".join(f"{m:.4f} ± {s:.4f}" for m, s in zip(arr.mean(axis=0), sd, strict=True))
-            print(f"{decoder}, {name}, {len(arr)} seeds: val ED@20 verb / noun / action {cells}", flush=True)
+            cells = " / ".join(f"{m:.4f} ± {s:.4f}" for m, s in zip(arr.mean(axis=0)[:3], sd[:3], strict=True))
+            print(
+                f"{decoder}, {name}, {len(arr)} seeds: val ED@20 verb / noun / action {cells}; predict "
+                f"{arr[:, 3].mean():.1f} s (wall, the whole predict)",
+                flush=True,
+            )
     drawn = next(iter(DECODINGS))
     print(f"ratio={means[('heads', drawn)][2] / means[('sequence', drawn)][2]:.4f}")
 

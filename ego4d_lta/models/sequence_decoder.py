@@ -100,23 +100,21 @@ class PointerGeneratorDecoder(PairsBuffer):
 
     def step(
         self, h: torch.Tensor, prev: tuple[torch.Tensor, torch.Tensor], keys: torch.Tensor, values: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One step for (B, S) sequences: state (B, S, W), previous ids -> the new state, log p_generate(verb)
         (B, S, V) and (noun) (B, S, Nn) (the gate's share included), log p_copy(segment) (B, S, n) (idem)."""
         b, s, w = h.shape
         x = torch.cat([self.verb_embedding(prev[0]), self.noun_embedding(prev[1])], -1)
         h = self.cell(x.reshape(b * s, w), h.reshape(b * s, w)).reshape(b, s, w)
         scores = torch.einsum("bsw,bnw->bsn", self.query(h), keys) / math.sqrt(w)
-        attention = torch.softmax(scores, -1)
-        context = torch.einsum("bsn,bnw->bsw", attention, values)
+        context = torch.einsum("bsn,bnw->bsw", torch.softmax(scores, -1), values)
         both = torch.cat([h, context], -1)
         out = self.dropout(torch.tanh(self.mix(both)))
-        gate = self.gate(both)  # (B, S, 1): the copy logit
-        gate = gate.float()
+        gate = self.gate(both).float()  # (B, S, 1): the copy logit
         verb = F.log_softmax(self.verb(out).float(), -1) + F.logsigmoid(-gate)
         noun = F.log_softmax(self.noun(out).float(), -1)
         copy = torch.log_softmax(scores.float(), -1) + F.logsigmoid(gate)
-        return h, verb, noun, copy, attention
+        return h, verb, noun, copy
 
     def forward(
         self, tokens: torch.Tensor, source: CopySource, targets: tuple[torch.Tensor, torch.Tensor]
@@ -129,7 +127,7 @@ class PointerGeneratorDecoder(PairsBuffer):
         prev = (torch.full_like(verbs[..., 0], self.num_verbs), torch.full_like(nouns[..., 0], self.num_nouns))
         nll = torch.zeros(b, hyp, device=tokens.device)
         for t in range(verbs.shape[-1]):
-            h, verb, noun, copy, _ = self.step(h, prev, keys, values)
+            h, verb, noun, copy = self.step(h, prev, keys, values)
             v, n = verbs[..., t], nouns[..., t]
             generated = verb.gather(-1, v[..., None])[..., 0] + noun.gather(-1, n[..., None])[..., 0]
             copied = torch.logsumexp(copy + copy_log_prob(source, v, n), -1)
@@ -182,7 +180,7 @@ class PointerGeneratorDecoder(PairsBuffer):
         prev = (start, torch.full_like(start, self.num_nouns))
         verbs, nouns = [], []
         for t in range(steps):
-            h, verb, noun, copy, _ = self.step(h, prev, keys, values)
+            h, verb, noun, copy = self.step(h, prev, keys, values)
             # columns first, (C, b, s): a gather of whole rows (a last-dim gather of (b, s, P) is many times slower)
             verb, noun = verb.permute(2, 0, 1).contiguous(), noun.permute(2, 0, 1).contiguous()
             probs = (verb.index_select(0, pairs[:, 0]) + noun.index_select(0, pairs[:, 1])).exp()  # (P, b, s)
