@@ -70,11 +70,11 @@ class ModelConfig:
     decoder: str = "sequence"
     """sequence: a pointer-generator over actions (`models.sequence_decoder`), each step conditioned on the ones
     before and either a new (verb, noun) or a copy of an observed segment's action (video variants: as the
-    recognition heads see it, built for it also at `recognition_weight` 0); heads: Z independent (verb, noun) heads, the
-    report's (`--recipe report`; checkpoints made before the field have them). Measured (docs/training.md, "The
-    sequence decoder"): its K as drawn beat the heads' on real action sequences and on the demo's video features
-    (`benchmarks/video_decoders.py`, 3 seeds: action .7367 against .8039, verb and noun no worse).
-    `copy_observed` applies to the heads; the sequence decoder copies by its pointer."""
+    recognition heads see it; without them, at `recognition_weight` 0, it only generates); heads: Z independent
+    (verb, noun) heads, the report's (`--recipe report`, the `labels` preset; checkpoints made before the field
+    have them). Measured (docs/training.md, "The sequence decoder"): its K as drawn beat the heads' on the demo's
+    video features (`benchmarks/video_decoders.py`, 3 seeds: action .7367 against .8039, verb and noun no worse)
+    and on real action sequences. `copy_observed` applies to the heads; the sequence decoder copies by its pointer."""
     sequence_dim: int = 256
     """Width of the sequence decoder's recurrent state."""
     hypotheses: int = 1
@@ -83,8 +83,8 @@ class ModelConfig:
     recognition_weight: float = 0.3
     """Video variants: > 0 adds a (verb, noun) classifier on each observed segment's aggregator output, trained with
     the forecast on the observed segments' labels; its loss (mean cross-entropy of verb + noun) is added times this
-    weight. 0: no recognition loss, and no head is built unless the sequence decoder copies through it (the report's
-    model, with `decoder = "heads"`; checkpoints made before the field have none). Variants that read
+    weight. 0: no head is built (the report's model; checkpoints made before the field have none; the sequence
+    decoder then copies nothing). Variants that read
     the observed labels (`labels`) build none. On the demo's synthetic video features (tiny, 3 seeds) 0.3 beat 0 by
     .007 / .005 / .006 verb / noun / action val ED@20 (`benchmarks/recognition_heads.py`)."""
 

@@ -64,12 +64,13 @@ def expected_parameters(variant: str, cfg: ModelConfig, dims: FeatureDims) -> in
     params += cfg.layers * layer + 2 * width  # layers + final LayerNorm
     if cfg.decoder == "heads":
         params += Z * (width * (V + N) + (V + N))  # Z heads
-    else:  # the pointer-generator: embeddings (+ start), init, codes, GRU, query/key/value, mix, gate, outputs
+    else:  # the pointer-generator: embeddings (+ start), init, codes, GRU, query, key (no bias), value, mix, gate,
+        # outputs
         w = cfg.sequence_dim
         params += (V + 1) * (w // 2) + (N + 1) * (w - w // 2) + (width * w + w) + cfg.hypotheses * w
-        params += 6 * w * w + 6 * w + (w * w + w) + 2 * (width * w + w) + (2 * w * w + w) + (2 * w + 1)
+        params += 6 * w * w + 6 * w + (w * w + w) + width * w + (width * w + w) + (2 * w * w + w) + (2 * w + 1)
         params += w * (V + N) + (V + N)
-    if (cfg.recognition_weight > 0 or cfg.decoder == "sequence") and variant != "labels":
+    if cfg.recognition_weight > 0 and variant != "labels":
         params += width * (V + N) + (V + N)  # the recognition heads on every observed segment
     return params
 

@@ -289,7 +289,9 @@ def malformed(draw: st.DrawFn) -> bytes:
         del target[path[-1]]
     else:
         value = draw(json_values)
-        if target[path[-1]] == value:
+        ids = len(TAX.verbs) if path[1:2] == ["verb"] else len(TAX.nouns)
+        in_range = type(value) is int and 0 <= value < ids  # another valid id leaves the submission valid
+        if target[path[-1]] == value or (depth == 3 and in_range):
             value = [value]
         target[path[-1]] = value
     return json.dumps(mutated).encode()

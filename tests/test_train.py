@@ -30,7 +30,7 @@ from ego4d_lta.cli import main
 from ego4d_lta.config import Config, load_config
 from ego4d_lta.models.forecaster import VARIANTS, ForecastingModel, build_forecaster, needed_arrays
 from ego4d_lta.runtime.inputs import RunInputs, feature_dims
-from ego4d_lta.runtime.training import loss_fn
+from ego4d_lta.runtime.training import training_loss
 from ego4d_lta.stages.predict import PredictConfig, predict
 from ego4d_lta.stages.train import train
 
@@ -58,8 +58,11 @@ def test_demo_model_beats_every_baseline_by_a_margin(demo_report: dict) -> None:
 
 
 def test_overfits_a_handful_of_windows(demo_report: dict, synth_data: Path) -> None:
+    """The 20 heads memorise 8 windows. (The sequence decoder of a video run does not, yet: its copy gate settles on
+    copying where the pointer cannot tell some segments apart, and its loss stops well above the heads'; docs/
+    training.md, "The sequence decoder". Its own learning test is in test_sequence_decoder.py.)"""
     no_dropout = ("model.dropout=0.0", "model.position_dropout=0.0", "model.head_dropout=0.0")
-    cfg = tiny(synth_data, *no_dropout, "model.slowfast_input_dropout=0.0")
+    cfg = tiny(synth_data, *no_dropout, "model.slowfast_input_dropout=0.0", "model.decoder='heads'")
     sources = RunInputs(cfg)
     inputs = sources.open("train", training=True)
     picked = np.flatnonzero(inputs.available)[:8].tolist()
@@ -72,7 +75,7 @@ def test_overfits_a_handful_of_windows(demo_report: dict, synth_data: Path) -> N
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     with flush_denormals():  # as training does (denormal Adam moments are ~100x slower on a CPU)
         for _ in range(200):
-            loss = loss_fn(*model(batch), batch)
+            loss = training_loss(model(batch), batch)
             opt.zero_grad()
             loss.backward()
             opt.step()

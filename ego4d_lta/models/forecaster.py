@@ -135,9 +135,14 @@ class Forecaster(nn.Module):
         return (verb, noun) if self.copy is None else self.copy(verb, noun, feats)
 
     def _copy_source(self, feats: dict[str, torch.Tensor], tokens: torch.Tensor) -> CopySource:
-        """What the sequence decoder's pointer copies: the observed labels, else the recognition heads' view."""
+        """What the sequence decoder's pointer copies: the observed labels, else the recognition heads' view, else
+        nothing (a video run without recognition heads: every segment unknown, so the decoder only generates; heads
+        trained only through the copies would be an unanchored guess)."""
         if "obs_verb" in feats:
             return CopySource(feats["obs_verb"], feats["obs_noun"])
+        if self.recognition is None:
+            unknown = torch.full(tokens.shape[:2], -1, dtype=torch.long, device=tokens.device)
+            return CopySource(unknown, unknown)
         verb, noun = self.recognition(tokens)
         return CopySource(torch.log_softmax(verb.float(), -1), torch.log_softmax(noun.float(), -1))
 
@@ -195,10 +200,9 @@ def build_decoder(cfg: ModelConfig, dim: int, num_verbs: int, num_nouns: int) ->
 
 
 def has_recognition(cfg: ModelConfig) -> bool:
-    """Recognition heads, on a variant that does not read the observed labels (for `labels` they are the input:
-    nothing to recognise): with `model.recognition_weight` > 0, or as the sequence decoder's view of what it copies
-    (at weight 0 trained only through the forecast's copies)."""
-    return (cfg.recognition_weight > 0 or cfg.decoder == "sequence") and "labels" not in variant_parts(cfg.variant)
+    """Recognition heads: `model.recognition_weight` > 0 on a variant that does not read the observed labels (for
+    `labels` they are the input: nothing to recognise)."""
+    return cfg.recognition_weight > 0 and "labels" not in variant_parts(cfg.variant)
 
 
 MAX_PARAMETERS = 2_000_000_000

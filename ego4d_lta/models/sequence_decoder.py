@@ -80,7 +80,7 @@ class PointerGeneratorDecoder(PairsBuffer):
         self.codes = nn.Parameter(torch.randn(hypotheses, width) * 0.5)
         self.cell = nn.GRUCell(width, width)
         self.query = nn.Linear(width, width)
-        self.key = nn.Linear(dim, width)
+        self.key = nn.Linear(dim, width, bias=False)  # a key bias adds q.b to every segment's score: no effect
         self.value = nn.Linear(dim, width)
         self.mix = nn.Linear(2 * width, width)
         self.gate = nn.Linear(2 * width, 1)
