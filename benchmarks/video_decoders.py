@@ -67,7 +67,7 @@ def main() -> None:
             cells = " / ".join(f"{m:.4f} ± {s:.4f}" for m, s in zip(arr.mean(axis=0)[:3], sd[:3], strict=True))
             print(
                 f"{decoder}, {name}, {len(arr)} seeds: val ED@20 verb / noun / action {cells}; predict "
-                f"{arr[:, 3].mean():.1f} s (wall, the whole predict)",
+                f"{arr[:, 3].mean():.1f} s (wall, the predict stage in process)",
                 flush=True,
             )
     drawn = next(iter(DECODINGS))

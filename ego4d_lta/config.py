@@ -73,7 +73,7 @@ class ModelConfig:
     recognition heads see it; without them, at `recognition_weight` 0, it only generates); heads: Z independent
     (verb, noun) heads, the report's (`--recipe report`, the `labels` preset; checkpoints made before the field
     have them). Measured (docs/training.md, "The sequence decoder"): its K as drawn beat the heads' on the demo's
-    video features (`benchmarks/video_decoders.py`, 3 seeds: action .7367 against .8039, verb and noun no worse)
+    video features (`benchmarks/video_decoders.py`, 3 seeds: action .7412 against .8039, verb and noun no worse)
     and on real action sequences. `copy_observed` applies to the heads; the sequence decoder copies by its pointer."""
     sequence_dim: int = 256
     """Width of the sequence decoder's recurrent state."""
