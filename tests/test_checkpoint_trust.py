@@ -88,12 +88,18 @@ def test_predict_refuses_a_best_pt_that_does_not_fit_in_one_line(
 ) -> None:
     _, run = labels_run
     change, expected = WEIGHTS[case]
+    line = _predict_refused(run, change, tmp_path, capsys)
+    assert f"{tmp_path / 'run' / 'best.pt'}: " in line and expected in line, line
+
+
+def _predict_refused(run: Path, change, tmp_path: Path, capsys: pytest.CaptureFixture) -> str:
+    """`predict` on a copy of `run` whose best.pt `change` altered: exit 2, no output, best.pt untouched; the line."""
     before = _hostile_copy(run, tmp_path / "run", "best.pt", change)
     out = tmp_path / "val.json"
     assert main(["predict", "--run", str(tmp_path / "run"), "--split", "val", "--out", str(out), "-q"]) == 2
     line = _one_line(capsys)
-    assert f"{tmp_path / 'run' / 'best.pt'}: " in line and expected in line, line
     assert not out.exists() and (tmp_path / "run" / "best.pt").read_bytes() == before
+    return line
 
 
 def test_an_untouched_best_pt_still_predicts(labels_run: tuple[Path, Path], tmp_path: Path) -> None:
@@ -175,12 +181,8 @@ def test_predict_refuses_encoder_weights_that_do_not_fit_in_one_line(
     """Issue 25: an end-to-end run's encoder weights were loaded with strict=False, so a wrong-shape tensor was a
     traceback and a missing or extra one was silently skipped (the untrained SlowFast weight used instead)."""
     change, expected = ENCODER_WEIGHTS[case]
-    before = _hostile_copy(e2e_run, tmp_path / "run", "best.pt", change)
-    out = tmp_path / "val.json"
-    assert main(["predict", "--run", str(tmp_path / "run"), "--split", "val", "--out", str(out), "-q"]) == 2
-    line = _one_line(capsys)
+    line = _predict_refused(e2e_run, change, tmp_path, capsys)
     assert f"{tmp_path / 'run' / 'best.pt'}: encoders['" in line and expected in line, line
-    assert not out.exists() and (tmp_path / "run" / "best.pt").read_bytes() == before
 
 
 def test_fitting_encoder_weights_are_loaded(e2e_run: Path, tmp_path: Path) -> None:
