@@ -201,3 +201,11 @@ def test_the_labels_preset_with_the_sequence_decoder_learns_the_cycle(cycle_data
     pool = json.loads(test.with_suffix(".pool8.json").read_text())
     assert len(json.loads(test.read_text())) == len(pool) == 4
     assert all(len(entry["verb"]) == 8 for entry in pool.values())
+
+
+def test_an_unknown_decoder_is_one_line(cycle_data: Path, tmp_path: Path, capsys) -> None:  # noqa: F811
+    argv = ["train", "--config", "labels", "--data", str(cycle_data), "--run", str(tmp_path / "r"), "--dry-run"]
+    assert cli([*argv, "--set", "model.decoder='beam'"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "ego4d-lta train: error: model.decoder 'beam': choose heads or sequence"
+    assert not (tmp_path / "r").exists()
