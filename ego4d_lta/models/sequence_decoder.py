@@ -154,8 +154,8 @@ class PointerGeneratorDecoder(PairsBuffer):
             raise ValueError("the sequence decoder draws over the (verb, noun) pairs seen in training (decoder.pairs)")
         if strategy == "iid":
             temperature, top_p = 1.0, 1.0
-        copy_ids = copy_actions(source, self.pairs)
         spread = copy_spread(source, self.pairs)
+        copy_ids = copy_actions(source, self.pairs, spread)
         b, s, _ = noise.shape
         per = max(1, ROWS_PER_CHUNK // max(1, s * (len(self.pairs) + copy_ids[0].shape[1])))
         outs = []
@@ -223,13 +223,14 @@ def copy_log_prob(source: CopySource, verb: torch.Tensor, noun: torch.Tensor) ->
     return torch.where(match, 0.0, NEVER)
 
 
-def copy_actions(source: CopySource, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """What decoding copies from each segment, (B, n) verb and noun ids: the labels, or the training pair the
-    recognition heads find most likely for the segment."""
-    if not source.soft:
+def copy_actions(
+    source: CopySource, pairs: torch.Tensor, spread: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each segment's copied action, (B, n) verb and noun ids: the labels, or the most likely training pair of its
+    `copy_spread` (a recognised segment's copies are drawn from the whole spread; this marks it as known)."""
+    if spread is None:
         return source.verb.long(), source.noun.long()
-    scores = source.verb.float()[..., pairs[:, 0]] + source.noun.float()[..., pairs[:, 1]]  # (B, n, P)
-    best = pairs[scores.argmax(-1)]
+    best = pairs[spread.argmax(-1)]
     return best[..., 0], best[..., 1]
 
 
